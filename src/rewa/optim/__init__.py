@@ -1,0 +1,17 @@
+"""ReWA optimizers and their update functions."""
+
+from ._functional import gradient_scale, latent_from_weight, power_map, rewa_adamw, rewa_sgd, scaled_gradient
+from .rewa import ReWA, SparsityConfigWarning
+from .rewa_adamw import ReWAAdamW
+
+__all__ = [
+    "ReWA",
+    "ReWAAdamW",
+    "SparsityConfigWarning",
+    "gradient_scale",
+    "latent_from_weight",
+    "power_map",
+    "rewa_adamw",
+    "rewa_sgd",
+    "scaled_gradient",
+]

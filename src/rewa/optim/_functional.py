@@ -1,0 +1,263 @@
+"""The math of the ReWA updates, as keyword-only functions.
+
+Each update has a plain single-tensor loop, which is the readable ground truth, and a
+multi-tensor (``torch._foreach_*``) twin. :func:`rewa_sgd` and :func:`rewa_adamw` choose
+between them in one place. The optimizer classes keep the books (state, groups, steps) and
+call these functions; the tests call them directly.
+
+Notation (paper, Algorithm 1 and Equation 3): the weights are ``x = sign(y)|y|^K``; ``g`` is
+the gradient of the loss with respect to ``x``. The scaled gradient is
+
+    d = |y|^M * |y|^(K-1) / (|y|^(K-1) + eps) * g
+
+written with absolute values so any real ``M`` keeps the sign of ``g`` (Remark C.3). The
+ratio ``|y|^(K-1) / (|y|^(K-1) + eps)`` is computed as ``1 / (1 + eps / |y|^(K-1))``: it is
+exactly 1 when ``eps = 0`` (the limit at ``y = 0``), 0 at ``y = 0`` when ``eps > 0``, and 1
+when ``|y|^(K-1)`` overflows, so it is never NaN.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "latent_from_weight",
+    "power_map",
+    "gradient_scale",
+    "scaled_gradient",
+    "rewa_sgd",
+    "rewa_adamw",
+]
+
+Number = float | int
+
+
+def _is_zero(value: Number | Tensor) -> bool:
+    return isinstance(value, Real) and value == 0
+
+
+def power_map(y: Tensor, K: Number | Tensor) -> Tensor:
+    """The weights of a latent: ``x = sign(y)|y|^K``, computed as ``y * |y|^(K-1)``."""
+    if isinstance(K, Real) and K == 1:
+        return y.clone()
+    return y * y.abs().pow(K - 1)
+
+
+def latent_from_weight(x: Tensor, K: Number | Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """The latent of a weight: ``y = sign(x)|x|^(1/K)`` (Algorithm 1, line 1), in ``dtype``."""
+    x = x.detach().to(dtype=dtype or x.dtype, copy=True)
+    if isinstance(K, Real) and K == 1:
+        return x
+    return x.abs().pow_(1.0 / K).mul_(x.sign())
+
+
+def gradient_scale(y: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor) -> Tensor:
+    """The per-coordinate factor ``|y|^M * |y|^(K-1) / (|y|^(K-1) + eps)``.
+
+    ``K``, ``M`` and ``eps`` may be tensors that broadcast against ``y`` (the batched sweep
+    engine stacks configurations along a leading dimension).
+    """
+    a = y.abs()
+    scale = torch.ones_like(y) if _is_zero(M) else a.pow(M)
+    if _is_zero(eps):
+        return scale
+    ratio = torch.reciprocal(1 + eps / a.pow(K - 1))
+    if isinstance(eps, Tensor):
+        ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio)
+    return scale.mul_(ratio)
+
+
+def scaled_gradient(y: Tensor, grad: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor) -> Tensor:
+    """``d = gradient_scale(y) * grad`` in the dtype of ``y``; ``grad`` is never modified.
+
+    When the factor is identically 1 (``M = 0`` and ``eps = 0``) the result may be ``grad``
+    itself (or its cast): callers only read it.
+    """
+    grad = grad.to(y.dtype)
+    if _is_zero(M) and _is_zero(eps):
+        return grad
+    return gradient_scale(y, K=K, M=M, eps=eps).mul_(grad)
+
+
+# ----------------------------------------------------------------------------------------
+# ReWA on SGD (Algorithm 1 / Equation 3, with optional heavy-ball momentum)
+# ----------------------------------------------------------------------------------------
+
+
+def rewa_sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    latents: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float,
+    K: float,
+    M: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    foreach: bool = False,
+) -> None:
+    """One ReWA-SGD step, in place on ``latents``, ``params`` and ``momentum_buffers``.
+
+    ``y <- (1 - lr*weight_decay) * y - lr * v`` with ``v`` the scaled gradient ``d`` (or its
+    momentum buffer, torch SGD semantics: ``b <- momentum*b + (1 - dampening)*d``, ``b = d``
+    on the first step, ``v = d + momentum*b`` with Nesterov), then ``params <- power_map(y)``.
+    New momentum buffers are written into ``momentum_buffers`` where it held ``None``.
+    """
+    impl = _multi_tensor_rewa_sgd if foreach else _single_tensor_rewa_sgd
+    impl(
+        params, grads, latents, momentum_buffers,
+        lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay,
+        momentum=momentum, dampening=dampening, nesterov=nesterov,
+    )
+
+
+def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
+                            weight_decay, momentum, dampening, nesterov):
+    for i, (param, grad, y) in enumerate(zip(params, grads, latents)):
+        step = scaled_gradient(y, grad, K=K, M=M, eps=eps)
+        if momentum != 0:
+            buf = momentum_buffers[i]
+            if buf is None:
+                buf = step.clone()
+                momentum_buffers[i] = buf
+            else:
+                buf.mul_(momentum).add_(step, alpha=1 - dampening)
+            step = step.add(buf, alpha=momentum) if nesterov else buf
+        if weight_decay != 0:
+            y.mul_(1 - lr * weight_decay)
+        y.add_(step, alpha=-lr)
+        param.copy_(power_map(y, K))
+
+
+def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps):
+    grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
+    if _is_zero(M) and _is_zero(eps):
+        return grads
+    scales = torch._foreach_abs(latents)
+    if not _is_zero(eps):
+        ratio = torch._foreach_pow(scales, K - 1)
+        torch._foreach_reciprocal_(ratio)
+        torch._foreach_mul_(ratio, eps)
+        torch._foreach_add_(ratio, 1)
+        torch._foreach_reciprocal_(ratio)
+    if _is_zero(M):
+        scales = ratio
+    else:
+        torch._foreach_pow_(scales, M)
+        if not _is_zero(eps):
+            torch._foreach_mul_(scales, ratio)
+    torch._foreach_mul_(scales, grads)
+    return scales
+
+
+def _multi_tensor_write_weights(params, latents, K):
+    if K == 1:
+        torch._foreach_copy_(params, latents)
+        return
+    weights = torch._foreach_abs(latents)
+    torch._foreach_pow_(weights, K - 1)
+    torch._foreach_mul_(weights, latents)
+    torch._foreach_copy_(params, weights)
+
+
+def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
+                           weight_decay, momentum, dampening, nesterov):
+    if not params:
+        return
+    steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps)
+    if momentum != 0:
+        old = [i for i, b in enumerate(momentum_buffers) if b is not None]
+        if old:
+            bufs = [momentum_buffers[i] for i in old]
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, [steps[i] for i in old], alpha=1 - dampening)
+        for i, b in enumerate(momentum_buffers):
+            if b is None:
+                momentum_buffers[i] = steps[i].clone()
+        if nesterov:
+            steps = torch._foreach_add(steps, momentum_buffers, alpha=momentum)
+        else:
+            steps = momentum_buffers
+    if weight_decay != 0:
+        torch._foreach_mul_(latents, 1 - lr * weight_decay)
+    torch._foreach_add_(latents, steps, alpha=-lr)
+    _multi_tensor_write_weights(params, latents, K)
+
+
+# ----------------------------------------------------------------------------------------
+# ReWA on AdamW (Algorithm 2)
+# ----------------------------------------------------------------------------------------
+
+
+def rewa_adamw(
+    params: list[Tensor],
+    grads: list[Tensor],
+    latents: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    adam_eps: float,
+    K: float,
+    M: float,
+    eps: float,
+    weight_decay: float,
+    foreach: bool = False,
+) -> None:
+    """One ReWA-AdamW step. ``steps`` holds each tensor's step number *after* this step.
+
+    The scaled gradient ``d`` replaces the gradient in AdamW (torch ``AdamW`` order of
+    operations): ``y <- (1 - lr*wd) y``; ``m <- beta1 m + (1-beta1) d``;
+    ``v <- beta2 v + (1-beta2) d^2``; ``y <- y - lr/(1-beta1^t) * m / (sqrt(v/(1-beta2^t)) + adam_eps)``;
+    then ``params <- power_map(y)``.
+    """
+    impl = _multi_tensor_rewa_adamw if foreach else _single_tensor_rewa_adamw
+    impl(
+        params, grads, latents, exp_avgs, exp_avg_sqs, steps,
+        lr=lr, beta1=beta1, beta2=beta2, adam_eps=adam_eps,
+        K=K, M=M, eps=eps, weight_decay=weight_decay,
+    )
+
+
+def _single_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr,
+                              beta1, beta2, adam_eps, K, M, eps, weight_decay):
+    for param, grad, y, exp_avg, exp_avg_sq, step in zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps):
+        d = scaled_gradient(y, grad, K=K, M=M, eps=eps)
+        if weight_decay != 0:
+            y.mul_(1 - lr * weight_decay)
+        exp_avg.lerp_(d, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(d, d, value=1 - beta2)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(adam_eps)
+        y.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+        param.copy_(power_map(y, K))
+
+
+def _multi_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr,
+                             beta1, beta2, adam_eps, K, M, eps, weight_decay):
+    if not params:
+        return
+    ds = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps)
+    if weight_decay != 0:
+        torch._foreach_mul_(latents, 1 - lr * weight_decay)
+    torch._foreach_lerp_(exp_avgs, ds, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, ds, ds, 1 - beta2)
+    step_sizes = [-lr / (1 - beta1**s) for s in steps]
+    bias_correction2_sqrt = [(1 - beta2**s) ** 0.5 for s in steps]
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, bias_correction2_sqrt)
+    torch._foreach_add_(denom, adam_eps)
+    torch._foreach_addcdiv_(latents, exp_avgs, denom, step_sizes)
+    _multi_tensor_write_weights(params, latents, K)

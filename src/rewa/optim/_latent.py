@@ -1,0 +1,165 @@
+"""Book-keeping for optimizers whose parameters hold ``x = power_map(y, K)`` for a latent ``y``.
+
+The latent lives in ``self.state[p]["y"]``, in float32 (float64 for float64 weights), and
+is never recomputed from the weights except when something outside the optimizer changed
+them in place (detected with the parameter's version counter) or when the group's ``K``
+changed. This class does only that book-keeping; the update math is in ``_functional``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._functional import latent_from_weight, power_map
+
+# Written next to the latent after every update; stripped from ``state_dict()`` because a
+# version counter means nothing in another process.
+_VERSION_KEY = "param_version"
+
+
+def latent_dtype(param: Tensor) -> torch.dtype:
+    """float64 for float64 weights, float32 for everything else (bf16, fp16, fp32)."""
+    return torch.float64 if param.dtype == torch.float64 else torch.float32
+
+
+def default_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
+    """The one place that chooses the multi-tensor path: explicit choice, else on CUDA."""
+    if foreach is not None:
+        return bool(foreach)
+    return all(p.device.type == "cuda" for p in params)
+
+
+class LatentOptimizer(Optimizer):
+    """Keeps the latent ``y`` of every parameter in ``self.state`` and in sync with it.
+
+    Subclasses name the state tensors that live in the latent's dtype (``_latent_state_keys``)
+    and call :meth:`_collect`, :meth:`_latents` and :meth:`_mark_written` from ``step``.
+    """
+
+    _latent_state_keys: tuple[str, ...] = ("y",)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            if not p.is_floating_point():
+                raise TypeError(
+                    f"{type(self).__name__} needs real floating-point parameters, got one of dtype {p.dtype}"
+                )
+        self._check_group(group)
+
+    def _check_group(self, group: dict) -> None:
+        """Raise ``ValueError`` naming any bad hyperparameter of ``group``."""
+        raise NotImplementedError
+
+    # -- per step ------------------------------------------------------------------------
+
+    def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
+        """Each group with its parameters that have gradients, after checking everything.
+
+        Hyperparameters are checked again (a scheduler may have changed them) and every
+        gradient must be finite, all before any state is created or changed.
+        """
+        work = []
+        for group in self.param_groups:
+            self._check_group(group)
+            params, grads = [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
+                params.append(p)
+                grads.append(p.grad)
+            if params:
+                work.append((group, params, grads))
+        if any(group["check_finite"] for group, _, _ in work):
+            self._raise_if_nonfinite(work)
+        return work
+
+    def _raise_if_nonfinite(self, work) -> None:
+        # One max-norm reduction and one host sync per device; the search for the culprit
+        # runs only when something is wrong.
+        by_device: dict[torch.device, list[Tensor]] = {}
+        for group, _, grads in work:
+            if group["check_finite"]:
+                for g in grads:
+                    by_device.setdefault(g.device, []).append(g)
+        if all(
+            bool(torch.stack([n.float() for n in torch._foreach_norm(grads, math.inf)]).isfinite().all())
+            for grads in by_device.values()
+        ):
+            return
+        for group_index, group in enumerate(self.param_groups):
+            for index, p in enumerate(group["params"]):
+                if group["check_finite"] and p.grad is not None and not bool(p.grad.isfinite().all()):
+                    raise FloatingPointError(
+                        f"non-finite gradient (nan or inf) in parameter {index} of param group "
+                        f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
+                        "step (torch.amp.GradScaler does), lower the learning rate, or pass "
+                        "check_finite=False to take the step anyway."
+                    )
+
+    def _latents(self, group: dict, params: list[Tensor]) -> list[Tensor]:
+        """The latent of each parameter: created on first use, re-derived if ``x`` changed."""
+        K = group["K"]
+        latents = []
+        for p in params:
+            state = self.state[p]
+            if "y" not in state:
+                state["step"] = 0
+                state["K"] = K
+                state["y"] = latent_from_weight(p, K, latent_dtype(p))
+            elif state.get(_VERSION_KEY) != p._version or state["K"] != K:
+                self._resync(p, state, K)
+            latents.append(state["y"])
+        return latents
+
+    @staticmethod
+    def _resync(p: Tensor, state: dict, K: float) -> None:
+        y = state["y"]
+        if _VERSION_KEY not in state and state["K"] == K:
+            # Just loaded from a state_dict: the weights may or may not be the ones that
+            # belong with this latent (depends on the order the two state_dicts were loaded).
+            expected = power_map(y, K).to(p.dtype)
+            if torch.allclose(p, expected, rtol=4 * torch.finfo(p.dtype).eps, atol=0.0):
+                return
+        y.copy_(latent_from_weight(p, K, y.dtype))
+        state["K"] = K
+
+    def _mark_written(self, params: list[Tensor]) -> None:
+        for p in params:
+            state = self.state[p]
+            state["step"] += 1
+            state[_VERSION_KEY] = p._version
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        sd = super().state_dict()
+        sd["state"] = {
+            key: {k: v for k, v in value.items() if k != _VERSION_KEY}
+            for key, value in sd["state"].items()
+        }
+        return sd
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # torch casts floating state to each parameter's dtype; the latent and its buffers
+        # must stay in float32 (or float64), so take them again from the saved tensors.
+        saved_to_param = {}
+        for saved_group, group in zip(state_dict["param_groups"], self.param_groups):
+            saved_to_param.update(zip(saved_group["params"], group["params"]))
+        for saved_id, saved in state_dict["state"].items():
+            p = saved_to_param.get(saved_id)
+            if p is None:
+                continue
+            state = self.state[p]
+            state.pop(_VERSION_KEY, None)
+            for key in self._latent_state_keys:
+                if isinstance(saved.get(key), Tensor):
+                    state[key] = saved[key].to(device=p.device, dtype=latent_dtype(p), copy=True)

@@ -1,0 +1,60 @@
+"""Checks of hyperparameters: every message names the bad value and the allowed range."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+
+def real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name}={value!r} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value} must be finite")
+    return value
+
+
+def at_least(name: str, value, low: float) -> None:
+    if real(name, value) < low:
+        raise ValueError(f"{name}={value} must be >= {low:g}")
+
+
+def in_closed(name: str, value, low: float, high: float) -> None:
+    if not low <= real(name, value) <= high:
+        raise ValueError(f"{name}={value} must be in [{low:g}, {high:g}]")
+
+
+def in_half_open(name: str, value, low: float, high: float) -> None:
+    if not low <= real(name, value) < high:
+        raise ValueError(f"{name}={value} must be in [{low:g}, {high:g})")
+
+
+def check_reparameterization(K, M, eps) -> None:
+    """K >= 1, 0 <= M <= K - 1, eps >= 0 (paper, Equation 3)."""
+    at_least("K", K, 1)
+    real("M", M)
+    if not 0 <= M <= K - 1:
+        raise ValueError(f"M={M} must be in [0, K-1] = [0, {K - 1:g}]")
+    at_least("eps", eps, 0)
+
+
+def lp_exponent(K: float, M: float) -> float:
+    """The l_p exponent of ReWA's implicit regularizer: p = 1 + (1 - M)/K (Theorem 3.3)."""
+    return 1 + (1 - M) / K
+
+
+def sparsity_problem(K: float, M: float, eps: float) -> str | None:
+    """Why (K, M, eps) does not induce l_p (p < 1) sparsity under Proposition 3.4, or None.
+
+    Only Configuration A's failure with eps = 0 is reported; K = 1 is deliberately plain.
+    """
+    if K == 1 or eps != 0:
+        return None
+    p = lp_exponent(K, M)
+    if p >= 1:
+        return (
+            f"K={K:g}, M={M:g}, eps=0 gives p = 1 + (1 - M)/K = {p:.4g} >= 1: this setting does "
+            "not induce l_p (p < 1) sparsity (Proposition 3.4, Configuration A needs M > 1 "
+            "when eps = 0; Configuration B needs eps > 0 and M < 2)"
+        )
+    return None

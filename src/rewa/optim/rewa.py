@@ -1,0 +1,147 @@
+"""ReWA with SGD as the base optimizer (paper, Algorithm 1 and Equation 3)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+
+import torch
+
+from . import _validation as check
+from ._functional import rewa_sgd
+from ._latent import LatentOptimizer, default_foreach
+
+__all__ = ["ReWA", "SparsityConfigWarning"]
+
+
+class SparsityConfigWarning(UserWarning):
+    """A ReWA setting that, by the paper's Proposition 3.4, does not induce l_p (p < 1) sparsity."""
+
+
+class ReWA(LatentOptimizer):
+    r"""ReWA: Reparameterization, Weight decay and Adaptive learning rate, on SGD.
+
+    The model's parameters hold the weights ``x``; the optimizer holds a latent ``y`` with
+    ``x = sign(y)|y|^K`` in ``state[p]["y"]``. With ``g`` the gradient of the loss with respect
+    to ``x`` (what ``loss.backward()`` leaves in ``p.grad``), one step is
+
+    .. math::
+
+        d_t &= |y_t|^M \, \frac{|y_t|^{K-1}}{|y_t|^{K-1} + \epsilon} \, g_t \\
+        b_t &= \mu b_{t-1} + (1 - \tau) d_t \quad (b_1 = d_1), \qquad
+        v_t = d_t + \mu b_t \text{ (Nesterov) or } b_t \text{ (or } d_t \text{ when } \mu = 0) \\
+        y_{t+1} &= (1 - \eta_t \lambda)\, y_t - \eta_t v_t \\
+        x_{t+1} &= \mathrm{sign}(y_{t+1}) |y_{t+1}|^K
+
+    With ``momentum = 0`` this is Equation 3 of the paper. ReWA behaves like l_p regularization
+    with ``p = 1 + (1 - M)/K`` (Theorem 3.3); sparsity needs ``p < 1`` (Proposition 3.4:
+    ``eps = 0`` and ``M > 1``, or ``eps > 0`` and ``M < 2``). ``K = 1, M = 0, eps = 0`` is
+    plain SGD with decoupled weight decay.
+
+    Args:
+        params: parameters or param groups, as for ``torch.optim.SGD``. Every
+            hyperparameter below may differ per group (see :func:`rewa.param_groups`).
+        lr: learning rate ``eta_t`` (read from the group every step, so schedulers work).
+        K: reparameterization power, real, ``K >= 1`` (paper: 9 for CIFAR-10, 3 for ImageNet).
+        M: adaptive learning-rate power, real, ``0 <= M <= K - 1``.
+        eps: the paper's epsilon, ``>= 0``, in the denominator ``|y|^(K-1) + eps``.
+        weight_decay: ``lambda``, decoupled decay of the latent ``y``.
+        momentum, dampening, nesterov: as in ``torch.optim.SGD``, acting on ``d_t``.
+        foreach: use the multi-tensor implementation; ``None`` picks it when every
+            parameter is on a CUDA device.
+        check_finite: raise ``FloatingPointError`` before touching anything if a gradient
+            holds nan or inf. Costs one reduction and one host sync per step and device.
+
+    Notes on departures from the paper:
+        * Powers are taken of ``|y|`` (Remark C.3), so odd or fractional ``M`` keeps the sign
+          of the gradient and never produces NaN; the paper writes ``y^M`` for even ``M``.
+        * The factor ``|y|^(K-1)/(|y|^(K-1) + eps)`` is computed as
+          ``1/(1 + eps/|y|^(K-1))``: with ``eps = 0`` it is 1 everywhere, including its limit at
+          ``y = 0``, so a coordinate at exactly zero still moves when ``M = 0``.
+        * Momentum is an addition (Appendix D.2 trains with momentum 0.875 but Algorithm 1 has
+          none); it acts on ``d_t``, and weight decay stays decoupled from it.
+        * Other implementations that multiply the ``|y|^(K-1)`` term by ``K`` (the chain rule of
+          ``y^K``) have an epsilon ``K`` times this one for the same update.
+        * The latent is kept, never recomputed from ``x``: a weight that underflows to 0 in its
+          dtype keeps its ``y`` and can grow back. If something else changes a parameter in
+          place (``model.load_state_dict``, ``with torch.no_grad(): p.mul_(mask)``) the next
+          step notices through the tensor's version counter and re-derives ``y`` from the new
+          weights. Writes through ``p.data`` are invisible to that counter; avoid them.
+
+    Reference:
+        Theoretical Analysis of Sparse Optimization with Reparameterization, Weight Decay,
+        and Adaptive Learning Rate (ICML 2026), Algorithm 1.
+
+    Example:
+        >>> import torch, rewa
+        >>> model = torch.nn.Linear(20, 1)
+        >>> opt = rewa.ReWA(rewa.param_groups(model), lr=0.05, K=9, M=2, weight_decay=0.1)
+        >>> x, y = torch.randn(64, 20), torch.randn(64, 1)
+        >>> for _ in range(3):
+        ...     opt.zero_grad()
+        ...     torch.nn.functional.mse_loss(model(x), y).backward()
+        ...     opt.step()
+        >>> opt.state[model.weight]["y"].dtype
+        torch.float32
+    """
+
+    _latent_state_keys = ("y", "momentum_buffer")
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        K: float = 9,
+        M: float = 2,
+        eps: float = 0.0,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        *,
+        foreach: bool | None = None,
+        check_finite: bool = True,
+    ):
+        defaults = dict(
+            lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, momentum=momentum,
+            dampening=dampening, nesterov=nesterov, foreach=foreach, check_finite=check_finite,
+        )
+        super().__init__(params, defaults)
+        problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        if problems:
+            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
+
+    def _check_group(self, group: dict) -> None:
+        check.at_least("lr", group["lr"], 0)
+        check.check_reparameterization(group["K"], group["M"], group["eps"])
+        check.at_least("weight_decay", group["weight_decay"], 0)
+        check.in_half_open("momentum", group["momentum"], 0, 1)
+        check.in_closed("dampening", group["dampening"], 0, 1)
+        if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"nesterov=True needs momentum > 0 and dampening = 0, got momentum="
+                f"{group['momentum']}, dampening={group['dampening']}"
+            )
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group, params, grads in self._collect():
+            latents = self._latents(group, params)
+            buffers = [self.state[p].get("momentum_buffer") for p in params]
+            rewa_sgd(
+                params, grads, latents, buffers,
+                lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
+                weight_decay=group["weight_decay"], momentum=group["momentum"],
+                dampening=group["dampening"], nesterov=group["nesterov"],
+                foreach=default_foreach(group["foreach"], params),
+            )
+            if group["momentum"] != 0:
+                for p, buf in zip(params, buffers):
+                    self.state[p]["momentum_buffer"] = buf
+            self._mark_written(params)
+        return loss

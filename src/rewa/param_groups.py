@@ -1,0 +1,87 @@
+"""Which tensors are sparsified: pure helpers that build optimizer param groups.
+
+By default the weights of ordinary layers (Linear, Conv, Embedding, ... : tensors with two or
+more dimensions) are sparsified, and biases and every parameter of a normalization layer stay
+dense: pruning a bias or a scale buys little compression and costs accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import nn
+
+__all__ = ["NORM_LAYERS", "DENSE_DEFAULTS", "split_parameters", "param_groups"]
+
+NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
+    t
+    for t in (
+        nn.modules.batchnorm._NormBase,  # BatchNorm*, InstanceNorm*, SyncBatchNorm
+        nn.GroupNorm,
+        nn.LayerNorm,
+        nn.LocalResponseNorm,
+        getattr(nn, "RMSNorm", None),
+    )
+    if t is not None
+)
+
+# The dense group: no reparameterization (plain SGD / AdamW) and no decay.
+DENSE_DEFAULTS: Mapping[str, float] = {"K": 1, "M": 0, "eps": 0.0, "weight_decay": 0.0}
+
+
+def split_parameters(
+    model: nn.Module, *, include_bias_and_norm: bool = False
+) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
+    """``(sparse, dense)``: named trainable parameters, each listed once, in model order.
+
+    A parameter is sparsified when it has at least two dimensions and does not belong to a
+    normalization layer, or for every parameter when ``include_bias_and_norm`` is true.
+    """
+    sparse, dense, seen = [], [], set()
+    for module_name, module in model.named_modules():
+        is_norm = isinstance(module, NORM_LAYERS)
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            full_name = f"{module_name}.{name}" if module_name else name
+            if include_bias_and_norm or (p.ndim >= 2 and not is_norm):
+                sparse.append((full_name, p))
+            else:
+                dense.append((full_name, p))
+    return sparse, dense
+
+
+def param_groups(
+    model: nn.Module,
+    *,
+    include_bias_and_norm: bool = False,
+    dense: Mapping[str, object] | None = None,
+    sparse: Mapping[str, object] | None = None,
+) -> list[dict]:
+    """Param groups for any optimizer of this library: one sparsified, one dense.
+
+    Args:
+        model: the module whose trainable parameters are grouped.
+        include_bias_and_norm: sparsify every parameter (one group).
+        dense: hyperparameters of the dense group; defaults to :data:`DENSE_DEFAULTS`
+            (``K = 1, M = 0, eps = 0, weight_decay = 0``). Keys given replace the defaults.
+        sparse: hyperparameters of the sparsified group (the optimizer's defaults otherwise).
+
+    Empty groups are left out. Raises ``ValueError`` if the model has no trainable parameter.
+
+    Example:
+        >>> import torch, rewa
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 1))
+        >>> [len(g["params"]) for g in rewa.param_groups(model)]
+        [2, 4]
+    """
+    sparse_params, dense_params = split_parameters(model, include_bias_and_norm=include_bias_and_norm)
+    if not sparse_params and not dense_params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters")
+    groups = []
+    if sparse_params:
+        groups.append({"params": [p for _, p in sparse_params], **dict(sparse or {})})
+    if dense_params:
+        groups.append({"params": [p for _, p in dense_params], **{**DENSE_DEFAULTS, **dict(dense or {})}})
+    return groups
