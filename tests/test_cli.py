@@ -1,0 +1,21 @@
+import json
+
+from rewa.cli import main
+
+
+def test_demo_recovers_the_support(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "support recovered: yes" in out
+    assert "weights with |w| > 1e-06 :     1 of 2000" in out
+
+
+def test_demo_json(capsys):
+    assert main(["demo", "--d", "500", "--epochs", "30", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["config"]["d"] == 500 and record["support_recovered"] is True
+
+
+def test_demo_bad_input_names_the_value(capsys):
+    assert main(["demo", "--M", "9"]) == 2
+    assert "M=9.0 must be in [0, K-1] = [0, 8]" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""ReWA against the paper: the literal update, Example 3.2, reductions, sparse recovery."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import rewa
+from rewa.experiments.recovery import RecoveryConfig, run_recovery
+from reference import rewa_adamw_step, rewa_sgd_step
+
+SGD_CONFIGS = [
+    dict(K=9, M=2, eps=0.0, weight_decay=0.1),
+    dict(K=9, M=5, eps=0.0, weight_decay=0.0),  # odd M: the official code would flip signs
+    dict(K=3, M=2, eps=1e-3, weight_decay=0.05),
+    dict(K=9, M=0, eps=1e-5, weight_decay=0.01, momentum=0.875),
+    dict(K=2.5, M=0.7, eps=1e-2, weight_decay=0.02, momentum=0.9, nesterov=True),
+]
+
+
+def gradient(x):  # a fixed smooth loss: f(x) = sum(cos(x) + x^2/2 - x)
+    return -torch.sin(x) + x - 1.0
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("config", SGD_CONFIGS, ids=str)
+def test_rewa_matches_paper_literal_update(config, foreach):
+    """Both code paths follow Equation 3 (float64, 15 steps, rtol 1e-10)."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 7, dtype=torch.float64)
+    x0[0, 0] = 0.0  # a coordinate at exactly zero
+    p = torch.nn.Parameter(x0.clone())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
+        opt = rewa.ReWA([p], lr=0.03, foreach=foreach, **config)
+    K = config["K"]
+    y = np.sign(x0.numpy()) * np.abs(x0.numpy()) ** (1 / K)
+    buf = None
+    ref_kwargs = {k: v for k, v in config.items()}
+    for _ in range(15):
+        p.grad = gradient(p.detach())
+        g = p.grad.numpy().copy()
+        opt.step()
+        y, x, buf = rewa_sgd_step(y, g, lr=0.03, buf=buf, **ref_kwargs)
+        np.testing.assert_allclose(opt.state[p]["y"].numpy(), y, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("config", [dict(K=9, M=2, eps=0.0, weight_decay=0.01),
+                                    dict(K=3, M=1, eps=1e-3, weight_decay=0.1)], ids=str)
+def test_rewa_adamw_matches_algorithm_2(config, foreach):
+    torch.manual_seed(1)
+    x0 = torch.randn(11, dtype=torch.float64)
+    p = torch.nn.Parameter(x0.clone())
+    opt = rewa.ReWAAdamW([p], lr=0.01, betas=(0.8, 0.95), adam_eps=1e-8, foreach=foreach, **config)
+    K = config["K"]
+    y = np.sign(x0.numpy()) * np.abs(x0.numpy()) ** (1 / K)
+    m = np.zeros_like(y)
+    v = np.zeros_like(y)
+    for t in range(1, 16):
+        p.grad = gradient(p.detach())
+        g = p.grad.numpy().copy()
+        opt.step()
+        y, x, m, v = rewa_adamw_step(y, g, m, v, t, lr=0.01, beta1=0.8, beta2=0.95, adam_eps=1e-8, **config)
+        np.testing.assert_allclose(opt.state[p]["y"].numpy(), y, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("K", [3, 5, 9])
+def test_example_3_2_adaptive_escapes_and_non_adaptive_is_stuck(K):
+    """f(x) = (x - 1)^2, y(0) = -1 (Example 3.2)."""
+    lr = 0.9 / (2 * K)
+    adaptive = torch.nn.Parameter(torch.tensor([-1.0], dtype=torch.float64))
+    stuck = torch.nn.Parameter(torch.tensor([-1.0], dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
+        opt_a = rewa.ReWA([adaptive], lr=lr, K=K, M=0, eps=0.0)
+    opt_n = rewa.ReWA([stuck], lr=0.2, K=K, M=K - 1, eps=0.0)
+    for T in range(1, 301):
+        for p, opt in ((adaptive, opt_a), (stuck, opt_n)):
+            p.grad = 2 * (p.detach() - 1)
+            opt.step()
+        y_a = opt_a.state[adaptive]["y"].item()
+        y_n = opt_n.state[stuck]["y"].item()
+        assert abs(y_a - 1) <= 2 * (1 - 2 * lr / (K - 1)) ** T + 1e-12, T
+        assert -1 <= y_n <= 0 and abs(y_n - 1) >= 1, T
+    assert abs(y_a - 1) < 1e-6
+
+
+def _train_pair(make_ours, make_torch, steps=25):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1)).double()
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1)).double()
+    twin.load_state_dict(model.state_dict())
+    ours, theirs = make_ours(model.parameters()), make_torch(twin.parameters())
+    X, Y = torch.randn(40, 5, dtype=torch.float64), torch.randn(40, 1, dtype=torch.float64)
+    for _ in range(steps):
+        for m, opt in ((model, ours), (twin, theirs)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(m(X), Y).backward()
+            opt.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("momentum,dampening,nesterov", [(0.9, 0.0, False), (0.9, 0.0, True), (0.5, 0.3, False)])
+def test_K1_M0_is_sgd_with_momentum(momentum, dampening, nesterov, foreach):
+    _train_pair(
+        lambda ps: rewa.ReWA(ps, lr=0.05, K=1, M=0, momentum=momentum, dampening=dampening,
+                             nesterov=nesterov, foreach=foreach),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov),
+    )
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_K1_M0_is_sgd_with_weight_decay(foreach):
+    _train_pair(
+        lambda ps: rewa.ReWA(ps, lr=0.05, K=1, M=0, weight_decay=0.3, foreach=foreach),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, weight_decay=0.3),
+    )
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01, 0.5])
+def test_K1_M0_is_adamw(weight_decay, foreach):
+    _train_pair(
+        lambda ps: rewa.ReWAAdamW(ps, lr=0.01, betas=(0.85, 0.99), adam_eps=1e-7, K=1, M=0,
+                                  weight_decay=weight_decay, foreach=foreach),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.85, 0.99), eps=1e-7, weight_decay=weight_decay),
+    )
+
+
+def test_dense_param_group_is_plain_sgd():
+    """rewa.param_groups leaves biases and norms at K = 1, M = 0: plain SGD on them."""
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Linear(6, 1)).double()
+    groups = rewa.param_groups(model)
+    dense = groups[1]["params"]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in dense]
+    opt = rewa.ReWA(groups, lr=0.1, K=9, M=2, weight_decay=0.1, momentum=0.9)
+    sgd = torch.optim.SGD(twins, lr=0.1, momentum=0.9)
+    X = torch.randn(16, 4, dtype=torch.float64)
+    for _ in range(10):
+        opt.zero_grad()
+        model(X).pow(2).mean().backward()
+        for p, q in zip(dense, twins):
+            q.grad = p.grad.clone()
+        opt.step()
+        sgd.step()
+    for p, q in zip(dense, twins):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_short_sparse_recovery():
+    """d = 2000, one true nonzero: the support is found and the rest end below 1e-6."""
+    result = run_recovery(RecoveryConfig(d=2000, seed=2))
+    assert result.support_recovered
+    assert abs(result.w0 - 1) < 0.15
+    assert result.above[1e-6] <= 5  # of 2000
+    assert result.test_mse < 1.1 * result.oracle_test_mse
