@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "abs_pow",
     "latent_from_weight",
     "power_map",
     "gradient_scale",
@@ -39,11 +40,35 @@ def _is_zero(value: Number | Tensor) -> bool:
     return isinstance(value, Real) and value == 0
 
 
+def _squarings(exponent: Number | Tensor) -> int | None:
+    """``k`` when ``exponent == 2**k`` (k >= 1): then ``|y|^exponent`` is ``k`` squarings of ``y``.
+
+    Repeated squaring costs a multiply per squaring instead of a transcendental ``pow``; it
+    covers the paper's settings (K - 1 = 8 or 2, M = 2 or 4).
+    """
+    if isinstance(exponent, Real) and exponent >= 2 and float(exponent).is_integer():
+        k = int(exponent).bit_length() - 1
+        if 2**k == exponent:
+            return k
+    return None
+
+
+def abs_pow(y: Tensor, exponent: Number | Tensor) -> Tensor:
+    """``|y|^exponent`` as a new tensor (``pow(0, 0) = 1``)."""
+    k = _squarings(exponent)
+    if k is None:
+        return y.abs().pow_(exponent) if not isinstance(exponent, Tensor) else y.abs().pow(exponent)
+    out = y * y
+    for _ in range(k - 1):
+        out.mul_(out)
+    return out
+
+
 def power_map(y: Tensor, K: Number | Tensor) -> Tensor:
     """The weights of a latent: ``x = sign(y)|y|^K``, computed as ``y * |y|^(K-1)``."""
     if isinstance(K, Real) and K == 1:
         return y.clone()
-    return y * y.abs().pow(K - 1)
+    return abs_pow(y, K - 1).mul_(y)
 
 
 def latent_from_weight(x: Tensor, K: Number | Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -60,11 +85,10 @@ def gradient_scale(y: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Nu
     ``K``, ``M`` and ``eps`` may be tensors that broadcast against ``y`` (the batched sweep
     engine stacks configurations along a leading dimension).
     """
-    a = y.abs()
-    scale = torch.ones_like(y) if _is_zero(M) else a.pow(M)
+    scale = torch.ones_like(y) if _is_zero(M) else abs_pow(y, M)
     if _is_zero(eps):
         return scale
-    ratio = torch.reciprocal(1 + eps / a.pow(K - 1))
+    ratio = torch.reciprocal(1 + eps / abs_pow(y, K - 1))
     if isinstance(eps, Tensor):
         ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio)
     return scale.mul_(ratio)
@@ -136,23 +160,41 @@ def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, 
         param.copy_(power_map(y, K))
 
 
-def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps):
-    grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
+def _multi_tensor_abs_pow(latents, exponent):
+    """``abs_pow`` over a list, with the same operations (so the same bits) per tensor."""
+    k = _squarings(exponent)
+    if k is None:
+        out = torch._foreach_abs(latents)
+        torch._foreach_pow_(out, exponent)
+        return out
+    out = torch._foreach_mul(latents, latents)
+    for _ in range(k - 1):
+        torch._foreach_mul_(out, out)
+    return out
+
+
+def _multi_tensor_gradient_scales(latents, *, K, M, eps):
+    """``gradient_scale`` over a list; ``None`` when the factor is identically 1."""
     if _is_zero(M) and _is_zero(eps):
-        return grads
-    scales = torch._foreach_abs(latents)
+        return None
+    scales = None if _is_zero(M) else _multi_tensor_abs_pow(latents, M)
     if not _is_zero(eps):
-        ratio = torch._foreach_pow(scales, K - 1)
+        ratio = _multi_tensor_abs_pow(latents, K - 1)
         torch._foreach_reciprocal_(ratio)
         torch._foreach_mul_(ratio, eps)
         torch._foreach_add_(ratio, 1)
         torch._foreach_reciprocal_(ratio)
-    if _is_zero(M):
-        scales = ratio
-    else:
-        torch._foreach_pow_(scales, M)
-        if not _is_zero(eps):
-            torch._foreach_mul_(scales, ratio)
+        if scales is None:
+            return ratio
+        torch._foreach_mul_(scales, ratio)
+    return scales
+
+
+def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps):
+    grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
+    scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps)
+    if scales is None:
+        return grads
     torch._foreach_mul_(scales, grads)
     return scales
 
@@ -161,8 +203,7 @@ def _multi_tensor_write_weights(params, latents, K):
     if K == 1:
         torch._foreach_copy_(params, latents)
         return
-    weights = torch._foreach_abs(latents)
-    torch._foreach_pow_(weights, K - 1)
+    weights = _multi_tensor_abs_pow(latents, K - 1)
     torch._foreach_mul_(weights, latents)
     torch._foreach_copy_(params, weights)
 
