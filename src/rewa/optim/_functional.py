@@ -212,20 +212,32 @@ def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M
                            weight_decay, momentum, dampening, nesterov):
     if not params:
         return
-    steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps)
-    if momentum != 0:
-        old = [i for i, b in enumerate(momentum_buffers) if b is not None]
-        if old:
-            bufs = [momentum_buffers[i] for i in old]
-            torch._foreach_mul_(bufs, momentum)
-            torch._foreach_add_(bufs, [steps[i] for i in old], alpha=1 - dampening)
-        for i, b in enumerate(momentum_buffers):
-            if b is None:
-                momentum_buffers[i] = steps[i].clone()
-        if nesterov:
-            steps = torch._foreach_add(steps, momentum_buffers, alpha=momentum)
+    old = [i for i, b in enumerate(momentum_buffers) if b is not None] if momentum != 0 else []
+    if old and not nesterov and len(old) == len(params):
+        # Steady state of heavy-ball momentum: fold the scaling into the buffer update
+        # (b <- momentum*b + (1 - dampening) * scale * g), one pass fewer.
+        grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
+        scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps)
+        torch._foreach_mul_(momentum_buffers, momentum)
+        if scales is None:
+            torch._foreach_add_(momentum_buffers, grads, alpha=1 - dampening)
         else:
-            steps = momentum_buffers
+            torch._foreach_addcmul_(momentum_buffers, scales, grads, 1 - dampening)
+        steps = momentum_buffers
+    else:
+        steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps)
+        if momentum != 0:
+            if old:
+                bufs = [momentum_buffers[i] for i in old]
+                torch._foreach_mul_(bufs, momentum)
+                torch._foreach_add_(bufs, [steps[i] for i in old], alpha=1 - dampening)
+            for i, b in enumerate(momentum_buffers):
+                if b is None:
+                    momentum_buffers[i] = steps[i].clone()
+            if nesterov:
+                steps = torch._foreach_add(steps, momentum_buffers, alpha=momentum)
+            else:
+                steps = momentum_buffers
     if weight_decay != 0:
         torch._foreach_mul_(latents, 1 - lr * weight_decay)
     torch._foreach_add_(latents, steps, alpha=-lr)
