@@ -18,6 +18,7 @@ from .optim import (
 )
 from .optim._validation import lp_exponent
 from .param_groups import DENSE_DEFAULTS, NORM_LAYERS, param_groups, split_parameters
+from . import theory
 
 __version__ = "0.1.0"
 
@@ -37,4 +38,5 @@ __all__ = [
     "rewa_sgd",
     "scaled_gradient",
     "split_parameters",
+    "theory",
 ]

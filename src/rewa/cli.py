@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 
 from .experiments.recovery import RecoveryConfig, run_recovery
+from .experiments.theory import TheoryConfig, run_theory, summary_table, write_theory_results
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_type) -> None:
@@ -37,6 +38,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.support_recovered else 1
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    results = run_theory(TheoryConfig(quick=args.quick, seed=args.seed), progress=True)
+    written = write_theory_results(results, args.out, figures=not args.no_figures)
+    print(summary_table(results))
+    print(f"{len(results.records)} claims in {results.seconds:.1f} s; {len(written)} files in {args.out}")
+    return 0 if results.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewa", description="Sparse training with ReWA.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(demo, RecoveryConfig)
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.set_defaults(run=_demo)
+    reproduce = commands.add_parser("reproduce", help="check the paper's claims numerically")
+    reproduce.add_argument("target", choices=["theory"], help="theory: every Section 3 statement")
+    reproduce.add_argument("--quick", action="store_true", help="short runs (under 20 s)")
+    reproduce.add_argument("--out", default="results/theory", help="output directory (default: results/theory)")
+    reproduce.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    reproduce.add_argument("--no-figures", action="store_true", help="write JSON only, no PNG")
+    reproduce.set_defaults(run=_reproduce)
     return parser
 
 
