@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rewa
-from methods_table import CASES
+from methods_table import ALL_CASES, CASES, METHOD_CASES
 
 
 def make_model(seed: int = 0, dtype=torch.float64) -> nn.Module:
@@ -44,7 +44,7 @@ def train(model, opt, steps, X, Y):
 def build(case, model, **overrides):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
-        return case.cls(rewa.param_groups(model), **{**case.kwargs, **overrides})
+        return case.build(model, **overrides)
 
 
 def assert_states_equal(s1: dict, s2: dict, exact: bool = True):
@@ -61,7 +61,7 @@ def assert_states_equal(s1: dict, s2: dict, exact: bool = True):
             assert a == b, key
 
 
-@pytest.mark.parametrize("case", CASES, ids=repr)
+@pytest.mark.parametrize("case", ALL_CASES, ids=repr)
 def test_loss_goes_down(case):
     model = make_model()
     X, Y = make_data()
@@ -86,13 +86,17 @@ def test_foreach_matches_forloop(case):
         assert_states_equal(s1, s2, exact=False)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
-@pytest.mark.parametrize("case", CASES, ids=repr)
+# foreach=None: the method has no foreach switch (peer methods through the registry).
+RESUME_CASES = [(c, f) for f in (False, True) for c in CASES] + [(c, None) for c in METHOD_CASES]
+
+
+@pytest.mark.parametrize("case,foreach", RESUME_CASES, ids=lambda v: repr(v) if v is not None else "-")
 def test_state_dict_resume_is_exact(case, foreach, tmp_path):
     """20 steps, save, load into a fresh model + optimizer, 20 more: same as 40 uninterrupted."""
     X, Y = make_data()
     model = make_model()
-    opt = build(case, model, foreach=foreach)
+    switch = {} if foreach is None else {"foreach": foreach}
+    opt = build(case, model, **switch)
     train(model, opt, 20, X, Y)
     path = tmp_path / "checkpoint.pt"
     torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, path)
@@ -101,7 +105,7 @@ def test_state_dict_resume_is_exact(case, foreach, tmp_path):
     for order in ("model-first", "optimizer-first"):
         checkpoint = torch.load(path)
         fresh = make_model(seed=123)
-        fresh_opt = build(case, fresh, foreach=foreach)
+        fresh_opt = build(case, fresh, **switch)
         if order == "model-first":
             fresh.load_state_dict(checkpoint["model"])
             fresh_opt.load_state_dict(checkpoint["opt"])
@@ -137,6 +141,20 @@ def test_bad_hyperparameters_raise_clear_errors(case):
         case.cls([torch.zeros(3, dtype=torch.complex64, requires_grad=True)], **case.kwargs)
 
 
+@pytest.mark.parametrize("case", METHOD_CASES, ids=repr)
+def test_bad_method_hyperparameters_raise_and_leave_the_model_untouched(case):
+    """Peer methods: each bad value raises ValueError naming it, before the model is changed."""
+    assert case.bad
+    for bad, message in case.bad:
+        model = make_model()
+        names = [n for n, _ in model.named_parameters()]
+        values = [p.detach().clone() for p in model.parameters()]
+        with pytest.raises(ValueError, match=re.escape(message)):
+            build(case, model, **bad)
+        assert [n for n, _ in model.named_parameters()] == names
+        assert all(torch.equal(v, p) for v, p in zip(values, model.parameters()))
+
+
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_non_finite_gradient_raises_before_touching_state(case):
     model = make_model()
@@ -156,7 +174,7 @@ def test_non_finite_gradient_raises_before_touching_state(case):
         assert_states_equal(s1, s2)
 
 
-@pytest.mark.parametrize("case", CASES, ids=repr)
+@pytest.mark.parametrize("case", ALL_CASES, ids=repr)
 def test_user_gradients_are_not_modified(case):
     model = make_model()
     X, Y = make_data()
@@ -207,7 +225,7 @@ def test_closure_scheduler_and_params_without_grad(case):
     assert opt.state[model[0].weight]["step"] == 2
 
 
-@pytest.mark.parametrize("case", CASES, ids=repr)
+@pytest.mark.parametrize("case", ALL_CASES, ids=repr)
 def test_zero_learning_rate_changes_nothing_after_first_sync(case):
     """With lr = 0 the update is the identity: y stays, x = power_map(y) stays."""
     model = make_model()

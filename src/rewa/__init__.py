@@ -17,12 +17,49 @@ from .optim import (
     scaled_gradient,
 )
 from .optim._validation import lp_exponent
+from .optim.l1 import PenalizedSGD, penalized_sgd
+from .optim.pwd import PWDAdamW, PWDSGD, pwd_adamw, pwd_sgd, pwd_shrink_factor
+from .optim.registry import MethodInfo, create_optimizer, list_methods, method_names
+from .penalties import L1, ClippedLp, Lp, make_penalty
+from .reparam import (
+    HadamardProduct,
+    PowerPropagation,
+    SignedSquares,
+    collapse,
+    factor_parameters,
+    lp_weight_of_factor_decay,
+    parametrize_model,
+    spred,
+)
 from .param_groups import DENSE_DEFAULTS, NORM_LAYERS, param_groups, split_parameters
 from . import theory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClippedLp",
+    "HadamardProduct",
+    "L1",
+    "Lp",
+    "MethodInfo",
+    "PWDAdamW",
+    "PWDSGD",
+    "PenalizedSGD",
+    "PowerPropagation",
+    "SignedSquares",
+    "collapse",
+    "create_optimizer",
+    "factor_parameters",
+    "list_methods",
+    "lp_weight_of_factor_decay",
+    "make_penalty",
+    "method_names",
+    "parametrize_model",
+    "penalized_sgd",
+    "pwd_adamw",
+    "pwd_sgd",
+    "pwd_shrink_factor",
+    "spred",
     "DENSE_DEFAULTS",
     "NORM_LAYERS",
     "ReWA",

@@ -38,9 +38,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .optim import _validation as check
 from .optim._validation import lp_exponent
+from .penalties import CLIP_KINDS as CLIPPING_KINDS
+from .penalties import ClippedLp
 
 __all__ = [
     "SparsityConfiguration",
@@ -61,9 +64,6 @@ __all__ = [
     "stationarity_residual",
     "stationarity_weight",
 ]
-
-CLIPPING_KINDS = ("constant", "l1")
-
 
 # ----------------------------------------------------------------------------------------
 # Proposition 3.4: Configurations A and B
@@ -289,10 +289,7 @@ def clipped_lp_penalty(x, p: float, u: float, kind: str) -> np.ndarray:
         3.0
     """
     _check_clipping(p, u, 1, kind)
-    a = np.abs(_as_array(x))
-    if kind == "constant":
-        return np.maximum(a**p, u**p)
-    return np.where(a < u, p * u ** (p - 1) * a + (1 - p) * u**p, a**p)
+    return ClippedLp(p, u, kind).pointwise(torch.as_tensor(_as_array(x), dtype=torch.float64)).numpy()
 
 
 def clipping_gradient_bound(p: float, u: float, d: int, kind: str) -> float:
@@ -303,14 +300,14 @@ def clipping_gradient_bound(p: float, u: float, d: int, kind: str) -> float:
     norm ``sqrt(d)`` times that (Appendix C.5).
     """
     _check_clipping(p, u, d, kind)
-    return math.sqrt(d) * p * u ** (p - 1)
+    return ClippedLp(p, u, kind).gradient_bound(d)
 
 
 def clipping_approximation_error(p: float, u: float, d: int, kind: str) -> float:
     """E2 = max_x |psi_p(x) - clipped psi_p(x)|, attained at ``x = 0``: ``d u^p`` (constant)
     or ``d (1-p) u^p`` (l1) (Appendix C.5, Equations 13 and 14)."""
     _check_clipping(p, u, d, kind)
-    return d * u**p if kind == "constant" else d * (1 - p) * u**p
+    return ClippedLp(p, u, kind).approximation_error(d)
 
 
 def smallest_clipping_error(p: float, d: int, kind: str) -> tuple[float, float]:

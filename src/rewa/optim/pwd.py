@@ -1,0 +1,259 @@
+r"""pWD, decoupled p-norm weight decay (Outmezguine & Levi), on SGD and on AdamW.
+
+One step of the base optimizer proposes ``w - a * s`` (``s`` its step direction: the gradient
+or its momentum for SGD, Adam's normalised moment for AdamW; ``a`` the learning rate), and pWD
+shrinks it:
+
+.. math::
+
+    w \leftarrow \frac{w - a\,s}{1 + a \lambda_p |w|^{p-2}}
+
+with ``|w|`` the weight *before* the step. To first order in ``a`` this is a gradient step on
+``L(w) + (lambda_p / p) ||w||_p^p`` (the derivative of ``|w|^p / p`` is ``|w|^(p-2) w``): pWD's
+``lambda_p`` weighs ``||w||_p^p / p``, not ``||w||_p^p``. For ``p < 2`` the factor is computed as
+``1 / (1 + a lambda_p |w|^(p-2))`` in the weight's dtype: at ``w = 0`` or a denormal ``w``,
+``|w|^(p-2)`` is ``inf`` (or huge) and the factor is exactly 0, never NaN. With
+``a lambda_p = 0`` the factor is 1 (no ``0 * inf``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from . import _validation as check
+
+__all__ = ["PWDSGD", "PWDAdamW", "pwd_shrink_factor", "pwd_sgd", "pwd_adamw"]
+
+
+def pwd_shrink_factor(w: Tensor, *, lr: float, lambda_p: float, p: float) -> Tensor:
+    """``1 / (1 + lr * lambda_p * |w|^(p-2))``, element-wise, in ``w``'s dtype; in [0, 1]."""
+    if lr * lambda_p == 0:
+        return torch.ones_like(w)
+    return torch.reciprocal(w.abs().pow(p - 2).mul_(lr * lambda_p).add_(1))
+
+
+def heavy_ball(d: Tensor, buffers: list[Tensor | None], i: int, *, momentum: float,
+               dampening: float, nesterov: bool) -> Tensor:
+    """torch-SGD momentum on ``d``: ``b <- mu b + (1 - tau) d`` (``b = d`` first), returns the
+    direction (``d + mu b`` with Nesterov, else ``b``). Writes a new buffer into ``buffers[i]``."""
+    if momentum == 0:
+        return d
+    buf = buffers[i]
+    if buf is None:
+        buf = d.clone()
+        buffers[i] = buf
+    else:
+        buf.mul_(momentum).add_(d, alpha=1 - dampening)
+    return d.add(buf, alpha=momentum) if nesterov else buf
+
+
+def pwd_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Tensor | None], *,
+            lr: float, lambda_p: float, p: float, momentum: float, dampening: float,
+            nesterov: bool) -> None:
+    """One pWD-SGD step in place: ``w <- (w - lr * v) / (1 + lr lambda_p |w|^(p-2))``, ``v``
+    the gradient or its momentum direction (:func:`heavy_ball`)."""
+    for i, (w, g) in enumerate(zip(params, grads)):
+        shrink = pwd_shrink_factor(w, lr=lr, lambda_p=lambda_p, p=p)
+        v = heavy_ball(g, momentum_buffers, i, momentum=momentum, dampening=dampening, nesterov=nesterov)
+        w.add_(v, alpha=-lr).mul_(shrink)
+
+
+def pwd_adamw(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
+              exp_avg_sqs: list[Tensor], steps: list[int], *, lr: float, beta1: float,
+              beta2: float, eps: float, lambda_p: float, p: float) -> None:
+    """One pWD-AdamW step in place. ``steps`` holds each tensor's step number after this step.
+
+    ``m <- beta1 m + (1-beta1) g``; ``v <- beta2 v + (1-beta2) g^2``;
+    ``w <- (w - lr m_hat / (sqrt(v_hat) + eps)) / (1 + lr lambda_p |w|^(p-2))``.
+    """
+    for w, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        shrink = pwd_shrink_factor(w, lr=lr, lambda_p=lambda_p, p=p)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
+        w.addcdiv_(m, denom, value=-lr / (1 - beta1**t)).mul_(shrink)
+
+
+def check_momentum(group: dict) -> None:
+    """torch-SGD momentum settings: momentum in [0, 1), dampening in [0, 1], Nesterov's needs."""
+    check.in_half_open("momentum", group["momentum"], 0, 1)
+    check.in_closed("dampening", group["dampening"], 0, 1)
+    if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening = 0, got momentum="
+            f"{group['momentum']}, dampening={group['dampening']}"
+        )
+
+
+def _check_pwd(group: dict) -> None:
+    check.at_least("lr", group["lr"], 0)
+    check.at_least("lambda_p", group["lambda_p"], 0)
+    check.real("p", group["p"])
+    if not group["p"] > 0:
+        raise ValueError(f"p={group['p']} must be > 0")
+
+
+class _PlainOptimizer(Optimizer):
+    """Shared book-keeping: checks each group when added and before every step."""
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            if not p.is_floating_point():
+                raise TypeError(
+                    f"{type(self).__name__} needs real floating-point parameters, got one of dtype {p.dtype}"
+                )
+        self._check_group(group)
+
+    def _check_group(self, group: dict) -> None:
+        raise NotImplementedError
+
+    def _collect(self):
+        work = []
+        for group in self.param_groups:
+            self._check_group(group)
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
+            if params:
+                work.append((group, params, [p.grad for p in params]))
+        return work
+
+
+class PWDSGD(_PlainOptimizer):
+    r"""SGD with pWD, decoupled p-norm weight decay.
+
+    .. math::
+
+        v_t = g_t \text{ (or its torch-SGD momentum)}, \qquad
+        w_{t+1} = \frac{w_t - \eta v_t}{1 + \eta \lambda_p |w_t|^{p-2}}
+
+    For ``p < 2`` small weights are driven to exactly 0 (the factor is 0 at ``w = 0``); ``p = 2``
+    is SGD with decoupled decay ``w (1 + eta lambda_p)^-1``.
+
+    Args:
+        params: parameters or param groups; every hyperparameter may differ per group.
+        lr: ``eta`` (``>= 0``). lambda_p: ``lambda_p >= 0``. p: the norm's exponent, ``p > 0``.
+        momentum, dampening, nesterov: as in ``torch.optim.SGD``, on the gradient.
+
+    Notes on departures from the paper:
+        * ``|w|^(p-2)`` uses the weight before the step (``s`` refreshed every step, the pWD
+          paper's solid curve in Figure 1), not after.
+        * Momentum is an addition; the paper pairs pWD with Adam (see :class:`PWDAdamW`).
+
+    Reference:
+        Outmezguine & Levi, "Decoupled Weight Decay for Any p Norm" (pWD update).
+
+    Example:
+        >>> import torch
+        >>> from rewa.optim.pwd import PWDSGD
+        >>> w = torch.nn.Parameter(torch.tensor([0.0, 1e-3, 1.0]))
+        >>> opt = PWDSGD([w], lr=0.1, lambda_p=0.5, p=0.5)
+        >>> w.grad = torch.tensor([-1.0, 0.0, 0.0])
+        >>> opt.step()
+        >>> w.detach()
+        tensor([0.0000e+00, 6.3206e-07, 9.5238e-01])
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, lambda_p: float = 1e-4, p: float = 0.5,
+                 momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False):
+        defaults = dict(lr=lr, lambda_p=lambda_p, p=p, momentum=momentum, dampening=dampening,
+                        nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict) -> None:
+        _check_pwd(group)
+        check_momentum(group)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group, params, grads in self._collect():
+            states = [self.state[p] for p in params]
+            buffers = [s.get("momentum_buffer") for s in states]
+            pwd_sgd(params, grads, buffers, lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"],
+                    momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"])
+            for state, buf in zip(states, buffers):
+                state["step"] = state.get("step", 0) + 1
+                if buf is not None:
+                    state["momentum_buffer"] = buf
+        return loss
+
+
+class PWDAdamW(_PlainOptimizer):
+    r"""Adam with pWD in place of AdamW's decoupled l2 decay.
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        w_{t+1} &= \frac{w_t - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)}{1 + \eta \lambda_p |w_t|^{p-2}}
+
+    with ``m_hat = m/(1-beta1^t)``, ``v_hat = v/(1-beta2^t)``. ``p = 2`` is AdamW up to first
+    order in ``eta lambda_p``.
+
+    Args:
+        params: parameters or param groups. lr: ``eta >= 0``. betas: ``(beta1, beta2)``, each in
+        ``[0, 1)``. eps: Adam's constant, ``>= 0``. lambda_p: ``>= 0``. p: ``> 0``.
+
+    Notes on departures from the paper:
+        * ``|w|^(p-2)`` uses the weight before the step, refreshed every step.
+
+    Reference:
+        Outmezguine & Levi, "Decoupled Weight Decay for Any p Norm" (pWD with Adam).
+
+    Example:
+        >>> import torch
+        >>> from rewa.optim.pwd import PWDAdamW
+        >>> model = torch.nn.Linear(8, 1)
+        >>> opt = PWDAdamW(model.parameters(), lr=1e-2, lambda_p=1e-3, p=0.5)
+        >>> torch.nn.functional.mse_loss(model(torch.randn(4, 8)), torch.zeros(4, 1)).backward()
+        >>> opt.step()
+        >>> opt.state[model.weight]["step"]
+        1
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, lambda_p: float = 1e-4, p: float = 0.5):
+        defaults = dict(lr=lr, betas=betas, eps=eps, lambda_p=lambda_p, p=p)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict) -> None:
+        _check_pwd(group)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
+        check.in_half_open("betas[0]", betas[0], 0, 1)
+        check.in_half_open("betas[1]", betas[1], 0, 1)
+        check.at_least("eps", group["eps"], 0)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group, params, grads in self._collect():
+            states = [self.state[p] for p in params]
+            for state, p in zip(states, params):
+                if "step" not in state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            beta1, beta2 = group["betas"]
+            pwd_adamw(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                      [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
+                      eps=group["eps"], lambda_p=group["lambda_p"], p=group["p"])
+            for state in states:
+                state["step"] += 1
+        return loss
