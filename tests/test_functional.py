@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rewa.optim._functional import gradient_scale, latent_from_weight, power_map, scaled_gradient
+from rewa.optim._functional import abs_pow, gradient_scale, latent_from_weight, power_map, scaled_gradient
 
 
 def t(*values, dtype=torch.float64):
@@ -85,3 +85,28 @@ def test_float32_latent_keeps_weights_that_underflow():
     y = torch.tensor([1e-6], dtype=torch.float32)
     assert power_map(y, 9).item() == 0.0
     assert math.isclose(float(latent_from_weight(power_map(y, 9), 9)), 0.0)
+
+
+@pytest.mark.parametrize("K", [9, 3, 2.5])
+def test_weights_that_would_be_subnormal_are_written_as_zero(K):
+    """Subnormal weights are slow on CPUs; the latent keeps the exact value instead."""
+    tiny = torch.finfo(torch.float32).tiny
+    floor = tiny ** (1 / K)
+    y = torch.tensor([0.5 * floor, -0.5 * floor, 2 * floor, -2 * floor, 0.3, 0.0])
+    x = power_map(y, K)
+    assert torch.equal(x[:2], torch.zeros(2)) and x[:2].abs().min() == 0
+    assert torch.all(x[2:4].abs() >= tiny)  # normal numbers, kept
+    torch.testing.assert_close(x[2:], torch.sign(y[2:]) * y[2:].double().abs().pow(K).float(), rtol=1e-5, atol=0)
+    # every intermediate stays normal or zero too: no subnormal anywhere in |y|^(K-1)
+    w = gradient_scale(y, K=K, M=0, eps=1e-3)
+    assert torch.all((w == 0) | (w.abs() >= tiny))
+
+
+def test_abs_pow_flushes_and_keeps_pow_of_zero():
+    tiny = torch.finfo(torch.float32).tiny
+    y = torch.tensor([1e-20, 1e-3, 0.0])
+    square = y[1] * y[1]
+    assert torch.equal(abs_pow(y, 2), torch.stack([torch.tensor(0.0), square, torch.tensor(0.0)]))
+    exponent = torch.tensor([0.0, 2.0, 0.0])  # the tensor form (sweep engine): pow(0, 0) = 1
+    assert torch.equal(abs_pow(y, exponent), torch.stack([torch.tensor(1.0), square, torch.tensor(1.0)]))
+    assert abs_pow(torch.tensor([1e-19]), 2.0).item() == 0.0 and (1e-19) ** 2 < tiny

@@ -49,11 +49,13 @@ def test_pruning_mask_applied_in_place_re_derives_the_latent(make):
     mask = (torch.rand(4, 10) > 0.5).float()
     with torch.no_grad():
         model.weight.mul_(mask)
-    pruned = model.weight.detach().clone()
+    y_before = opt.state[model.weight]["y"].clone()
     opt.param_groups[0]["lr"] = 0.0
     step(model, opt, X)
-    assert torch.equal(opt.state[model.weight]["y"], latent_from_weight(pruned, 9))
-    assert torch.all(model.weight[mask == 0] == 0)
+    y = opt.state[model.weight]["y"]
+    assert torch.all(y[mask == 0] == 0) and torch.all(model.weight[mask == 0] == 0)
+    # the coordinates the mask kept keep their latent exactly, not a round trip through x
+    assert torch.equal(y[mask == 1], y_before[mask == 1])
 
 
 def test_pruned_weights_stay_zero_under_rewa_without_momentum():
@@ -75,6 +77,21 @@ def test_pruned_weights_stay_zero_under_rewa_without_momentum():
     assert torch.all(opt.state[model.weight]["y"][mask == 0] == 0)
     assert torch.all(model.weight[mask == 0] == 0)
     assert torch.all(model.weight[mask == 1] != 0)
+
+
+def test_editing_other_coordinates_keeps_the_latent_of_an_underflowed_weight():
+    """Re-deriving y where x changed must not kill a weight that underflowed to x = 0."""
+    p = torch.nn.Parameter(torch.tensor([1e-30, 0.5]))  # y = 1e-30^(1/9) = 4.6e-4: x is normal
+    opt = rewa.ReWA([p], lr=0.0, K=9, M=2)
+    p.grad = torch.zeros(2)
+    opt.step()
+    opt.state[p]["y"][0] = 1e-5  # as if decayed: x = 1e-45 is flushed to 0
+    with torch.no_grad():
+        p[0] = 0.0
+        p[1] = 0.25  # someone edits the other weight in place
+    opt.step()
+    assert opt.state[p]["y"][0].item() == pytest.approx(1e-5)
+    assert opt.state[p]["y"][1].item() == pytest.approx(0.25 ** (1 / 9))
 
 
 def test_weight_that_underflows_keeps_its_latent_and_grows_back():

@@ -1,9 +1,9 @@
 """Book-keeping for optimizers whose parameters hold ``x = power_map(y, K)`` for a latent ``y``.
 
 The latent lives in ``self.state[p]["y"]``, in float32 (float64 for float64 weights), and
-is never recomputed from the weights except when something outside the optimizer changed
-them in place (detected with the parameter's version counter) or when the group's ``K``
-changed. This class does only that book-keeping; the update math is in ``_functional``.
+is never recomputed from the weights, except at the coordinates where something outside the
+optimizer changed them in place (noticed through the parameter's version counter, or after
+loading a state dict) and when the group's ``K`` changed. This class does only that book-keeping; the update math is in ``_functional``.
 """
 
 from __future__ import annotations
@@ -121,15 +121,19 @@ class LatentOptimizer(Optimizer):
 
     @staticmethod
     def _resync(p: Tensor, state: dict, K: float) -> None:
+        """Take in weights changed outside the optimizer, coordinate by coordinate.
+
+        Where the weight still equals ``power_map(y)`` the latent is kept exactly (so a weight
+        that underflowed to 0 keeps its ``y``); elsewhere ``y`` is re-derived from the new
+        weight. A new ``K`` re-derives every coordinate. No host synchronisation.
+        """
         y = state["y"]
-        if _VERSION_KEY not in state and state["K"] == K:
-            # Just loaded from a state_dict: the weights may or may not be the ones that
-            # belong with this latent (depends on the order the two state_dicts were loaded).
-            expected = power_map(y, K).to(p.dtype)
-            if torch.allclose(p, expected, rtol=4 * torch.finfo(p.dtype).eps, atol=0.0):
-                return
-        y.copy_(latent_from_weight(p, K, y.dtype))
-        state["K"] = K
+        if state["K"] != K:
+            y.copy_(latent_from_weight(p, K, y.dtype))
+            state["K"] = K
+            return
+        unchanged = p == power_map(y, K).to(p.dtype)
+        y.copy_(torch.where(unchanged, y, latent_from_weight(p, K, y.dtype)))
 
     def _mark_written(self, params: list[Tensor]) -> None:
         for p in params:
