@@ -31,12 +31,43 @@ from .reparam import (
     parametrize_model,
     spred,
 )
+from .controller import ControllerRecord, TargetSparsityController
+from .export import ExportSummary, SparseLinear, export_sparse, load_sparse, to_sparse_linear
+from .sparsity import (
+    FixedMask,
+    SparsityReport,
+    SweepPoint,
+    SweepResult,
+    TensorSparsity,
+    attach_masks,
+    make_masks_permanent,
+    prune,
+    sparsity_report,
+    threshold_sweep,
+)
 from .param_groups import DENSE_DEFAULTS, NORM_LAYERS, param_groups, split_parameters
 from . import theory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ControllerRecord",
+    "ExportSummary",
+    "FixedMask",
+    "SparseLinear",
+    "SparsityReport",
+    "SweepPoint",
+    "SweepResult",
+    "TargetSparsityController",
+    "TensorSparsity",
+    "attach_masks",
+    "export_sparse",
+    "load_sparse",
+    "make_masks_permanent",
+    "prune",
+    "sparsity_report",
+    "threshold_sweep",
+    "to_sparse_linear",
     "ClippedLp",
     "HadamardProduct",
     "L1",
