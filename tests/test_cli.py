@@ -19,3 +19,12 @@ def test_demo_json(capsys):
 def test_demo_bad_input_names_the_value(capsys):
     assert main(["demo", "--M", "9"]) == 2
     assert "M=9.0 must be in [0, K-1] = [0, 8]" in capsys.readouterr().err
+
+
+def test_reproduce_sparsity_writes_a_record(tmp_path, capsys):
+    code = main(["reproduce", "sparsity", "--targets", "0.5", "--epochs", "8", "--out", str(tmp_path)])
+    assert code in (0, 1)  # 8 epochs may miss the target; the table and record must be there
+    out = capsys.readouterr().out
+    assert "| 50% |" in out
+    record = json.loads((tmp_path / "target_sparsity.json").read_text())
+    assert record[0]["config"]["target_sparsity"] == 0.5 and 0 <= record[0]["sparsity"] <= 1

@@ -8,12 +8,10 @@ loading a state dict) and when the group's ``K`` changed. This class does only t
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
+from ._checked import CheckedOptimizer
 from ._functional import latent_from_weight, power_map
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
@@ -33,76 +31,15 @@ def default_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
     return all(p.device.type == "cuda" for p in params)
 
 
-class LatentOptimizer(Optimizer):
+class LatentOptimizer(CheckedOptimizer):
     """Keeps the latent ``y`` of every parameter in ``self.state`` and in sync with it.
 
-    Subclasses name the state tensors that live in the latent's dtype (``_latent_state_keys``)
-    and call :meth:`_collect`, :meth:`_latents` and :meth:`_mark_written` from ``step``.
+    Subclasses name the state tensors that live in the latent's dtype (``_latent_state_keys``),
+    define ``_check_group`` and call :meth:`_collect`, :meth:`_latents` and
+    :meth:`_mark_written` from ``step``.
     """
 
     _latent_state_keys: tuple[str, ...] = ("y",)
-
-    def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        for p in group["params"]:
-            if not p.is_floating_point():
-                raise TypeError(
-                    f"{type(self).__name__} needs real floating-point parameters, got one of dtype {p.dtype}"
-                )
-        self._check_group(group)
-
-    def _check_group(self, group: dict) -> None:
-        """Raise ``ValueError`` naming any bad hyperparameter of ``group``."""
-        raise NotImplementedError
-
-    # -- per step ------------------------------------------------------------------------
-
-    def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
-        """Each group with its parameters that have gradients, after checking everything.
-
-        Hyperparameters are checked again (a scheduler may have changed them) and every
-        gradient must be finite, all before any state is created or changed.
-        """
-        work = []
-        for group in self.param_groups:
-            self._check_group(group)
-            params, grads = [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
-                params.append(p)
-                grads.append(p.grad)
-            if params:
-                work.append((group, params, grads))
-        if any(group["check_finite"] for group, _, _ in work):
-            self._raise_if_nonfinite(work)
-        return work
-
-    def _raise_if_nonfinite(self, work) -> None:
-        # One max-norm reduction and one host sync per device; the search for the culprit
-        # runs only when something is wrong.
-        by_device: dict[torch.device, list[Tensor]] = {}
-        for group, _, grads in work:
-            if group["check_finite"]:
-                for g in grads:
-                    by_device.setdefault(g.device, []).append(g)
-        if all(
-            bool(torch.stack([n.float() for n in torch._foreach_norm(grads, math.inf)]).isfinite().all())
-            for grads in by_device.values()
-        ):
-            return
-        for group_index, group in enumerate(self.param_groups):
-            for index, p in enumerate(group["params"]):
-                if group["check_finite"] and p.grad is not None and not bool(p.grad.isfinite().all()):
-                    raise FloatingPointError(
-                        f"non-finite gradient (nan or inf) in parameter {index} of param group "
-                        f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
-                        "step (torch.amp.GradScaler does), lower the learning rate, or pass "
-                        "check_finite=False to take the step anyway."
-                    )
 
     def _latents(self, group: dict, params: list[Tensor]) -> list[Tensor]:
         """The latent of each parameter: created on first use, re-derived if ``x`` changed."""

@@ -29,6 +29,17 @@ def in_half_open(name: str, value, low: float, high: float) -> None:
         raise ValueError(f"{name}={value} must be in [{low:g}, {high:g})")
 
 
+def check_momentum(group: dict) -> None:
+    """torch-SGD momentum settings: momentum in [0, 1), dampening in [0, 1], Nesterov's needs."""
+    in_half_open("momentum", group["momentum"], 0, 1)
+    in_closed("dampening", group["dampening"], 0, 1)
+    if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening = 0, got momentum="
+            f"{group['momentum']}, dampening={group['dampening']}"
+        )
+
+
 def check_reparameterization(K, M, eps) -> None:
     """K >= 1, 0 <= M <= K - 1, eps >= 0 (paper, Equation 3)."""
     at_least("K", K, 1)

@@ -24,7 +24,8 @@ from torch import Tensor
 
 from . import _validation as check
 from ..penalties import CLIP_KINDS, PENALTY_NAMES, make_penalty
-from .pwd import _PlainOptimizer, check_momentum, heavy_ball
+from ._checked import CheckedOptimizer
+from .pwd import heavy_ball
 
 __all__ = ["PenalizedSGD", "penalized_sgd"]
 
@@ -43,7 +44,7 @@ def penalized_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffers: l
             x.add_(v, alpha=-lr)
 
 
-class PenalizedSGD(_PlainOptimizer):
+class PenalizedSGD(CheckedOptimizer):
     r"""SGD on ``f(x) + lambda psi(x)`` with ``psi`` an l1, l_p or clipped l_p penalty.
 
     .. math::
@@ -108,7 +109,7 @@ class PenalizedSGD(_PlainOptimizer):
             raise ValueError(
                 f"proximal=True needs a penalty with a closed-form prox ('l1'), got penalty={group['penalty']!r}"
             )
-        check_momentum(group)
+        check.check_momentum(group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
 from . import _validation as check
+from ._checked import CheckedOptimizer
 
 __all__ = ["PWDSGD", "PWDAdamW", "pwd_shrink_factor", "pwd_sgd", "pwd_adamw"]
 
@@ -78,17 +78,6 @@ def pwd_adamw(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
         w.addcdiv_(m, denom, value=-lr / (1 - beta1**t)).mul_(shrink)
 
 
-def check_momentum(group: dict) -> None:
-    """torch-SGD momentum settings: momentum in [0, 1), dampening in [0, 1], Nesterov's needs."""
-    check.in_half_open("momentum", group["momentum"], 0, 1)
-    check.in_closed("dampening", group["dampening"], 0, 1)
-    if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
-        raise ValueError(
-            f"nesterov=True needs momentum > 0 and dampening = 0, got momentum="
-            f"{group['momentum']}, dampening={group['dampening']}"
-        )
-
-
 def _check_pwd(group: dict) -> None:
     check.at_least("lr", group["lr"], 0)
     check.at_least("lambda_p", group["lambda_p"], 0)
@@ -97,36 +86,7 @@ def _check_pwd(group: dict) -> None:
         raise ValueError(f"p={group['p']} must be > 0")
 
 
-class _PlainOptimizer(Optimizer):
-    """Shared book-keeping: checks each group when added and before every step."""
-
-    def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        for p in group["params"]:
-            if not p.is_floating_point():
-                raise TypeError(
-                    f"{type(self).__name__} needs real floating-point parameters, got one of dtype {p.dtype}"
-                )
-        self._check_group(group)
-
-    def _check_group(self, group: dict) -> None:
-        raise NotImplementedError
-
-    def _collect(self):
-        work = []
-        for group in self.param_groups:
-            self._check_group(group)
-            params = [p for p in group["params"] if p.grad is not None]
-            for p in params:
-                if p.grad.is_sparse:
-                    raise TypeError(f"{type(self).__name__} does not support sparse gradients")
-            if params:
-                work.append((group, params, [p.grad for p in params]))
-        return work
-
-
-class PWDSGD(_PlainOptimizer):
+class PWDSGD(CheckedOptimizer):
     r"""SGD with pWD, decoupled p-norm weight decay.
 
     .. math::
@@ -169,7 +129,7 @@ class PWDSGD(_PlainOptimizer):
 
     def _check_group(self, group: dict) -> None:
         _check_pwd(group)
-        check_momentum(group)
+        check.check_momentum(group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
@@ -190,7 +150,7 @@ class PWDSGD(_PlainOptimizer):
         return loss
 
 
-class PWDAdamW(_PlainOptimizer):
+class PWDAdamW(CheckedOptimizer):
     r"""Adam with pWD in place of AdamW's decoupled l2 decay.
 
     .. math::

@@ -39,7 +39,7 @@ from .. import reparam
 from ..param_groups import DENSE_DEFAULTS, split_parameters
 from . import _validation as check
 from .l1 import PenalizedSGD
-from .pwd import PWDAdamW, PWDSGD, check_momentum
+from .pwd import PWDAdamW, PWDSGD
 from .rewa import ReWA
 from .rewa_adamw import ReWAAdamW
 
@@ -97,7 +97,7 @@ def _check_sgd(hp: dict) -> None:
     """torch's own checks do not state the allowed ranges; these do, before anything is built."""
     check.at_least("lr", hp["lr"], 0)
     check.at_least("weight_decay", hp.get("weight_decay", 0.0), 0)
-    check_momentum(hp)
+    check.check_momentum(hp)
 
 
 def _check_adamw(hp: dict) -> None:

@@ -115,13 +115,7 @@ class ReWA(LatentOptimizer):
         check.at_least("lr", group["lr"], 0)
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
-        check.in_half_open("momentum", group["momentum"], 0, 1)
-        check.in_closed("dampening", group["dampening"], 0, 1)
-        if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
-            raise ValueError(
-                f"nesterov=True needs momentum > 0 and dampening = 0, got momentum="
-                f"{group['momentum']}, dampening={group['dampening']}"
-            )
+        check.check_momentum(group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
