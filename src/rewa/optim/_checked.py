@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -12,8 +13,8 @@ from torch.optim import Optimizer
 class CheckedOptimizer(Optimizer):
     """Checks each group's hyperparameters when it is added and before every step.
 
-    Subclasses define ``_check_group`` (raise ``ValueError`` naming the bad value) and call
-    :meth:`_collect` at the start of ``step``. A group with ``check_finite=True`` also has its
+    Subclasses define ``_check_group`` (raise ``ValueError`` naming the bad value) and
+    ``_step_group`` (the update of one group's parameters that have gradients). A group with ``check_finite=True`` also has its
     gradients checked for nan/inf before anything is changed.
     """
 
@@ -30,6 +31,21 @@ class CheckedOptimizer(Optimizer):
     def _check_group(self, group: dict) -> None:
         """Raise ``ValueError`` naming any bad hyperparameter of ``group``."""
         raise NotImplementedError
+
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        """Update ``params`` (those of ``group`` with a gradient) in place."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group, params, grads in self._collect():
+            self._step_group(group, params, grads)
+        return loss
 
     def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
         """Each group with its parameters that have gradients, after checking everything.

@@ -17,9 +17,8 @@ in one of two forms chosen by the flag ``proximal``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-import torch
 from torch import Tensor
 
 from . import _validation as check
@@ -111,21 +110,13 @@ class PenalizedSGD(CheckedOptimizer):
             )
         check.check_momentum(group)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group, params, grads in self._collect():
-            states = [self.state[p] for p in params]
-            buffers = [s.get("momentum_buffer") for s in states]
-            penalized_sgd(params, grads, buffers, penalty=self._penalty(group), strength=group["strength"],
-                          lr=group["lr"], proximal=group["proximal"], momentum=group["momentum"],
-                          dampening=group["dampening"], nesterov=group["nesterov"])
-            for state, buf in zip(states, buffers):
-                state["step"] = state.get("step", 0) + 1
-                if buf is not None:
-                    state["momentum_buffer"] = buf
-        return loss
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        states = [self.state[p] for p in params]
+        buffers = [s.get("momentum_buffer") for s in states]
+        penalized_sgd(params, grads, buffers, penalty=self._penalty(group), strength=group["strength"],
+                      lr=group["lr"], proximal=group["proximal"], momentum=group["momentum"],
+                      dampening=group["dampening"], nesterov=group["nesterov"])
+        for state, buf in zip(states, buffers):
+            state["step"] = state.get("step", 0) + 1
+            if buf is not None:
+                state["momentum_buffer"] = buf

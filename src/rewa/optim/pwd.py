@@ -18,7 +18,7 @@ with ``|w|`` the weight *before* the step. To first order in ``a`` this is a gra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
@@ -131,23 +131,15 @@ class PWDSGD(CheckedOptimizer):
         _check_pwd(group)
         check.check_momentum(group)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group, params, grads in self._collect():
-            states = [self.state[p] for p in params]
-            buffers = [s.get("momentum_buffer") for s in states]
-            pwd_sgd(params, grads, buffers, lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"],
-                    momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"])
-            for state, buf in zip(states, buffers):
-                state["step"] = state.get("step", 0) + 1
-                if buf is not None:
-                    state["momentum_buffer"] = buf
-        return loss
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        states = [self.state[p] for p in params]
+        buffers = [s.get("momentum_buffer") for s in states]
+        pwd_sgd(params, grads, buffers, lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"],
+                momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"])
+        for state, buf in zip(states, buffers):
+            state["step"] = state.get("step", 0) + 1
+            if buf is not None:
+                state["momentum_buffer"] = buf
 
 
 class PWDAdamW(CheckedOptimizer):
@@ -196,24 +188,16 @@ class PWDAdamW(CheckedOptimizer):
         check.in_half_open("betas[1]", betas[1], 0, 1)
         check.at_least("eps", group["eps"], 0)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group, params, grads in self._collect():
-            states = [self.state[p] for p in params]
-            for state, p in zip(states, params):
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            beta1, beta2 = group["betas"]
-            pwd_adamw(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                      [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
-                      eps=group["eps"], lambda_p=group["lambda_p"], p=group["p"])
-            for state in states:
-                state["step"] += 1
-        return loss
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        states = [self.state[p] for p in params]
+        for state, p in zip(states, params):
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        beta1, beta2 = group["betas"]
+        pwd_adamw(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                  [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
+                  eps=group["eps"], lambda_p=group["lambda_p"], p=group["p"])
+        for state in states:
+            state["step"] += 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-import torch
+from torch import Tensor
 
 from . import _validation as check
 from ._functional import rewa_sgd
@@ -117,25 +117,17 @@ class ReWA(LatentOptimizer):
         check.at_least("weight_decay", group["weight_decay"], 0)
         check.check_momentum(group)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group, params, grads in self._collect():
-            latents = self._latents(group, params)
-            buffers = [self.state[p].get("momentum_buffer") for p in params]
-            rewa_sgd(
-                params, grads, latents, buffers,
-                lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
-                weight_decay=group["weight_decay"], momentum=group["momentum"],
-                dampening=group["dampening"], nesterov=group["nesterov"],
-                foreach=default_foreach(group["foreach"], params),
-            )
-            if group["momentum"] != 0:
-                for p, buf in zip(params, buffers):
-                    self.state[p]["momentum_buffer"] = buf
-            self._mark_written(params)
-        return loss
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        latents = self._latents(group, params)
+        buffers = [self.state[p].get("momentum_buffer") for p in params]
+        rewa_sgd(
+            params, grads, latents, buffers,
+            lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
+            weight_decay=group["weight_decay"], momentum=group["momentum"],
+            dampening=group["dampening"], nesterov=group["nesterov"],
+            foreach=default_foreach(group["foreach"], params),
+        )
+        if group["momentum"] != 0:
+            for p, buf in zip(params, buffers):
+                self.state[p]["momentum_buffer"] = buf
+        self._mark_written(params)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
+from torch import Tensor
 
 from . import _validation as check
 from ._functional import rewa_adamw
@@ -104,29 +105,21 @@ class ReWAAdamW(LatentOptimizer):
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
-        """Take one step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group, params, grads in self._collect():
-            latents = self._latents(group, params)
-            states = [self.state[p] for p in params]
-            for state in states:
-                if "exp_avg" not in state:
-                    state["exp_avg"] = torch.zeros_like(state["y"])
-                    state["exp_avg_sq"] = torch.zeros_like(state["y"])
-            beta1, beta2 = group["betas"]
-            rewa_adamw(
-                params, grads, latents,
-                [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                [s["step"] + 1 for s in states],
-                lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
-                K=group["K"], M=group["M"], eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                foreach=default_foreach(group["foreach"], params),
-            )
-            self._mark_written(params)
-        return loss
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        latents = self._latents(group, params)
+        states = [self.state[p] for p in params]
+        for state in states:
+            if "exp_avg" not in state:
+                state["exp_avg"] = torch.zeros_like(state["y"])
+                state["exp_avg_sq"] = torch.zeros_like(state["y"])
+        beta1, beta2 = group["betas"]
+        rewa_adamw(
+            params, grads, latents,
+            [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [s["step"] + 1 for s in states],
+            lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
+            K=group["K"], M=group["M"], eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            foreach=default_foreach(group["foreach"], params),
+        )
+        self._mark_written(params)
