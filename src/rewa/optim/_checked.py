@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -71,17 +70,16 @@ class CheckedOptimizer(Optimizer):
         return work
 
     def _raise_if_nonfinite(self, work) -> None:
-        # One max-norm reduction and one host sync per device; the search for the culprit
-        # runs only when something is wrong.
+        # The minimum and maximum of each gradient (nan and +-inf show up in them), then one
+        # host sync per device; the search for the culprit runs only when something is wrong.
+        # (torch._foreach_norm(grads, inf) would be the same test, ~10x slower on CPUs.)
         by_device: dict[torch.device, list[Tensor]] = {}
         for group, _, grads in work:
             if group.get("check_finite", False):
                 for g in grads:
-                    by_device.setdefault(g.device, []).append(g)
-        if all(
-            bool(torch.stack([n.float() for n in torch._foreach_norm(grads, math.inf)]).isfinite().all())
-            for grads in by_device.values()
-        ):
+                    if g.numel():
+                        by_device.setdefault(g.device, []).extend(torch.aminmax(g))
+        if all(bool(torch.stack([v.float() for v in extremes]).isfinite().all()) for extremes in by_device.values()):
             return
         for group_index, group in enumerate(self.param_groups):
             for index, p in enumerate(group["params"]):

@@ -58,43 +58,48 @@ def _normal_floor(dtype: torch.dtype, exponent: float) -> float:
     return torch.finfo(dtype).tiny ** (1.0 / exponent)
 
 
-def abs_pow(y: Tensor, exponent: Number | Tensor, *, flush_exponent: float | None = None) -> Tensor:
-    """``|y|^exponent`` as a new tensor, with results below the smallest normal number set to 0.
+def abs_pow(
+    y: Tensor, exponent: Number | Tensor, *, flush_exponent: float | None = None, out: Tensor | None = None
+) -> Tensor:
+    """``|y|^exponent``, with results below the smallest normal number set to 0.
 
     Subnormal numbers are up to ~100x slower on CPUs, and with K = 9 most unused weights of a
     sparse model would be subnormal; they carry no information a weight needs (below ~1e-38 in
     float32), and the latent ``y`` keeps the exact value. With ``flush_exponent`` the result
     is 0 where ``|y|^flush_exponent`` would be subnormal (``power_map`` flushes by ``|y|^K``).
-    ``pow(0, 0) = 1``.
+    ``pow(0, 0) = 1``. Written into ``out`` (same dtype as ``y``) when given, else a new tensor.
     """
     if isinstance(exponent, Tensor):
-        out = y.abs().pow(exponent)
-        return out.masked_fill_(out < torch.finfo(y.dtype).tiny, 0.0)
+        result = y.abs().pow(exponent)
+        result.masked_fill_(result < torch.finfo(y.dtype).tiny, 0.0)
+        return result if out is None else out.copy_(result)
     floor = _normal_floor(y.dtype, flush_exponent or exponent)
     k = _squarings(exponent)
     if k is None:
-        out = y.abs()
+        out = torch.abs(y, out=out)
         if exponent > 0:
             torch.nn.functional.threshold_(out, floor, 0.0)
         return out.pow_(exponent)
-    out = y * y
+    out = torch.mul(y, y, out=out)
     torch.nn.functional.threshold_(out, floor**2, 0.0)
     for _ in range(k - 1):
         out.mul_(out)
     return out
 
 
-def power_map(y: Tensor, K: Number | Tensor) -> Tensor:
+def power_map(y: Tensor, K: Number | Tensor, *, out: Tensor | None = None) -> Tensor:
     """The weights of a latent: ``x = sign(y)|y|^K``, computed as ``y * |y|^(K-1)``.
 
-    Weights that would be subnormal are written as 0 (see :func:`abs_pow`).
+    Weights that would be subnormal are written as 0 (see :func:`abs_pow`). Written into
+    ``out`` (same dtype as ``y``) when given.
     """
     if isinstance(K, Real) and K == 1:
-        return y.clone()
+        return y.clone() if out is None else out.copy_(y)
     if isinstance(K, Tensor):
         x = abs_pow(y, K - 1).mul_(y)
-        return x.masked_fill_(x.abs() < torch.finfo(y.dtype).tiny, 0.0)
-    return abs_pow(y, K - 1, flush_exponent=K).mul_(y)
+        x.masked_fill_(x.abs() < torch.finfo(y.dtype).tiny, 0.0)
+        return x if out is None else out.copy_(x)
+    return abs_pow(y, K - 1, flush_exponent=K, out=out).mul_(y)
 
 
 def latent_from_weight(x: Tensor, K: Number | Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -105,31 +110,59 @@ def latent_from_weight(x: Tensor, K: Number | Tensor, dtype: torch.dtype | None 
     return x.abs().pow_(1.0 / K).mul_(x.sign())
 
 
-def gradient_scale(y: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor) -> Tensor:
+def gradient_scale(
+    y: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor, out: Tensor | None = None
+) -> Tensor:
     """The per-coordinate factor ``|y|^M * |y|^(K-1) / (|y|^(K-1) + eps)``.
 
     ``K``, ``M`` and ``eps`` may be tensors that broadcast against ``y`` (the batched sweep
-    engine stacks configurations along a leading dimension).
+    engine stacks configurations along a leading dimension). Written into ``out`` when given.
     """
-    scale = torch.ones_like(y) if _is_zero(M) else abs_pow(y, M)
+    if _is_zero(M) and _is_zero(eps):
+        return torch.ones_like(y) if out is None else out.fill_(1.0)
     if _is_zero(eps):
-        return scale
-    ratio = torch.reciprocal(1 + eps / abs_pow(y, K - 1))
+        return abs_pow(y, M, out=out)
+    ratio = abs_pow(y, K - 1, out=out).reciprocal_().mul_(eps).add_(1).reciprocal_()
     if isinstance(eps, Tensor):
-        ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio)
-    return scale.mul_(ratio)
+        ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio) if out is None else ratio.masked_fill_(eps == 0, 1.0)
+    return ratio if _is_zero(M) else _times_abs_pow_(ratio, y, M)
 
 
-def scaled_gradient(y: Tensor, grad: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor) -> Tensor:
+def _times_abs_pow_(out: Tensor, y: Tensor, M: Number | Tensor) -> Tensor:
+    """``out *= |y|^M``; for ``M = 2`` as two products with ``y`` (no temporary tensor)."""
+    if isinstance(M, Real) and M == 2:
+        return out.mul_(y).mul_(y)
+    return out.mul_(abs_pow(y, M))
+
+
+def scaled_gradient(
+    y: Tensor, grad: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor, out: Tensor | None = None
+) -> Tensor:
     """``d = gradient_scale(y) * grad`` in the dtype of ``y``; ``grad`` is never modified.
 
     When the factor is identically 1 (``M = 0`` and ``eps = 0``) the result may be ``grad``
-    itself (or its cast): callers only read it.
+    itself (or its cast): callers only read it. Otherwise written into ``out`` when given.
     """
     grad = grad.to(y.dtype)
     if _is_zero(M) and _is_zero(eps):
         return grad
-    return gradient_scale(y, K=K, M=M, eps=eps).mul_(grad)
+    return gradient_scale(y, K=K, M=M, eps=eps, out=out).mul_(grad)
+
+
+def _scratch(param: Tensor, y: Tensor) -> Tensor | None:
+    """The weight tensor, as working memory for a step that rewrites it at the end anyway.
+
+    Saves the per-step allocations (and on CPUs the page faults) of temporaries; only when
+    the weights have the latent's dtype, so no intermediate is rounded.
+    """
+    return param if param.dtype == y.dtype else None
+
+
+def _write_weights(param: Tensor, y: Tensor, K: Number) -> None:
+    if _scratch(param, y) is not None:
+        power_map(y, K, out=param)
+    else:
+        param.copy_(power_map(y, K))
 
 
 # ----------------------------------------------------------------------------------------
@@ -171,32 +204,59 @@ def rewa_sgd(
 def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
                             weight_decay, momentum, dampening, nesterov):
     for i, (param, grad, y) in enumerate(zip(params, grads, latents)):
-        step = scaled_gradient(y, grad, K=K, M=M, eps=eps)
-        if momentum != 0:
-            buf = momentum_buffers[i]
-            if buf is None:
-                buf = step.clone()
-                momentum_buffers[i] = buf
+        scratch = _scratch(param, y)
+        buf = momentum_buffers[i]
+        if buf is not None and not nesterov:
+            # b <- momentum*b + (1 - dampening) * scale * g, the scaling folded into the update
+            grad = grad.to(y.dtype)
+            buf.mul_(momentum)
+            if _is_zero(M) and _is_zero(eps):
+                buf.add_(grad, alpha=1 - dampening)
             else:
-                buf.mul_(momentum).add_(step, alpha=1 - dampening)
-            step = step.add(buf, alpha=momentum) if nesterov else buf
+                buf.addcmul_(gradient_scale(y, K=K, M=M, eps=eps, out=scratch), grad, value=1 - dampening)
+            step = buf
+        else:
+            step = scaled_gradient(y, grad, K=K, M=M, eps=eps, out=scratch)
+            if momentum != 0:
+                if buf is None:
+                    buf = step.clone()
+                    momentum_buffers[i] = buf
+                else:
+                    buf.mul_(momentum).add_(step, alpha=1 - dampening)
+                step = step.add(buf, alpha=momentum) if nesterov else buf
         if weight_decay != 0:
             y.mul_(1 - lr * weight_decay)
         y.add_(step, alpha=-lr)
-        param.copy_(power_map(y, K))
+        _write_weights(param, y, K)
 
 
-def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None):
+def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None, out=None):
     """``abs_pow`` over a list, with the same operations (so the same bits) per tensor."""
     k = _squarings(exponent)
+    # On CPUs the foreach kernels are per-tensor loops, and an out= write saves the copy pass.
+    per_tensor_out = out is not None and out[0].device.type == "cpu"
     if k is None:
-        out = torch._foreach_abs(latents)
+        if out is None:
+            out = torch._foreach_abs(latents)
+        elif per_tensor_out:
+            for o, y in zip(out, latents):
+                torch.abs(y, out=o)
+        else:
+            torch._foreach_copy_(out, latents)
+            torch._foreach_abs_(out)
         if exponent > 0:
             for t in out:
                 torch.nn.functional.threshold_(t, _normal_floor(t.dtype, flush_exponent or exponent), 0.0)
         torch._foreach_pow_(out, exponent)
         return out
-    out = torch._foreach_mul(latents, latents)
+    if out is None:
+        out = torch._foreach_mul(latents, latents)
+    elif per_tensor_out:
+        for o, y in zip(out, latents):
+            torch.mul(y, y, out=o)
+    else:
+        torch._foreach_copy_(out, latents)
+        torch._foreach_mul_(out, latents)
     for t in out:
         torch.nn.functional.threshold_(t, _normal_floor(t.dtype, flush_exponent or exponent) ** 2, 0.0)
     for _ in range(k - 1):
@@ -204,26 +264,33 @@ def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None):
     return out
 
 
-def _multi_tensor_gradient_scales(latents, *, K, M, eps):
+def _multi_tensor_scratch(params, latents):
+    """``params`` as working memory when every one has its latent's dtype (see ``_scratch``)."""
+    return params if all(p.dtype == y.dtype for p, y in zip(params, latents)) else None
+
+
+def _multi_tensor_gradient_scales(latents, *, K, M, eps, out=None):
     """``gradient_scale`` over a list; ``None`` when the factor is identically 1."""
     if _is_zero(M) and _is_zero(eps):
         return None
-    scales = None if _is_zero(M) else _multi_tensor_abs_pow(latents, M)
-    if not _is_zero(eps):
-        ratio = _multi_tensor_abs_pow(latents, K - 1)
-        torch._foreach_reciprocal_(ratio)
-        torch._foreach_mul_(ratio, eps)
-        torch._foreach_add_(ratio, 1)
-        torch._foreach_reciprocal_(ratio)
-        if scales is None:
-            return ratio
-        torch._foreach_mul_(scales, ratio)
-    return scales
+    if _is_zero(eps):
+        return _multi_tensor_abs_pow(latents, M, out=out)
+    ratio = _multi_tensor_abs_pow(latents, K - 1, out=out)
+    torch._foreach_reciprocal_(ratio)
+    torch._foreach_mul_(ratio, eps)
+    torch._foreach_add_(ratio, 1)
+    torch._foreach_reciprocal_(ratio)
+    if isinstance(M, Real) and M == 2:  # as _times_abs_pow_
+        torch._foreach_mul_(ratio, latents)
+        torch._foreach_mul_(ratio, latents)
+    elif not _is_zero(M):
+        torch._foreach_mul_(ratio, _multi_tensor_abs_pow(latents, M))
+    return ratio
 
 
-def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps):
+def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps, out=None):
     grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
-    scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps)
+    scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps, out=out)
     if scales is None:
         return grads
     torch._foreach_mul_(scales, grads)
@@ -231,12 +298,14 @@ def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps):
 
 
 def _multi_tensor_write_weights(params, latents, K):
+    scratch = _multi_tensor_scratch(params, latents)
     if K == 1:
         torch._foreach_copy_(params, latents)
         return
-    weights = _multi_tensor_abs_pow(latents, K - 1, flush_exponent=K)
+    weights = _multi_tensor_abs_pow(latents, K - 1, flush_exponent=K, out=scratch)
     torch._foreach_mul_(weights, latents)
-    torch._foreach_copy_(params, weights)
+    if scratch is None:
+        torch._foreach_copy_(params, weights)
 
 
 def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
@@ -248,7 +317,7 @@ def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M
         # Steady state of heavy-ball momentum: fold the scaling into the buffer update
         # (b <- momentum*b + (1 - dampening) * scale * g), one pass fewer.
         grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
-        scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps)
+        scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps, out=_multi_tensor_scratch(params, latents))
         torch._foreach_mul_(momentum_buffers, momentum)
         if scales is None:
             torch._foreach_add_(momentum_buffers, grads, alpha=1 - dampening)
@@ -256,7 +325,8 @@ def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M
             torch._foreach_addcmul_(momentum_buffers, scales, grads, 1 - dampening)
         steps = momentum_buffers
     else:
-        steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps)
+        steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps,
+                                               out=_multi_tensor_scratch(params, latents))
         if momentum != 0:
             if old:
                 bufs = [momentum_buffers[i] for i in old]
@@ -316,23 +386,25 @@ def rewa_adamw(
 def _single_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr,
                               beta1, beta2, adam_eps, K, M, eps, weight_decay):
     for param, grad, y, exp_avg, exp_avg_sq, step in zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps):
-        d = scaled_gradient(y, grad, K=K, M=M, eps=eps)
+        scratch = _scratch(param, y)
+        d = scaled_gradient(y, grad, K=K, M=M, eps=eps, out=scratch)
         if weight_decay != 0:
             y.mul_(1 - lr * weight_decay)
         exp_avg.lerp_(d, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(d, d, value=1 - beta2)
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(adam_eps)
+        denom = torch.sqrt(exp_avg_sq, out=scratch).div_(bias_correction2_sqrt).add_(adam_eps)
         y.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
-        param.copy_(power_map(y, K))
+        _write_weights(param, y, K)
 
 
 def _multi_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr,
                              beta1, beta2, adam_eps, K, M, eps, weight_decay):
     if not params:
         return
-    ds = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps)
+    scratch = _multi_tensor_scratch(params, latents)
+    ds = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps, out=scratch)
     if weight_decay != 0:
         torch._foreach_mul_(latents, 1 - lr * weight_decay)
     torch._foreach_lerp_(exp_avgs, ds, 1 - beta1)
@@ -340,7 +412,14 @@ def _multi_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, step
     torch._foreach_addcmul_(exp_avg_sqs, ds, ds, 1 - beta2)
     step_sizes = [-lr / (1 - beta1**s) for s in steps]
     bias_correction2_sqrt = [(1 - beta2**s) ** 0.5 for s in steps]
-    denom = torch._foreach_sqrt(exp_avg_sqs)
+    if scratch is None:
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+    elif scratch[0].device.type == "cpu":
+        denom = [torch.sqrt(v, out=o) for v, o in zip(exp_avg_sqs, scratch)]
+    else:
+        denom = scratch
+        torch._foreach_copy_(denom, exp_avg_sqs)
+        torch._foreach_sqrt_(denom)
     torch._foreach_div_(denom, bias_correction2_sqrt)
     torch._foreach_add_(denom, adam_eps)
     torch._foreach_addcdiv_(latents, exp_avgs, denom, step_sizes)
