@@ -28,3 +28,11 @@ def test_reproduce_sparsity_writes_a_record(tmp_path, capsys):
     assert "| 50% |" in out
     record = json.loads((tmp_path / "target_sparsity.json").read_text())
     assert record[0]["config"]["target_sparsity"] == 0.5 and 0 <= record[0]["sparsity"] <= 1
+
+
+def test_reproduce_synthetic_quick(tmp_path, capsys):
+    assert main(["reproduce", "synthetic", "--figure", "2", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ReWA K=9 M=5 lambda=0.25" in out and "Lasso" in out
+    assert (tmp_path / "figure2_quick.png").exists()
+    assert list(tmp_path.glob("*.csv")) and list(tmp_path.glob("*.json"))

@@ -5,6 +5,9 @@ ReWA (Reparameterization, Weight decay, Adaptive learning rate) trains a latent 
 acts like l_p regularization with ``p = 1 + (1 - M)/K``.
 """
 
+from . import theory
+from .controller import ControllerRecord, TargetSparsityController
+from .export import ExportSummary, SparseLinear, export_sparse, load_sparse, to_sparse_linear
 from .optim import (
     ReWA,
     ReWAAdamW,
@@ -20,6 +23,7 @@ from .optim._validation import lp_exponent
 from .optim.l1 import PenalizedSGD, penalized_sgd
 from .optim.pwd import PWDAdamW, PWDSGD, pwd_adamw, pwd_sgd, pwd_shrink_factor
 from .optim.registry import MethodInfo, create_optimizer, list_methods, method_names
+from .param_groups import DENSE_DEFAULTS, NORM_LAYERS, param_groups, split_parameters
 from .penalties import L1, ClippedLp, Lp, make_penalty
 from .reparam import (
     HadamardProduct,
@@ -31,8 +35,6 @@ from .reparam import (
     parametrize_model,
     spred,
 )
-from .controller import ControllerRecord, TargetSparsityController
-from .export import ExportSummary, SparseLinear, export_sparse, load_sparse, to_sparse_linear
 from .sparsity import (
     FixedMask,
     SparsityReport,
@@ -45,66 +47,34 @@ from .sparsity import (
     sparsity_report,
     threshold_sweep,
 )
-from .param_groups import DENSE_DEFAULTS, NORM_LAYERS, param_groups, split_parameters
-from . import theory
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ControllerRecord",
-    "ExportSummary",
-    "FixedMask",
-    "SparseLinear",
-    "SparsityReport",
-    "SweepPoint",
-    "SweepResult",
-    "TargetSparsityController",
-    "TensorSparsity",
-    "attach_masks",
-    "export_sparse",
-    "load_sparse",
-    "make_masks_permanent",
-    "prune",
-    "sparsity_report",
-    "threshold_sweep",
-    "to_sparse_linear",
-    "ClippedLp",
-    "HadamardProduct",
-    "L1",
-    "Lp",
-    "MethodInfo",
-    "PWDAdamW",
-    "PWDSGD",
-    "PenalizedSGD",
-    "PowerPropagation",
-    "SignedSquares",
-    "collapse",
-    "create_optimizer",
-    "factor_parameters",
-    "list_methods",
-    "lp_weight_of_factor_decay",
-    "make_penalty",
-    "method_names",
-    "parametrize_model",
-    "penalized_sgd",
-    "pwd_adamw",
-    "pwd_sgd",
-    "pwd_shrink_factor",
-    "spred",
-    "DENSE_DEFAULTS",
-    "NORM_LAYERS",
-    "ReWA",
-    "ReWAAdamW",
-    "SparsityConfigWarning",
-    "__version__",
-    "gradient_scale",
-    "latent_from_weight",
-    "lp_exponent",
-    "param_groups",
-    "power_map",
-    "rewa_adamw",
-    "rewa_sgd",
-    "scaled_gradient",
-    "split_parameters",
-    "theory",
-]
+# scikit-learn is an optional dependency (the `sklearn` extra): its estimators load on first use.
+_ESTIMATORS = ("ReWAClassifier", "ReWARegressor", "ReWARegressorCV")
+
+
+def __getattr__(name: str):
+    if name in _ESTIMATORS:
+        from . import linear_model
+
+        return getattr(linear_model, name)
+    raise AttributeError(f"module 'rewa' has no attribute {name!r}")
+
+
+__all__ = sorted(
+    [
+        "ClippedLp", "ControllerRecord", "DENSE_DEFAULTS", "ExportSummary", "FixedMask",
+        "HadamardProduct", "L1", "Lp", "MethodInfo", "NORM_LAYERS", "PWDAdamW", "PWDSGD",
+        "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseLinear",
+        "SparsityConfigWarning", "SparsityReport", "SweepPoint", "SweepResult",
+        "TargetSparsityController", "TensorSparsity", "__version__", "attach_masks", "collapse",
+        "create_optimizer", "export_sparse", "factor_parameters", "gradient_scale",
+        "latent_from_weight", "list_methods", "load_sparse", "lp_exponent",
+        "lp_weight_of_factor_decay", "make_masks_permanent", "make_penalty", "method_names",
+        "param_groups", "parametrize_model", "penalized_sgd", "power_map", "prune", "pwd_adamw",
+        "pwd_sgd", "pwd_shrink_factor", "rewa_adamw", "rewa_sgd", "scaled_gradient",
+        "sparsity_report", "split_parameters", "spred", "theory", "threshold_sweep",
+        "to_sparse_linear", *_ESTIMATORS,
+    ]
+)
