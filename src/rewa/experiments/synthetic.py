@@ -6,8 +6,10 @@ on the mean squared error ``mean((x.w - target)^2)`` with mini-batch SGD under R
 
 **The batched sweep engine.** :func:`run_sweep` trains every pair (method, seed) at once. The
 latents of all runs are one tensor ``y`` of shape ``(S, G, d)`` (``S`` seeds, ``G`` methods);
-each method has its own ``K``, ``M``, ``eps``, decay ``lambda`` and l1 strength, held as
-tensors of shape ``(G, 1)`` that broadcast against ``y``. One step for all runs is
+each method has its own ``K``, ``M``, ``eps``, decay ``lambda`` and l1 strength. Decay and
+l1 strength are tensors of shape ``(G, 1)`` that broadcast against ``y``; the factor and the
+map run once per run of consecutive methods sharing ``(K, M, eps)``, on views of ``y``, through
+the optimizer's scalar code path. One step for all runs is
 
 .. math::
 
@@ -382,6 +384,18 @@ def _stacked(values: Sequence[float], dtype, device) -> float | torch.Tensor:
     return torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)
 
 
+def _blocks(methods: Sequence[Method]) -> list[tuple[slice, float, float, float]]:
+    """Maximal runs of consecutive methods with the same ``(K, M, eps)``: ``(rows, K, M, eps)``."""
+    blocks: list[tuple[slice, float, float, float]] = []
+    for g, m in enumerate(methods):
+        shape = (float(m.K), float(m.M), float(m.eps))
+        if blocks and blocks[-1][1:] == shape and blocks[-1][0].stop == g:
+            blocks[-1] = (slice(blocks[-1][0].start, g + 1), *shape)
+        else:
+            blocks.append((slice(g, g + 1), *shape))
+    return blocks
+
+
 def _unique(name: str, values: Iterable) -> tuple:
     values = tuple(values)
     if not values:
@@ -432,8 +446,6 @@ def run_sweep(
     del problems
 
     K = _stacked([float(m.K) for m in methods], dtype, device)
-    M = _stacked([float(m.M) for m in methods], dtype, device)
-    eps = _stacked([float(m.eps) for m in methods], dtype, device)
     decay = _stacked([float(m.weight_decay) for m in methods], dtype, device)
     l1 = _stacked([float(m.l1) for m in methods], dtype, device)
     l1_penalty = L1()
@@ -447,7 +459,13 @@ def run_sweep(
     else:
         y = latent_from_weight(w_init[:, None, :].expand(S, G, d).contiguous(), K)
         start_epoch, seconds_before = 0, 0.0
-    x = power_map(y, K)
+    # Runs of methods sharing (K, M, eps) are updated through the optimizer's scalar code
+    # path (repeated squaring for integer powers), several times faster than pow with a
+    # per-row tensor exponent; decay and l1 strength stay per-row tensors.
+    blocks = _blocks(methods)
+    step, x = torch.empty_like(y), torch.empty_like(y)
+    for rows, k_, _, _ in blocks:
+        power_map(y[:, rows], k_, out=x[:, rows])
 
     steps_per_epoch = config.steps_per_epoch
     total_steps = steps_per_epoch * config.epochs
@@ -465,11 +483,15 @@ def run_sweep(
             torch.bmm(residual, X_batch, out=grad).mul_(2 / batch.shape[1])  # d mean((x.w - t)^2) / dw
             if not (isinstance(l1, float) and l1 == 0):
                 grad.add_(l1_penalty.grad(x).mul_(l1))
-            step = scaled_gradient(y, grad, K=K, M=M, eps=eps)
+            for rows, k_, m_, e_ in blocks:
+                scaled = scaled_gradient(y[:, rows], grad[:, rows], K=k_, M=m_, eps=e_, out=step[:, rows])
+                if scaled.data_ptr() != step[:, rows].data_ptr():  # a factor of 1 returns grad itself
+                    step[:, rows] = scaled
             if not (isinstance(decay, float) and decay == 0):
                 y.mul_(1 - lr * decay)
             y.add_(step, alpha=-lr)
-            x = power_map(y, K)
+            for rows, k_, _, _ in blocks:
+                power_map(y[:, rows], k_, out=x[:, rows])
         if bar is not None:
             bar.update(1)
         now = time.perf_counter()
