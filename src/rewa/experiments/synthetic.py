@@ -66,7 +66,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -78,6 +77,7 @@ import torch
 from ..optim import _validation as check
 from ..optim._functional import latent_from_weight, power_map, scaled_gradient
 from ..penalties import L1
+from ._progress import progress_bar
 from .recovery import make_regression
 
 __all__ = [
@@ -317,40 +317,6 @@ def cosine_lr(step: int, total: int, lr: float, cosine: bool = True) -> float:
 # ----------------------------------------------------------------------------------------
 
 
-class _StderrProgress:
-    """A plain progress line on stderr, at most every ``every`` seconds (tqdm's stand-in)."""
-
-    def __init__(self, total: int, initial: int, desc: str, every: float = 5.0):
-        self.total, self.n, self.desc, self.every = total, initial, desc, every
-        self.start = time.perf_counter()
-        self.first = initial
-        self.last_print = -math.inf
-
-    def update(self, k: int = 1) -> None:
-        self.n += k
-        now = time.perf_counter()
-        if now - self.last_print >= self.every or self.n == self.total:
-            self.last_print = now
-            done = self.n - self.first
-            elapsed = now - self.start
-            eta = elapsed / done * (self.total - self.n) if done else math.nan
-            print(f"{self.desc}: epoch {self.n}/{self.total}, {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, initial: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _StderrProgress(total, initial, desc)
-    return tqdm(total=total, initial=initial, desc=desc, unit="epoch")
-
-
 def _sweep_key(config: SyntheticConfig, methods: Sequence[Method], seeds: Sequence[int]) -> str:
     """A fingerprint of everything that determines a sweep's trajectory (not the device)."""
     payload = json.dumps({"config": {k: v for k, v in asdict(config).items() if k != "device"},
@@ -471,7 +437,8 @@ def run_sweep(
     total_steps = steps_per_epoch * config.epochs
     seed_index = torch.arange(S, device=device).unsqueeze(1)
     grad = torch.empty_like(y)
-    bar = _progress_bar(config.epochs, start_epoch, f"{G} methods x {S} seeds, d={d}", progress)
+    bar = progress_bar(config.epochs, desc=f"{G} methods x {S} seeds, d={d}", unit="epoch",
+                       initial=start_epoch, enabled=progress)
     start = time.perf_counter()
     last_save = start
     for epoch in range(start_epoch, config.epochs):

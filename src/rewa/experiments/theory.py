@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 from .. import theory
 from ..optim._functional import power_map, rewa_sgd
 from ..optim.rewa import ReWA, SparsityConfigWarning
+from ._progress import progress_bar
 
 __all__ = [
     "ClaimRecord",
@@ -761,26 +761,6 @@ CHECKS: tuple[tuple[str, Callable[[TheoryConfig], ClaimRecord]], ...] = (
 )
 
 
-def _progress(items: list, enabled: bool) -> Iterator:
-    """tqdm if it is installed, else one stderr line per item; nothing when disabled."""
-    if not enabled:
-        yield from items
-        return
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    if tqdm is not None:
-        bar = tqdm(items, desc="theory", unit="claim", file=sys.stderr)
-        for item in bar:
-            bar.set_postfix_str(item[0])
-            yield item
-        return
-    for i, item in enumerate(items, 1):
-        print(f"[{i}/{len(items)}] {item[0]} ...", file=sys.stderr, flush=True)
-        yield item
-
-
 def run_theory(config: TheoryConfig = TheoryConfig(), progress: bool = False,
                only: Iterable[str] | None = None) -> TheoryResults:
     """Run every check (or those whose claim name is in ``only``) and collect the records."""
@@ -796,8 +776,15 @@ def run_theory(config: TheoryConfig = TheoryConfig(), progress: bool = False,
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads cost more than they give
     try:
-        for _, check_claim in _progress(chosen, progress):
+        bar = progress_bar(len(chosen), desc="theory", unit="claim", enabled=progress, every=0.0)
+        for name, check_claim in chosen:
+            if bar is not None:
+                bar.set_postfix_str(name)
             records.append(check_claim(config))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     finally:
         torch.set_num_threads(torch_threads)
     return TheoryResults(config=config, records=records, seconds=time.perf_counter() - start)
