@@ -113,6 +113,18 @@ def _logistic_loss(X, target, coef, intercept):
 _LOSSES = {"squared": _squared_loss, "logistic": _logistic_loss}
 
 
+def _read_only_tensor(a) -> torch.Tensor:
+    """A float64 tensor sharing memory with ``a`` where possible; the solver only reads it.
+
+    torch warns that it cannot mark a read-only NumPy array (scikit-learn's checks pass such
+    arrays) as read-only; nothing here writes to it, so that warning is silenced.
+    """
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
+
+
 class _Solver:
     """ReWA's full-batch update on a latent ``(d, k)`` with a working set of rows (features)."""
 
@@ -274,8 +286,7 @@ class _ReWALinearModel(BaseEstimator):
         check.check_reparameterization(self.K, self.M, self.eps)
         n, d = X.shape
         k = T.shape[1]
-        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64))
-        Tt = torch.from_numpy(np.ascontiguousarray(T, dtype=np.float64))
+        Xt, Tt = _read_only_tensor(X), _read_only_tensor(T)
         x_offset = torch.zeros(d, dtype=torch.float64)
         if self.fit_intercept and self._loss == "squared":
             # centre X and t: the intercept is then exact and needs no steps
@@ -402,7 +413,7 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
     _loss = "logistic"
 
     def __init__(self, *, K=9, M=2, eps=0.0, alpha=0.1, solver="gd", learning_rate="auto",
-                 max_iter=1000, batch_size=25, fit_intercept=True, tol=1e-6, debias=False,
+                 max_iter=5000, batch_size=25, fit_intercept=True, tol=1e-6, debias=False,
                  threshold=None, warm_start=False, random_state=None):
         super().__init__(K=K, M=M, eps=eps, alpha=alpha, solver=solver, learning_rate=learning_rate,
                          max_iter=max_iter, batch_size=batch_size, fit_intercept=fit_intercept, tol=tol,
