@@ -40,6 +40,14 @@ def check_momentum(group: dict) -> None:
         )
 
 
+def check_betas(betas) -> None:
+    """Adam's ``(beta1, beta2)``: a pair, each in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
+    in_half_open("betas[0]", betas[0], 0, 1)
+    in_half_open("betas[1]", betas[1], 0, 1)
+
+
 def check_reparameterization(K, M, eps) -> None:
     """K >= 1, 0 <= M <= K - 1, eps >= 0 (paper, Equation 3)."""
     at_least("K", K, 1)

@@ -181,11 +181,7 @@ class PWDAdamW(CheckedOptimizer):
 
     def _check_group(self, group: dict) -> None:
         _check_pwd(group)
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
-        check.in_half_open("betas[0]", betas[0], 0, 1)
-        check.in_half_open("betas[1]", betas[1], 0, 1)
+        check.check_betas(group["betas"])
         check.at_least("eps", group["eps"], 0)
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:

@@ -102,11 +102,7 @@ def _check_sgd(hp: dict) -> None:
 
 def _check_adamw(hp: dict) -> None:
     check.at_least("lr", hp["lr"], 0)
-    betas = hp["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
-    check.in_half_open("betas[0]", betas[0], 0, 1)
-    check.in_half_open("betas[1]", betas[1], 0, 1)
+    check.check_betas(hp["betas"])
     check.at_least("eps", hp["eps"], 0)
     check.at_least("weight_decay", hp["weight_decay"], 0)
 

@@ -96,11 +96,7 @@ class ReWAAdamW(LatentOptimizer):
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
-        check.in_half_open("betas[0]", betas[0], 0, 1)
-        check.in_half_open("betas[1]", betas[1], 0, 1)
+        check.check_betas(group["betas"])
         check.at_least("adam_eps", group["adam_eps"], 0)
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
