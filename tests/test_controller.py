@@ -118,3 +118,24 @@ def test_digits_short_run_meets_target():
     assert abs(result.sparsity - 0.9) <= 0.01, result.sparsity
     assert result.pruned_test_accuracy > 0.85
     assert len(result.history) == 60
+
+
+def test_state_dict_resume_continues_exactly():
+    """Save after 3 calls, load into a fresh controller: the next calls match an uninterrupted one."""
+    counts = [5, 12, 20, 31, 40, 48]
+    model, opt, ctl = setup(total_calls=6, lookahead=1)
+    fresh_model, fresh_opt, fresh = setup(total_calls=6, lookahead=1)
+    for count in counts[:3]:
+        set_zeros(model, count)
+        ctl.step()
+    fresh.load_state_dict(ctl.state_dict())
+    assert fresh_opt.param_groups[0]["weight_decay"] == ctl.weight_decay
+    for count in counts[3:]:
+        set_zeros(model, count)
+        set_zeros(fresh_model, count)
+        assert ctl.step() == fresh.step()
+    assert fresh.history == ctl.history
+    with pytest.raises(ValueError, match="missing"):
+        fresh.load_state_dict({"weight_decay": 0.1})
+    with pytest.raises(ValueError, match="weight_decay=100.0 must be in"):
+        fresh.load_state_dict({**ctl.state_dict(), "weight_decay": 100.0})

@@ -251,5 +251,30 @@ class TargetSparsityController:
         )
         return record
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs: the current weight decay, the start sparsity and the history."""
+        return {
+            "weight_decay": self.weight_decay,
+            "start_sparsity": self._start_sparsity,
+            "history": [asdict(r) for r in self.history],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`: sets the weight decay of the controlled groups too."""
+        missing = {"weight_decay", "start_sparsity", "history"} - set(state)
+        if missing:
+            raise ValueError(f"controller state is missing {sorted(missing)}")
+        weight_decay = float(state["weight_decay"])
+        if not self.min_weight_decay <= weight_decay <= self.max_weight_decay:
+            raise ValueError(
+                f"weight_decay={weight_decay} must be in [min_weight_decay, max_weight_decay] = "
+                f"[{self.min_weight_decay:g}, {self.max_weight_decay:g}]"
+            )
+        history = [ControllerRecord(**r) for r in state["history"]]
+        self.weight_decay = weight_decay
+        self._start_sparsity = state["start_sparsity"]
+        self.history = history
+        self._set_weight_decay(weight_decay)
+
     def history_records(self) -> list[dict]:
         return [asdict(r) for r in self.history]
