@@ -136,8 +136,7 @@ class TargetSparsityController:
         self.threshold = _check_threshold(threshold)
         if self.threshold == 0:
             raise ValueError("threshold=0 must be > 0: the controller compares log-magnitudes with it")
-        if isinstance(total_calls, bool) or not isinstance(total_calls, int) or total_calls < 1:
-            raise ValueError(f"total_calls={total_calls!r} must be a positive integer")
+        check.positive_int("total_calls", total_calls)
         check.real("ramp", ramp)
         if not 0 < ramp <= 1:
             raise ValueError(f"ramp={ramp} must be in (0, 1]")

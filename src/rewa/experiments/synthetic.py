@@ -157,11 +157,6 @@ class Method:
         return text
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-
-
 @dataclass(frozen=True)
 class SyntheticConfig:
     """The data and the training schedule shared by every run of a sweep (defaults: paper scale)."""
@@ -179,7 +174,7 @@ class SyntheticConfig:
 
     def __post_init__(self):
         for name in ("d", "n_train", "n_test", "batch_size", "epochs"):
-            _positive_int(name, getattr(self, name))
+            check.positive_int(name, getattr(self, name))
         if self.d < 2:
             raise ValueError(f"d={self.d} must be >= 2 (one signal coordinate and noise coordinates)")
         if self.batch_size > self.n_train:

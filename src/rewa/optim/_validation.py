@@ -14,6 +14,11 @@ def real(name: str, value) -> float:
     return value
 
 
+def positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+
+
 def at_least(name: str, value, low: float) -> None:
     if real(name, value) < low:
         raise ValueError(f"{name}={value} must be >= {low:g}")
