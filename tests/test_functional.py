@@ -110,3 +110,11 @@ def test_abs_pow_flushes_and_keeps_pow_of_zero():
     exponent = torch.tensor([0.0, 2.0, 0.0])  # the tensor form (sweep engine): pow(0, 0) = 1
     assert torch.equal(abs_pow(y, exponent), torch.stack([torch.tensor(1.0), square, torch.tensor(1.0)]))
     assert abs_pow(torch.tensor([1e-19]), 2.0).item() == 0.0 and (1e-19) ** 2 < tiny
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 2.5, 5, 9])
+def test_power_map_is_differentiable(K):
+    """PowerPropagation's forward is power_map under autograd: d x / d y = K |y|^(K-1)."""
+    y = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    power_map(y, K).sum().backward()
+    torch.testing.assert_close(y.grad, K * y.detach().abs() ** (K - 1), rtol=1e-12, atol=0)

@@ -82,8 +82,11 @@ def abs_pow(
         return out.pow_(exponent)
     out = torch.mul(y, y, out=out)
     torch.nn.functional.threshold_(out, floor**2, 0.0)
+    # Squaring in place aliases the factor autograd would save (PowerPropagation's forward
+    # differentiates through this); the optimizers run without autograd and keep it in place.
+    in_place = not (torch.is_grad_enabled() and y.requires_grad)
     for _ in range(k - 1):
-        out.mul_(out)
+        out = out.mul_(out) if in_place else out * out
     return out
 
 
