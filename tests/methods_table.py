@@ -37,7 +37,8 @@ def method_case(name, method, kwargs, bad=()):
 
 
 _COMMON_BAD = (
-    (dict(K=0.5), "K=0.5 must be >= 1"),
+    (dict(K=0.5), "K=0.5 must be in [1, 256]"),
+    (dict(K=1e6), "K=1000000.0 must be in [1, 256]"),
     (dict(K=9, M=9), "M=9 must be in [0, K-1] = [0, 8]"),
     (dict(M=-1), "M=-1 must be in [0, K-1]"),
     (dict(eps=-1e-3), "eps=-0.001 must be >= 0"),
