@@ -205,15 +205,23 @@ class CheckedOptimizer(Optimizer):
         """Guarded groups first, each on a copy-backed in-place step that is checked; if one
         fails, all are restored and the error raised. Then the groups proven safe."""
         snapshots = []
+        group_index = None
         try:
             for i in sorted(guarded):
                 group, params, grads = work[i]
+                group_index = next(j for j, g in enumerate(self.param_groups) if g is group)
                 snapshots.append(self._snapshot(params))
                 self._step_group(group, params, grads)
                 self._raise_if_nonfinite_result(group, params)
-        except BaseException:
+        except BaseException as error:
             for snapshot in reversed(snapshots):
                 self._restore(snapshot)
+            if isinstance(error, RuntimeError) and "overflow" in str(error):
+                # torch refuses a scalar (lr * something) that overflows the tensor's dtype
+                raise FloatingPointError(
+                    f"this step overflows in param group {group_index} ({error}); nothing was updated. "
+                    "Lower the learning rate, or pass check_finite=False to take the step anyway."
+                ) from error
             raise
         for i, (group, params, grads) in enumerate(work):
             if i not in guarded:
