@@ -7,7 +7,7 @@ acts like l_p regularization with ``p = 1 + (1 - M)/K``.
 
 from . import theory
 from .controller import ControllerRecord, TargetSparsityController
-from .export import ExportSummary, SparseLinear, export_sparse, load_sparse, to_sparse_linear
+from .export import ExportSummary, SparseCheckpointError, SparseLinear, export_sparse, load_sparse, to_sparse_linear
 from .optim import (
     ReWA,
     ReWAAdamW,
@@ -67,7 +67,7 @@ __all__ = sorted(
     [
         "ClippedLp", "ControllerRecord", "DENSE_DEFAULTS", "ExportSummary", "FixedMask",
         "HadamardProduct", "L1", "Lp", "MethodInfo", "NORM_LAYERS", "PWDAdamW", "PWDSGD",
-        "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseLinear",
+        "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseCheckpointError", "SparseLinear",
         "SparsityConfigWarning", "SparsityReport", "SweepPoint", "SweepResult",
         "TargetSparsityController", "TensorSparsity", "ZeroSaddleWarning", "__version__", "attach_masks", "collapse",
         "create_optimizer", "export_sparse", "factor_parameters", "gradient_scale",
