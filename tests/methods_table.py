@@ -58,6 +58,8 @@ CASES = (
                   dict(lr=0.02, K=3, M=1.5, eps=1e-3, weight_decay=0.01, momentum=0.9, dampening=0.1)),
     OptimizerCase("rewa-nesterov-oddM", rewa.ReWA,
                   dict(lr=0.02, K=9, M=5, weight_decay=0.05, momentum=0.8, nesterov=True)),
+    OptimizerCase("rewa-decoupled-momentum", rewa.ReWA,
+                  dict(lr=0.02, K=9, M=2, weight_decay=0.05, momentum=0.875, decoupled_weight_decay=True)),
     OptimizerCase("rewa-adamw", rewa.ReWAAdamW, dict(lr=1e-2, K=9, M=2, weight_decay=0.01), _COMMON_BAD + (
         (dict(betas=(1.0, 0.999)), "betas[0]=1.0 must be in [0, 1)"),
         (dict(betas=(0.9,)), "must be a pair"),

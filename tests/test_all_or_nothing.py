@@ -74,7 +74,7 @@ def test_overflowing_step_raises_and_leaves_every_group_as_it_was(case, failing_
     assert all(bool(p.isfinite().all()) for p in model.parameters())
 
 
-@pytest.mark.parametrize("case", CASES[:1] + CASES[3:4], ids=repr)
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("rewa-plain", "rewa-adamw")], ids=repr)
 def test_overflow_on_the_first_step_creates_no_state(case):
     model = make_model()
     opt = build(case, model, lr=1e39)
