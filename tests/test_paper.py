@@ -145,7 +145,7 @@ QUADRATIC_X0 = torch.tensor([0.8, 0.6, 0.4], dtype=torch.float64)
 def _quadratic_end_point(steps=20_000, **kwargs):
     """f(x) = ||Ax - b||^2 / 2, K = 9, M = 2, weight decay 0.2, lr 0.02, float64."""
     p = torch.nn.Parameter(QUADRATIC_X0.clone())
-    opt = rewa.ReWA([p], lr=0.02, K=9, M=2, weight_decay=0.2, **kwargs)
+    opt = rewa.ReWA([p], lr=0.02, K=9, M=2, weight_decay=0.2, check_finite=False, **kwargs)
     for _ in range(steps):
         p.grad = QUADRATIC_A.T @ (QUADRATIC_A @ p.detach() - QUADRATIC_B)
         opt.step()

@@ -44,6 +44,22 @@ def max_abs(extremes: tuple[float, float]) -> float:
     return max(-low, high)
 
 
+def _to_host(values: list[Tensor]) -> list[float]:
+    """0-dim tensors of one device as Python floats, in order, with one transfer: stacked per
+    dtype (few kernels), widened (float64; mps has none, float32 there), concatenated."""
+    wide = torch.float32 if values[0].device.type == "mps" else torch.float64
+    order: dict[torch.dtype, list[int]] = {}
+    for index, v in enumerate(values):
+        order.setdefault(v.dtype, []).append(index)
+    if len(order) == 1:
+        return torch.stack(values).to(wide).tolist()
+    stacked = torch.cat([torch.stack([values[i] for i in idx]).to(wide) for idx in order.values()]).tolist()
+    out = [0.0] * len(values)
+    for position, index in enumerate(i for idx in order.values() for i in idx):
+        out[index] = stacked[position]
+    return out
+
+
 class CheckedOptimizer(Optimizer):
     """Checks each group when it is added and before every step; steps are all-or-nothing.
 
@@ -159,12 +175,11 @@ class CheckedOptimizer(Optimizer):
                     continue
                 device_list = by_device.setdefault(p.device, [])
                 slots.append((p.device, len(device_list), len(values)))
-                wide = torch.float32 if p.device.type == "mps" else torch.float64  # mps has no float64
-                device_list.extend(v.reshape(()).to(wide) for v in values)
+                device_list.extend(values)
             requests.append((i, slots))
         if not requests:
             return set()
-        host = {device: torch.stack(values).tolist() for device, values in by_device.items() if values}
+        host = {device: _to_host(values) for device, values in by_device.items() if values}
         guarded = set()
         for i, slots in requests:
             group, params, grads = work[i]
