@@ -48,7 +48,7 @@ from .sparsity import (
     threshold_sweep,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # scikit-learn is an optional dependency (the `sklearn` extra): its estimators load on first use.
 _ESTIMATORS = ("ReWAClassifier", "ReWARegressor", "ReWARegressorCV")
