@@ -3,14 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# torch: the CPU build unless an NVIDIA GPU is present (nvidia-smi on PATH), from PyTorch's own
+# CPU index, so the result does not depend on this machine's pip configuration. For a CUDA build
+# pick its index, e.g. `make test TORCH_INDEX=https://download.pytorch.org/whl/cu126`, or
+# `make test TORCH_INDEX=` to let pip take torch from PyPI (CUDA on Linux).
+TORCH_VERSION ?= 2.13.0
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+TORCH_INDEX ?= $(if $(HAS_GPU),,https://download.pytorch.org/whl/cpu)
 
 .PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet "torch==2.13.0"
+	# torch first (see TORCH_INDEX above): a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet --retries 1 --timeout 15 "torch==$(TORCH_VERSION)" \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 

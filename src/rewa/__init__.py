@@ -6,7 +6,7 @@ acts like l_p regularization with ``p = 1 + (1 - M)/K``.
 """
 
 from . import theory
-from .controller import ControllerRecord, TargetSparsityController
+from .controller import ControllerRecord, TargetSparsityController, TargetSparsityWarning
 from .export import ExportSummary, SparseCheckpointError, SparseLinear, export_sparse, load_sparse, to_sparse_linear
 from .optim import (
     ReWA,
@@ -49,7 +49,7 @@ from .sparsity import (
     threshold_sweep,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # scikit-learn is an optional dependency (the `sklearn` extra): its estimators load on first use.
 _ESTIMATORS = ("ReWAClassifier", "ReWARegressor", "ReWARegressorCV")
@@ -69,7 +69,8 @@ __all__ = sorted(
         "HadamardProduct", "L1", "Lp", "MethodInfo", "NORM_LAYERS", "PWDAdamW", "PWDSGD",
         "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseCheckpointError", "SparseLinear",
         "SparsityConfigWarning", "SparsityReport", "SweepPoint", "SweepResult",
-        "TargetSparsityController", "TensorSparsity", "ZeroSaddleWarning", "__version__", "attach_masks", "collapse",
+        "TargetSparsityController", "TargetSparsityWarning", "TensorSparsity", "ZeroSaddleWarning", "__version__",
+        "attach_masks", "collapse",
         "create_optimizer", "export_sparse", "factor_parameters", "gradient_scale",
         "latent_from_weight", "list_methods", "load_sparse", "lp_exponent",
         "lp_weight_of_factor_decay", "make_masks_permanent", "make_penalty", "method_names",

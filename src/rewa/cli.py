@@ -1,24 +1,118 @@
-"""The ``rewa`` command: parse, call an experiment function, print, save."""
+"""The ``rewa`` command: parse, call an experiment function, print, save.
+
+Every command takes ``--threads N`` (torch's intra-op threads; default: torch's own choice),
+shows progress on stderr when stderr is a terminal (tqdm, the ``progress`` extra, else plain
+lines) and is quiet otherwise, and checks its optional packages and its ``--out`` directory
+before any work starts. New commands reuse :func:`add_common_options`, :func:`output_directory`
+and :func:`require_packages`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
+import uuid
 from dataclasses import fields
 from pathlib import Path
+
+from ._version import __version__
 
 from .experiments.digits import DigitsConfig, run_target_sparsity_demo
 from .experiments.recovery import RecoveryConfig, run_recovery
 from .experiments.theory import TheoryConfig, run_theory, summary_table, write_theory_results
 
 
-def _add_config_options(parser: argparse.ArgumentParser, config_type) -> None:
+# -- options and checks every command shares ----------------------------------------------
+
+# the extra of pyproject.toml that installs each optional package
+_EXTRAS = {"matplotlib": "plot", "sklearn": "sklearn", "tqdm": "progress"}
+
+
+class CommandError(Exception):
+    """A problem found before the work starts: printed as ``rewa <command>: error: ...``, exit 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: what every command takes (applied by :func:`main` before the command)."""
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="torch intra-op threads (default: torch's choice, usually the number of "
+                             "cores; on a shared machine --threads 1 is often much faster)")
+
+
+def apply_threads(threads: int | None) -> None:
+    """Set torch's intra-op thread count, or leave torch's default when ``threads`` is None."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def show_progress() -> bool:
+    """Progress bars only on a terminal: redirected output stays free of them."""
+    return sys.stderr.isatty()
+
+
+def require_packages(*modules: str) -> None:
+    """Raise :class:`CommandError` naming the extra to install if a module is not importable."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        extras = ",".join(sorted({_EXTRAS[m] for m in missing}))
+        raise CommandError(f"this command needs {', '.join(missing)}, which is not installed: "
+                           f'pip install "rewa[{extras}]"')
+
+
+def output_directory(out: str) -> Path:
+    """Create ``out`` and prove it writable (a probe file) before any work; else CommandError."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".rewa-write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise CommandError(f"--out {out!r} is not a writable directory: {error}") from None
+    return path
+
+
+_RECOVERY_HELP = {
+    "d": "number of features (one true feature, d - 1 pure noise)",
+    "n_train": "training samples",
+    "n_test": "test samples",
+    "noise": "standard deviation of the label noise",
+    "K": "reparameterization power, >= 1",
+    "M": "adaptive learning-rate power, in [0, K-1]",
+    "eps": "the paper's epsilon, >= 0",
+    "lr": "initial learning rate",
+    "weight_decay": "weight decay of the latent (lambda)",
+    "momentum": "SGD momentum, in [0, 1)",
+    "batch_size": "mini-batch size",
+    "epochs": "training epochs",
+    "cosine": "cosine learning-rate schedule (--no-cosine: constant)",
+    "warmup_epochs": "first epochs with M = 0 (lets wrong-sign starts cross zero)",
+    "seed": "random seed",
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config_type, helps: dict[str, str]) -> None:
     for f in fields(config_type):
-        kind = {"bool": lambda s: s.lower() in ("1", "true", "yes")}.get(f.type, None)
-        kind = kind or {"int": int, "float": float}[f.type]
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default,
-                            help=f"(default: {f.default})")
+        flag = f"--{f.name.replace('_', '-')}"
+        text = f"{helps[f.name]} (default: %(default)s)"
+        if f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
+        else:
+            parser.add_argument(flag, type={"int": int, "float": float}[f.type], default=f.default, help=text)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -29,7 +123,8 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
     c = config
     print(f"Sparse recovery: y = x_1 + {c.noise:g}*noise, d = {c.d} features, {c.n_train} training samples")
-    print(f"ReWA(K={c.K:g}, M={c.M:g}, eps={c.eps:g}, weight_decay={c.weight_decay:g}, lr={c.lr:g} cosine), "
+    print(f"ReWA(K={c.K:g}, M={c.M:g}, eps={c.eps:g}, weight_decay={c.weight_decay:g}, "
+          f"lr={c.lr:g} {'cosine' if c.cosine else 'constant'}), "
           f"batch {c.batch_size}, {c.epochs} epochs (first {c.warmup_epochs} with M=0): {result.seconds:.2f} s")
     print(f"  true coefficient w_0 = {result.w0:.4f} (truth 1)")
     print(f"  largest other |w_j|  = {result.max_other:.3g}")
@@ -40,10 +135,8 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.support_recovered else 1
 
 
-def _write_json(record, out: str, name: str) -> Path:
-    path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
-    target = path / name
+def _write_json(record, out: Path, name: str) -> Path:
+    target = out / name
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(target)
@@ -51,8 +144,11 @@ def _write_json(record, out: str, name: str) -> Path:
 
 
 def _reproduce_sparsity(args: argparse.Namespace) -> int:
+    if args.figures:
+        require_packages("matplotlib")
+    out = output_directory(args.out)
     base = DigitsConfig(epochs=args.epochs, seed=args.seed)
-    results = run_target_sparsity_demo(tuple(args.targets), base)
+    results = run_target_sparsity_demo(tuple(args.targets), base, progress=show_progress())
     print(f"Target sparsity on digits (MLP 64-300-100-10, ReWA-AdamW K={base.K:g} M={base.M:g}, "
           f"{base.epochs} epochs, controller once per epoch, threshold {base.threshold:g}, seed {base.seed})")
     print("| requested | reached | test accuracy | after pruning at the threshold | final weight decay | seconds |")
@@ -62,16 +158,25 @@ def _reproduce_sparsity(args: argparse.Namespace) -> int:
         met &= abs(r.sparsity - target) <= 0.01
         print(f"| {target:.0%} | {r.sparsity:.2%} | {r.test_accuracy:.2%} | {r.pruned_test_accuracy:.2%} "
               f"| {r.final_weight_decay:.3g} | {r.seconds:.1f} |")
-    path = _write_json([r.to_dict() for r in results], args.out, "target_sparsity.json")
-    print(f"every target met within 1 point: {'yes' if met else 'no'}; results in {path}")
+    path = _write_json([r.to_dict() for r in results], out, "target_sparsity.json")
+    written = [path]
+    if args.figures:
+        from .plotting.sparsity import save_target_sparsity_figure
+
+        written.append(save_target_sparsity_figure(results, out / "target_sparsity.png"))
+    print(f"every target met within 1 point: {'yes' if met else 'no'}; results in "
+          f"{', '.join(str(p) for p in written)}")
     return 0 if met else 1
 
 
 def _reproduce_synthetic(args: argparse.Namespace) -> int:
+    require_packages("matplotlib")
+    output_directory(args.out)
     from .experiments.synthetic import run_figure
     from .plotting.synthetic import save_figures
 
-    result = run_figure(args.figure, args.scale, seeds=tuple(range(args.seeds)), out_dir=args.out, progress=True)
+    result = run_figure(args.figure, args.scale, seeds=tuple(range(args.seeds)), out_dir=args.out,
+                        progress=show_progress())
     written = save_figures(result, args.out)
     for row in result.summary():
         print(f"{row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
@@ -83,8 +188,11 @@ def _reproduce_synthetic(args: argparse.Namespace) -> int:
 
 
 def _reproduce_theory(args: argparse.Namespace) -> int:
-    results = run_theory(TheoryConfig(quick=args.quick, seed=args.seed), progress=True)
-    written = write_theory_results(results, args.out, figures=not args.no_figures)
+    if args.figures:
+        require_packages("matplotlib")
+    output_directory(args.out)
+    results = run_theory(TheoryConfig(quick=args.quick, seed=args.seed), progress=show_progress())
+    written = write_theory_results(results, args.out, figures=args.figures)
     print(summary_table(results))
     print(f"{len(results.records)} claims in {results.seconds:.1f} s; {len(written)} files in {args.out}")
     return 0 if results.passed else 1
@@ -92,45 +200,62 @@ def _reproduce_theory(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewa", description="Sparse training with ReWA.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="recover a 1-sparse signal from generated data in seconds")
-    _add_config_options(demo, RecoveryConfig)
-    demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_config_options(demo, RecoveryConfig, _RECOVERY_HELP)
+    demo.add_argument("--json", action=argparse.BooleanOptionalAction, default=False,
+                      help="print the result as JSON (default: a text summary)")
+    add_common_options(demo)
     demo.set_defaults(run=_demo)
     reproduce = commands.add_parser("reproduce", help="reproduce the paper's claims and results")
     targets = reproduce.add_subparsers(dest="target", required=True)
 
     theory = targets.add_parser("theory", help="check every Section 3 statement numerically")
-    theory.add_argument("--quick", action="store_true", help="short runs (under 20 s)")
-    theory.add_argument("--out", default="results/theory", help="output directory (default: results/theory)")
-    theory.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    theory.add_argument("--no-figures", action="store_true", help="write JSON only, no PNG")
+    theory.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
+                        help="short runs, under 20 s (default: full runs)")
+    theory.add_argument("--out", default="results/theory", help="output directory (default: %(default)s)")
+    theory.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    theory.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                        help="write PNG figures besides the JSON (needs the plot extra; default: yes)")
+    add_common_options(theory)
     theory.set_defaults(run=_reproduce_theory)
 
     synthetic = targets.add_parser("synthetic", help="Figures 1 and 2 (Section 4.1, Appendix D.1)")
-    synthetic.add_argument("--figure", type=int, choices=(1, 2), default=1)
+    synthetic.add_argument("--figure", type=int, choices=(1, 2), default=1,
+                           help="which figure of the paper (default: %(default)s)")
     synthetic.add_argument("--scale", choices=("quick", "paper"), default="quick",
                            help="quick: seconds; paper: d = 10,000, 800 epochs (10-30 min on 2 CPU cores)")
-    synthetic.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    synthetic.add_argument("--seeds", type=int, default=3, help="number of seeds (default: %(default)s)")
     synthetic.add_argument("--out", default="results/synthetic",
-                           help="output directory; a rerun resumes from its checkpoint (default: results/synthetic)")
+                           help="output directory; a rerun resumes from its checkpoint (default: %(default)s)")
+    add_common_options(synthetic)
     synthetic.set_defaults(run=_reproduce_synthetic)
 
     sparsity = targets.add_parser("sparsity", help="hit requested sparsities on digits with the controller")
-    sparsity.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.9, 0.99])
-    sparsity.add_argument("--epochs", type=int, default=DigitsConfig.epochs)
-    sparsity.add_argument("--seed", type=int, default=0)
-    sparsity.add_argument("--out", default="results/sparsity", help="output directory (default: results/sparsity)")
+    sparsity.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.9, 0.99],
+                          help="requested sparsities, each in [0, 1) (default: 0.5 0.9 0.99)")
+    sparsity.add_argument("--epochs", type=int, default=DigitsConfig.epochs,
+                          help="training epochs per target (default: %(default)s)")
+    sparsity.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sparsity.add_argument("--out", default="results/sparsity", help="output directory (default: %(default)s)")
+    sparsity.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                          help="write target_sparsity.png, accuracy against compression per target "
+                               "(needs the plot extra; default: yes)")
+    add_common_options(sparsity)
     sparsity.set_defaults(run=_reproduce_sparsity)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name = " ".join(filter(None, (args.command, getattr(args, "target", None))))
     try:
+        apply_threads(getattr(args, "threads", None))
         return args.run(args)
-    except ValueError as error:
-        print(f"rewa {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, CommandError) as error:
+        print(f"rewa {name}: error: {error}", file=sys.stderr)
         return 2
 
 

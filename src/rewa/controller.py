@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -19,7 +20,12 @@ from torch import nn
 from .optim import _validation as check
 from .sparsity import _counted, _check_threshold
 
-__all__ = ["ControllerRecord", "TargetSparsityController"]
+__all__ = ["ControllerRecord", "TargetSparsityController", "TargetSparsityWarning"]
+
+
+class TargetSparsityWarning(UserWarning):
+    """The controller missed its target by more than its tolerance, or its learning rate changed."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +52,17 @@ class TargetSparsityController:
     .. math::
 
         r_t = \min(1, t / (\mathrm{ramp} \cdot T)), \qquad S_t = S + (s_0 - S)(1 - r_t)^3.
+
+    **A constant learning rate is required.** Weights move, and sparsity changes, in proportion
+    to the step size, which this control law does not model: with a decaying schedule the
+    decay it sets late in the run has little time to act and it misses the target (measured by
+    ``benchmarks/controller_schedulers.py`` on digits, 40 epochs, target 90%: constant 87.5%,
+    cosine 77.6%, step 9.5%, warm-up then cosine 71.3%). So the constructor refuses an optimizer
+    that already has a ``torch.optim.lr_scheduler`` attached (``ValueError``), unless
+    ``allow_lr_schedule=True``; a learning rate that changes later (a scheduler built after the
+    controller, or a manual change) is reported once with a :class:`TargetSparsityWarning`.
+    Decay the learning rate after the controller's last call if needed. At the last call a
+    sparsity further than ``tolerance`` from the target warns (:class:`TargetSparsityWarning`).
 
     Sparsity lags the weight decay by many steps and, once weights the loss does not need fall
     below the threshold, does not come back; so the controller acts on a prediction
@@ -86,6 +103,8 @@ class TargetSparsityController:
         initial_weight_decay: starting ``lambda`` (``> 0``); default: the groups' current value,
             which must then be positive (multiplicative control cannot leave zero).
         min_weight_decay, max_weight_decay: the bounds of ``lambda``.
+        allow_lr_schedule: accept an optimizer with a learning-rate scheduler attached (the
+            target may then be missed; the last call warns if it is).
 
     Reference: sparsity control of the ReWA weight decay (rewa library; ReWA: ICML 2026 paper,
     Theorem 3.9 for weight decay driving sparsity); cubic ramp: Zhu & Gupta (2017), "To prune,
@@ -123,6 +142,7 @@ class TargetSparsityController:
         min_weight_decay: float = 1e-8,
         max_weight_decay: float = 10.0,
         include_bias_and_norm: bool = False,
+        allow_lr_schedule: bool = False,
     ):
         if (target_sparsity is None) == (target_compression is None):
             raise ValueError(
@@ -188,6 +208,17 @@ class TargetSparsityController:
         self.max_log_decrease = float(max_log_decrease)
         self.min_weight_decay = float(min_weight_decay)
         self.max_weight_decay = float(max_weight_decay)
+        # torch's LR schedulers mark the optimizer's step when they attach to it
+        if getattr(optimizer.step, "_wrapped_by_lr_sched", False) and not allow_lr_schedule:
+            raise ValueError(
+                "TargetSparsityController needs a constant learning rate, but this optimizer has a "
+                "torch.optim.lr_scheduler attached: with a decaying learning rate the controller misses "
+                "its target (see the class notes); keep the learning rate constant while it runs, or "
+                "pass allow_lr_schedule=True to run anyway (the last call warns if the target is missed)"
+            )
+        self._initial_lr = float(self._groups[0].get("lr", 0.0))
+        self._lr_warned = bool(allow_lr_schedule)  # warn once about a changing lr, unless allowed
+
         self.weight_decay = float(initial_weight_decay)
         self.history: list[ControllerRecord] = []
         self._start_sparsity: float | None = None
@@ -248,6 +279,20 @@ class TargetSparsityController:
         logger.debug(
             "call %d: sparsity %.4f target %.4f -> weight_decay %.4g", call, sparsity, target, self.weight_decay
         )
+        if not self._lr_warned:
+            lr = float(self._groups[0].get("lr", self._initial_lr))
+            if not math.isclose(lr, self._initial_lr, rel_tol=1e-6):
+                self._lr_warned = True
+                warnings.warn(
+                    f"the learning rate changed from {self._initial_lr:g} to {lr:g} by call {call}; "
+                    "TargetSparsityController assumes a constant learning rate and may miss its target "
+                    "(decay the learning rate after its last call)", TargetSparsityWarning, stacklevel=2)
+        if call == self.total_calls and abs(sparsity - self.target_sparsity) > self.tolerance:
+            warnings.warn(
+                f"TargetSparsityController missed its target: sparsity {sparsity:.4f} at the last call, "
+                f"target {self.target_sparsity:.4f} +- tolerance {self.tolerance:g} (weight decay now "
+                f"{self.weight_decay:.3g}); train longer, lower ramp, or raise gain", TargetSparsityWarning,
+                stacklevel=2)
         return record
 
     def state_dict(self) -> dict:

@@ -37,11 +37,16 @@ standardized features the effective step on a coefficient near 1 is ``eta K |y|^
 so no tuning is needed. ``solver="sgd"`` instead runs the paper's recipe (mini-batches,
 cosine schedule, ``max_iter`` epochs, from the warm-up start) for comparison.
 
-**Choosing alpha.** Standardize ``X`` (e.g. ``StandardScaler`` in a ``Pipeline``). ``alpha``
-is the size of correlation ``|X_j^T r|/n`` a coordinate needs to survive: a good first value
-is the noise level times ``sqrt(2 log(d) / n)`` (the universal threshold; the default 0.1
-suits standardized targets with ``n`` in the thousands), or let :class:`ReWARegressorCV` pick
-it by cross-validation. Larger ``alpha`` gives sparser models.
+**Choosing alpha.** ``alpha`` is the size of correlation ``|X_j^T r|/n`` a coordinate needs
+to survive. The default ``alpha="auto"`` scales with the data: ``alpha = alpha_ratio *
+alpha_max``, with ``alpha_max = max_j |X_j^T r_0|/n`` the smallest value at which ``w = 0`` is
+stationary (as ``Lasso``/``LassoCV`` define it; ``r_0`` the centred target, or the logistic
+gradient at ``w = 0``); ``alpha_ratio`` is 0.1 for the regressor and 0.01 for the classifier.
+The fitted ``alpha_`` and ``alpha_max_`` are stored. To choose alpha by cross-validation use
+:class:`ReWARegressorCV`. Larger ``alpha`` gives sparser models. A fit whose coefficients are
+all (numerically) zero warns (``ConvergenceWarning``); a diverging solver never returns
+non-finite coefficients (``solver="sgd"`` retries with a 10x smaller step, then raises
+``FloatingPointError``).
 
 Notes on departures from the paper:
     * Full-batch updates, a three-phase schedule of ``M`` and ``alpha``, working sets and the
@@ -73,7 +78,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+except ImportError as error:  # the optional dependency: say which extra installs it
+    raise ImportError(
+        f"rewa's estimators need scikit-learn ({error}); install it with: pip install \"rewa[sklearn]\""
+    ) from error
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, check_cv
 from sklearn.preprocessing import LabelBinarizer
@@ -90,6 +101,9 @@ __all__ = ["ReWARegressor", "ReWAClassifier", "ReWARegressorCV"]
 _KEEP = 0.5  # working set: latents at least this fraction of the largest
 _WARMUP_TOL = 1e-3  # the warm-up only has to put the signal on the right side of zero
 _WARMUP_ITER = 100
+_NULL = 1e-8  # a fit whose features move the prediction by less than this (relative) is null
+_SGD_RETRIES = 4  # a diverged SGD run is repeated with a 10x smaller step, this many times in all
+_GROW = 1.5  # step growth after an accepted step (backtracking halves it)
 
 
 # ----------------------------------------------------------------------------------------
@@ -125,6 +139,17 @@ def _read_only_tensor(a) -> torch.Tensor:
         return torch.from_numpy(a)
 
 
+def _alpha_max(X, T, loss, fit_intercept) -> float:
+    """The smallest alpha at which w = 0 is stationary: ``max_j |X_j^T r_0| / n``, with ``r_0``
+    the residual (squared loss, data already centred) or the logistic gradient at ``w = 0`` (with
+    the best intercept). The same scale as the Lasso's and LassoCV's ``alpha_max``."""
+    if loss == "squared":
+        residual = T
+    else:
+        residual = T - (T.mean(0) if fit_intercept else 0.5)
+    return float((X.T @ residual).abs().max()) / X.shape[0]
+
+
 class _Solver:
     """ReWA's full-batch update on a latent ``(d, k)`` with a working set of rows (features)."""
 
@@ -136,7 +161,7 @@ class _Solver:
         self.n_iter = 0
         self.converged = True
 
-    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None):
+    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0):
         """Iterate the update on ``latent[rows]`` until the relative loss change is below tol."""
         eps = self.eps if eps is None else eps
         tol = self.tol if tol is None else tol
@@ -161,6 +186,7 @@ class _Solver:
                 if lr < 1e-12:
                     raise FloatingPointError("ReWA solver: the step size underflowed; is X standardized?")
             self.n_iter += 1
+            lr *= grow  # the warm-up tries longer steps: its flat start (w = y^K near 0) needs them
             change = abs(loss - new_loss) / max(abs(loss), 1e-12)
             moved = float((new_y - y).abs().max())
             y, coef, intercept, loss, dz = new_y, new_coef, new_b, new_loss, new_dz
@@ -181,7 +207,9 @@ class _Solver:
         budget = self.max_iter
         # Phase 1: M = 0, eps = 0 warm-up (crosses zero freely; see the module notes).
         latent, intercept, lr = self._run(latent, intercept, None, M=0, alpha=self.alpha, lr=lr,
-                                          max_iter=min(budget, _WARMUP_ITER), eps=0.0, tol=_WARMUP_TOL)
+                                          max_iter=min(budget, _WARMUP_ITER), eps=0.0, tol=_WARMUP_TOL,
+                                          grow=_GROW)
+        lr = min(lr, 1.0 / self.K)  # the later phases start from the standard step again
         if self.M == 0:
             return latent, intercept
         # Phase 2: selection on working sets.
@@ -248,7 +276,8 @@ class _ReWALinearModel(BaseEstimator):
         "K": [Interval(Real, 1, None, closed="left")],
         "M": [Interval(Real, 0, None, closed="left")],
         "eps": [Interval(Real, 0, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "alpha_ratio": [Interval(Real, 0, 1, closed="neither")],
         "solver": [StrOptions({"gd", "sgd"})],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -262,13 +291,14 @@ class _ReWALinearModel(BaseEstimator):
     }
     _loss = "squared"
 
-    def __init__(self, *, K=9, M=2, eps=0.0, alpha=0.1, solver="gd", learning_rate="auto",
-                 max_iter=2000, batch_size=25, fit_intercept=True, tol=1e-7, debias=True,
-                 threshold=None, warm_start=False, random_state=None):
+    def __init__(self, *, K=9, M=2, eps=0.0, alpha="auto", alpha_ratio=0.1, solver="gd",
+                 learning_rate="auto", max_iter=2000, batch_size=25, fit_intercept=True, tol=1e-7,
+                 debias=True, threshold=None, warm_start=False, random_state=None):
         self.K = K
         self.M = M
         self.eps = eps
         self.alpha = alpha
+        self.alpha_ratio = alpha_ratio
         self.solver = solver
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -293,6 +323,9 @@ class _ReWALinearModel(BaseEstimator):
             x_offset = Xt.mean(0)
             t_offset = Tt.mean(0)
             Xt, Tt = Xt - x_offset, Tt - t_offset
+        self.alpha_max_ = _alpha_max(Xt, Tt, self._loss, self.fit_intercept)
+        alpha = self.alpha_ratio * self.alpha_max_ if self.alpha == "auto" else float(self.alpha)
+        self.alpha_ = alpha
         intercept = torch.zeros(k, dtype=torch.float64)
         latent = torch.zeros(d, k, dtype=torch.float64)
         if self.warm_start and hasattr(self, "coef_") and self._coef_matrix().shape == (d, k):
@@ -301,7 +334,7 @@ class _ReWALinearModel(BaseEstimator):
                 intercept = torch.from_numpy(np.atleast_1d(self.intercept_).astype(np.float64).copy())
         fit_intercept = self.fit_intercept and self._loss == "logistic"
         if self.solver == "gd":
-            solver = _Solver(Xt, Tt, self._loss, K=self.K, M=self.M, eps=self.eps, alpha=self.alpha,
+            solver = _Solver(Xt, Tt, self._loss, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
                              fit_intercept=fit_intercept, tol=self.tol, max_iter=self.max_iter)
             latent, intercept = solver.fit(latent, intercept, debias=self.debias)
             self.n_iter_ = solver.n_iter
@@ -310,19 +343,52 @@ class _ReWALinearModel(BaseEstimator):
                               "phase; increase max_iter or tol", ConvergenceWarning, stacklevel=3)
         else:
             seed = check_random_state(self.random_state).randint(2**31)
-            gen = torch.Generator().manual_seed(int(seed))
-            lr = 1.0 / self.K if self.learning_rate == "auto" else float(self.learning_rate)
-            warm = _Solver(Xt, Tt, self._loss, K=self.K, M=0, eps=self.eps, alpha=self.alpha,
-                           fit_intercept=fit_intercept, tol=self.tol, max_iter=self.max_iter)
+            if self.learning_rate == "auto":
+                # 1/K over the loss's curvature in w (largest eigenvalue of X^T X / n, a quarter
+                # of it for the logistic loss): the step on w near |y| = 1 is then at most 1/L
+                curvature = float(torch.linalg.matrix_norm(Xt, ord=2)) ** 2 / n
+                curvature *= 0.25 if self._loss == "logistic" else 1.0
+                lr = 1.0 / (self.K * max(curvature, 1e-12))
+            else:
+                lr = float(self.learning_rate)
+            # the warm-up's budget does not depend on the epochs (max_iter) of SGD
+            warm = _Solver(Xt, Tt, self._loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
+                           fit_intercept=fit_intercept, tol=self.tol, max_iter=_WARMUP_ITER)
             latent, intercept = warm.fit(latent, intercept, debias=False)
-            latent, intercept, steps = _sgd_fit(
-                Xt, Tt, self._loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=self.alpha,
-                fit_intercept=fit_intercept, epochs=self.max_iter, batch_size=min(self.batch_size, n),
-                lr=lr, generator=gen)
+            steps = 0
+            for attempt in range(_SGD_RETRIES):
+                gen = torch.Generator().manual_seed(int(seed))
+                new_latent, new_intercept, steps = _sgd_fit(
+                    Xt, Tt, self._loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
+                    fit_intercept=fit_intercept, epochs=self.max_iter, batch_size=min(self.batch_size, n),
+                    lr=lr, generator=gen)
+                if torch.isfinite(new_latent).all() and torch.isfinite(new_intercept).all():
+                    break
+                lr /= 10  # diverged: the same run with a smaller step
+            else:
+                raise FloatingPointError(
+                    f"{type(self).__name__}(solver='sgd') diverged at every learning rate down to {lr * 10:.3g}; "
+                    "standardize X")
+            if attempt:
+                warnings.warn(f"solver='sgd' diverged; refitted with learning_rate={lr:.3g}",
+                              ConvergenceWarning, stacklevel=3)
+            latent, intercept = new_latent, new_intercept
             self.n_iter_ = warm.n_iter + steps
         coef = power_map(latent, self.K)
+        if not (torch.isfinite(coef).all() and torch.isfinite(intercept).all()):
+            raise FloatingPointError(
+                f"{type(self).__name__}: the {self.solver!r} solver diverged (non-finite coefficients); "
+                "standardize X or lower learning_rate")
         if self.threshold is not None:
             coef[coef.abs() <= self.threshold] = 0
+        # the contribution of each feature to the prediction, against the targets' spread
+        effect = float((coef.abs() * Xt.std(0).unsqueeze(1)).max()) if d else 0.0
+        if effect <= _NULL * max(float(Tt.std()), 1e-300):
+            warnings.warn(
+                f"{type(self).__name__}: every coefficient is (numerically) 0 with alpha={alpha:.4g}; "
+                f"alpha_max={self.alpha_max_:.4g} (the largest |X_j^T r|/n at w = 0) zeroes every coefficient. "
+                "Lower alpha (or alpha_ratio with alpha='auto'), standardize X, or raise max_iter",
+                ConvergenceWarning, stacklevel=3)
         if self.fit_intercept and self._loss == "squared":
             intercept = t_offset - x_offset @ coef
         self._set_coefficients(coef.numpy(), intercept.numpy())
@@ -338,9 +404,12 @@ class ReWARegressor(RegressorMixin, _ReWALinearModel):
         M: adaptive learning-rate power, ``0 <= M <= K - 1``; ``M > 1`` (with ``eps = 0``)
             gives sparsity, ``p = 1 + (1 - M)/K < 1``.
         eps: the paper's epsilon, ``>= 0``.
-        alpha: weight decay of the latent (the regularization strength), ``>= 0``.
+        alpha: weight decay of the latent (the regularization strength), ``>= 0``, or
+            ``"auto"`` (default): ``alpha_ratio * alpha_max_`` (see the module docstring).
+        alpha_ratio: the fraction of ``alpha_max_`` used by ``alpha="auto"``, in ``(0, 1)``.
         solver: ``"gd"`` (full batch, three phases; default) or ``"sgd"`` (the paper's recipe).
-        learning_rate: ``"auto"`` (``1/K``, halved when the loss rises) or a positive number
+        learning_rate: ``"auto"`` (``"gd"``: ``1/K``, halved when the loss rises; ``"sgd"``:
+            ``1/(K L)`` with ``L`` the loss's curvature, ``||X||_2^2/n``) or a positive number
             (``"sgd"`` only).
         max_iter: iteration budget of the ``"gd"`` phases (warm-up and debiasing get a
             quarter, each selection round a half) or epochs of ``"sgd"``.
@@ -354,7 +423,7 @@ class ReWARegressor(RegressorMixin, _ReWALinearModel):
 
     Attributes:
         coef_ (ndarray of shape (n_features,) or (n_targets, n_features)), intercept_,
-        n_iter_ (iterations run), n_features_in_.
+        n_iter_ (iterations run), n_features_in_, alpha_ (the alpha used), alpha_max_.
     """
 
     _loss = "squared"
@@ -412,10 +481,11 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
 
     _loss = "logistic"
 
-    def __init__(self, *, K=9, M=2, eps=0.0, alpha=0.1, solver="gd", learning_rate="auto",
-                 max_iter=5000, batch_size=25, fit_intercept=True, tol=1e-6, debias=False,
-                 threshold=None, warm_start=False, random_state=None):
-        super().__init__(K=K, M=M, eps=eps, alpha=alpha, solver=solver, learning_rate=learning_rate,
+    def __init__(self, *, K=9, M=2, eps=0.0, alpha="auto", alpha_ratio=0.01, solver="gd",
+                 learning_rate="auto", max_iter=5000, batch_size=25, fit_intercept=True, tol=1e-6,
+                 debias=False, threshold=None, warm_start=False, random_state=None):
+        super().__init__(K=K, M=M, eps=eps, alpha=alpha, alpha_ratio=alpha_ratio, solver=solver,
+                         learning_rate=learning_rate,
                          max_iter=max_iter, batch_size=batch_size, fit_intercept=fit_intercept, tol=tol,
                          debias=debias, threshold=threshold, warm_start=warm_start, random_state=random_state)
 

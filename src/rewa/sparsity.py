@@ -100,6 +100,21 @@ def _counted(model: nn.Module, include_bias_and_norm: bool) -> list[_Entry]:
     return entries
 
 
+def _refuse_parametrized(model: nn.Module, what: str) -> None:
+    """Counting factors (``original0, ...``) instead of the weight they compute would be wrong."""
+    from torch.nn.utils import parametrize
+
+    names = [name for name, module in model.named_modules()
+             if not isinstance(module, parametrize.ParametrizationList) and parametrize.is_parametrized(module)]
+    if names:
+        shown = ", ".join(repr(n or type(model).__name__) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise ValueError(
+            f"{what} counts plain weights, but module(s) {shown} still carry a parametrization "
+            "(their parameters are factors, not the weights the forward pass uses); call "
+            "rewa.reparam.collapse(model) first (or torch.nn.utils.parametrize.remove_parametrizations)"
+        )
+
+
 def _check_threshold(threshold) -> float:
     check.at_least("threshold", threshold, 0)
     return float(threshold)
@@ -204,7 +219,9 @@ def sparsity_report(
     tensor, final classifier included; biases and normalization parameters are listed with
     ``counted=False`` unless ``include_bias_and_norm=True``. One host sync for the whole model.
 
-    Raises ``ValueError`` for ``threshold < 0`` or a model without weight tensors.
+    Raises ``ValueError`` for ``threshold < 0``, a model without weight tensors, or a model that
+    still carries a parametrization (``torch.nn.utils.parametrize``, e.g. after
+    ``create_optimizer("hadamard", ...)``): call :func:`rewa.reparam.collapse` first.
 
     Reference: the compression ratio of the ReWA paper (ICML 2026), Section 4.
 
@@ -219,6 +236,7 @@ def sparsity_report(
         (8, 2, 4.0)
     """
     threshold = _check_threshold(threshold)
+    _refuse_parametrized(model, "sparsity_report")
     entries = _entries(model, include_bias_and_norm)
     if not any(e.counted for e in entries):
         _counted(model, include_bias_and_norm)  # raises the explanatory error
@@ -290,6 +308,7 @@ def threshold_sweep(
     to the original values, those with ``|w| <= t`` are set to zero, ``evaluate(copy)`` is called
     and its number is recorded with the compression ratio ``total / #{|w| > t}``. The user's
     model is never modified. All thresholds are checked (``>= 0``, finite) before any work.
+    A model that still carries a parametrization is refused, as by :func:`sparsity_report`.
 
     Reference: the evaluation protocol of the ReWA paper (ICML 2026), Appendix D (after Spred,
     Liu & Wang 2023): predetermined thresholds, then accuracy and compression ratio.
@@ -308,6 +327,7 @@ def threshold_sweep(
     thresholds = [_check_threshold(t) for t in thresholds]
     if not callable(evaluate):
         raise TypeError(f"evaluate must be callable (model -> number), got {type(evaluate).__name__}")
+    _refuse_parametrized(model, "threshold_sweep")
     _counted(model, include_bias_and_norm)
     work = copy.deepcopy(model)
     entries = _counted(work, include_bias_and_norm)

@@ -79,7 +79,11 @@ def _class_defaults(cls: type) -> dict:
 
 
 def _groups(model_or_params, include_bias_and_norm: bool, dense: Mapping[str, object]) -> list:
-    """Sparse and dense groups of a module; parameters or groups given directly pass through."""
+    """Sparse and dense groups of a module; parameters or groups given directly pass through.
+
+    ``dense`` is the dense group's settings: the method's dense defaults with the user's
+    ``dense=`` keys on top.
+    """
     if not isinstance(model_or_params, nn.Module):
         return list(model_or_params)
     sparse_params, dense_params = split_parameters(model_or_params, include_bias_and_norm=include_bias_and_norm)
@@ -108,17 +112,18 @@ def _check_adamw(hp: dict) -> None:
 
 
 def _plain(cls: type, dense: Mapping[str, object], precheck: Callable[[dict], None] | None = None):
-    def build(model_or_params, hp: dict, include_bias_and_norm: bool) -> Optimizer:
+    def build(model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
         if precheck is not None:
             precheck(hp)
-        return cls(_groups(model_or_params, include_bias_and_norm, dense), **hp)
+            precheck({**hp, **dense_hp})
+        return cls(_groups(model_or_params, include_bias_and_norm, {**dense, **dense_hp}), **hp)
     return build
 
 
 def _fixed(cls: type, fixed: Mapping[str, object], dense: Mapping[str, object]):
     """A composition: ``cls`` with some hyperparameters pinned (e.g. the l1 penalty, prox form)."""
-    def build(model_or_params, hp: dict, include_bias_and_norm: bool) -> Optimizer:
-        return cls(_groups(model_or_params, include_bias_and_norm, dense), **fixed, **hp)
+    def build(model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
+        return cls(_groups(model_or_params, include_bias_and_norm, {**dense, **dense_hp}), **fixed, **hp)
     return build
 
 
@@ -128,7 +133,7 @@ def _reparameterized(make: Callable[[dict], Callable[[], nn.Module]], optimizer_
     Every hyperparameter is checked (the parametrization's by building one) before the model
     is touched.
     """
-    def build(model_or_params, hp: dict, include_bias_and_norm: bool) -> Optimizer:
+    def build(model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
         if not isinstance(model_or_params, nn.Module):
             raise TypeError(
                 f"this method reparameterizes the model: pass the nn.Module, not "
@@ -139,11 +144,13 @@ def _reparameterized(make: Callable[[dict], Callable[[], nn.Module]], optimizer_
         factory()  # validates the parametrization's own hyperparameters
         sgd_hp = {k: hp[k] for k in optimizer_keys}
         _check_sgd(sgd_hp)
+        dense_sgd = {"weight_decay": 0.0, **{k: v for k, v in dense_hp.items() if k in optimizer_keys}}
+        _check_sgd({**sgd_hp, **dense_sgd})
         _, dense_params = split_parameters(model, include_bias_and_norm=include_bias_and_norm)
         reparam.parametrize_model(model, factory, include_bias_and_norm=include_bias_and_norm)
         groups = [{"params": reparam.factor_parameters(model)}]
         if dense_params:
-            groups.append({"params": [p for _, p in dense_params], "weight_decay": 0.0})
+            groups.append({"params": [p for _, p in dense_params], **dense_sgd})
         return torch.optim.SGD(groups, **sgd_hp)
     return build
 
@@ -224,7 +231,8 @@ def list_methods() -> list[MethodInfo]:
 
 
 def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
-                     include_bias_and_norm: bool = False, **hyperparameters) -> Optimizer:
+                     include_bias_and_norm: bool = False, dense: Mapping[str, object] | None = None,
+                     **hyperparameters) -> Optimizer:
     """The optimizer of method ``name`` for ``model_or_params``; see :func:`list_methods`.
 
     Args:
@@ -234,11 +242,24 @@ def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
             reparameterize need the module and modify it in place (undo with
             :func:`rewa.reparam.collapse`).
         include_bias_and_norm: sparsify biases and normalization parameters too.
+        dense: hyperparameters of the dense group (biases and norms), e.g.
+            ``dense={"lr": 1e-2, "weight_decay": 1e-4}``. Keys are the method's
+            hyperparameter names; each replaces, for that group only, what the group would
+            otherwise get (the value given for the whole optimizer, or the dense group's
+            default: no decay and no penalty; for ReWA, ``K = 1, M = 0, eps = 0``). Needs an
+            ``nn.Module``.
         **hyperparameters: any of the method's hyperparameters; the rest take their defaults.
 
     Raises:
         ValueError: unknown ``name`` (the message lists the registered ones) or a bad value.
         TypeError: a hyperparameter the method does not have (the message lists the valid ones).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(8, 1)
+        >>> opt = create_optimizer("rewa", model, lr=0.05, weight_decay=1e-3, dense={"lr": 0.01})
+        >>> [(g["lr"], g["weight_decay"], g["K"]) for g in opt.param_groups]
+        [(0.05, 0.001, 9), (0.01, 0.0, 1)]
     """
     method = _METHODS.get(name)
     if method is None:
@@ -250,4 +271,16 @@ def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
             f"method {name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(valid)}"
         )
-    return method.build(model_or_params, {**valid, **hyperparameters}, include_bias_and_norm)
+    dense = dict(dense or {})
+    unknown = sorted(set(dense) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"dense={{{', '.join(map(repr, unknown))}: ...}}: method {name!r} has no such hyperparameter; "
+            f"valid: {', '.join(valid)}"
+        )
+    if dense and not isinstance(model_or_params, nn.Module):
+        raise ValueError(
+            f"dense={dense!r} needs the nn.Module (it builds the dense group); with parameters or "
+            "groups given directly, set each group's hyperparameters in the group"
+        )
+    return method.build(model_or_params, {**valid, **hyperparameters}, include_bias_and_norm, dense)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -10,6 +11,7 @@ from torch import Tensor
 from . import _validation as check
 from ._functional import rewa_adamw, rewa_adamw_bound
 from ._latent import LatentOptimizer, default_foreach
+from .rewa import SparsityConfigWarning
 
 __all__ = ["ReWAAdamW"]
 
@@ -54,9 +56,11 @@ class ReWAAdamW(LatentOptimizer):
           divides it out up to ``adam_eps``, so it is left out and ``eta_t`` acts once, as
           Adam's step size.
         * Powers of ``|y|`` as in :class:`ReWA` (Remark C.3).
-        * No warning about Proposition 3.4 here: its l_p statement is proven for the SGD
-          update, and Adam's normalisation changes the implicit regularizer. The paper's
-          AdamW run (Appendix D.4) uses ``K = 9, M = 2, eps = 0``.
+        * The defaults are the paper's AdamW setting (Table 1, Appendix D.4): ``K = 9, M = 2,
+          eps = 0``. A group whose ``(K, M, eps)`` gives ``p >= 1`` warns
+          (:class:`rewa.SparsityConfigWarning`) as in :class:`ReWA`: Proposition 3.4 is
+          proven for the SGD update, and Adam's normalisation changes the implicit
+          regularizer, but such settings do not sparsify in practice either.
 
     Reference:
         Theoretical Analysis of Sparse Optimization with Reparameterization, Weight Decay,
@@ -84,7 +88,7 @@ class ReWAAdamW(LatentOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         adam_eps: float = 1e-8,
         K: float = 9,
-        M: float = 0,
+        M: float = 2,
         eps: float = 0.0,
         weight_decay: float = 1e-2,
         *,
@@ -96,6 +100,9 @@ class ReWAAdamW(LatentOptimizer):
             weight_decay=weight_decay, foreach=foreach, check_finite=check_finite,
         )
         super().__init__(params, defaults)
+        problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        if problems:
+            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
