@@ -603,11 +603,6 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     net = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    controller = None
-    if c.target_sparsity is not None:
-        controller = rewa.TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
-                                                   threshold=c.target_threshold, total_calls=c.epochs)
-
     train_loader = _Data(train_part, device=device, dist=dist, c=c, augment=augment, train=True)
     steps = train_loader.steps_per_epoch()
     if steps < 1:
@@ -619,6 +614,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     # run directory and resume
     run_dir = Path(c.out) if c.out else None
     start_epoch, metrics, fixed_mask, masks, elapsed_before = 0, [], None, None, 0.0
+    controller_state = None
     checkpoint_path = run_dir / "checkpoint.pt" if run_dir else None
     if run_dir is not None:
         if checkpoint_path.exists() and not c.resume:
@@ -634,8 +630,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             ckpt = torch.load(checkpoint_path, map_location=device, weights_only=False)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
-            if controller is not None and ckpt.get("controller") is not None:
-                controller.load_state_dict(ckpt["controller"])
+            controller_state = ckpt.get("controller")
             if ckpt.get("masks") is not None:
                 masks = {k: v.to(device) for k, v in ckpt["masks"].items()}
                 fixed_mask = rewa.FixedMask(model, masks).attach(opt)
@@ -649,6 +644,15 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
                           lambda tmp: tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics)))
         dist.barrier()
 
+    # after loading: load_state_dict replaced the optimizer's param-group dicts
+    sparse_groups = _sparse_groups(opt, model)
+    controller = None
+    if c.target_sparsity is not None:
+        controller = rewa.TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
+                                                   threshold=c.target_threshold, total_calls=c.epochs)
+
+        if controller_state is not None:
+            controller.load_state_dict(controller_state)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if c.bf16 else _no_autocast
     show = c.progress and dist.main and _on_terminal()
     epoch_bar = progress_bar(total_epochs, desc="epochs", unit="epoch", initial=start_epoch, enabled=show)
