@@ -24,7 +24,8 @@ from rewa.experiments.data import load_dataset
 from rewa.experiments.presets import PRESETS
 from rewa.experiments.train import RUN_FILES, STANDARD_THRESHOLDS, TrainConfig, lr_factor, resolve_config, train
 
-FAST = dict(dataset="digits", epochs=1, batch_size=64, max_steps_per_epoch=3, progress=False, figures=False)
+FAST = dict(dataset="digits", epochs=1, batch_size=64, max_steps_per_epoch=3, progress=False, figures=False,
+            sweep_thresholds=(0.0, 1e-3, 3e-2))
 
 
 def _python_env():
@@ -118,12 +119,12 @@ def _assert_bitwise_equal(a, b):
 
 def test_resume_after_an_interruption_gives_bitwise_the_same_weights(tmp_path, monkeypatch):
     # target sparsity control and prune + fine-tune stages are part of what must resume exactly
-    common = dict(FAST, epochs=3, max_steps_per_epoch=0, batch_size=128, target_sparsity=0.3,
+    common = dict(FAST, epochs=2, max_steps_per_epoch=5, batch_size=128, target_sparsity=0.3,
                   prune_sparsity=0.5, finetune_epochs=2, M=2.5)
     whole = train(TrainConfig(out=str(tmp_path / "whole"), **common))
     assert whole.metrics[-1]["stage"] == "finetune"
     real_epoch = train_module._train_epoch
-    for stop in (1, 4):  # during training, and during fine-tuning
+    for stop in (1, 3):  # during training, and during fine-tuning
         calls = {"n": 0}
 
         def interrupted(*args, **kwargs):
@@ -151,11 +152,18 @@ def _cli(*args):
             "--threads", "1", *args]
 
 
+def _in_process(argv):
+    """``rewa train`` in this process with one thread (as the subprocesses run)."""
+    threads = torch.get_num_threads()
+    try:
+        assert main(["train", "--dataset", "digits", "--no-progress", "--no-figures", "--threads", "1", *argv]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     args = ["--epochs", "8", "--batch-size", "32", "--method", "rewa", "--M", "2"]
-    whole = subprocess.run(_cli(*args, "--out", str(tmp_path / "whole")), env=_python_env(),
-                           capture_output=True, text=True, timeout=120)
-    assert whole.returncode == 0, whole.stderr
+    _in_process([*args, "--out", str(tmp_path / "whole")])
     out = tmp_path / "killed"
     proc = subprocess.Popen(_cli(*args, "--out", str(out)), env=_python_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -177,9 +185,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
 
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     args = ["--epochs", "2", "--batch-size", "64", "--method", "rewa", "--M", "2", "--weight-decay", "1e-3"]
-    one = subprocess.run(_cli(*args, "--out", str(tmp_path / "one")), env=_python_env(), capture_output=True,
-                         text=True, timeout=120)
-    assert one.returncode == 0, one.stderr
+    _in_process([*args, "--out", str(tmp_path / "one")])
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          *_cli(*args, "--out", str(tmp_path / "two"))[1:]],

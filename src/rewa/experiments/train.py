@@ -135,6 +135,7 @@ class TrainConfig:
     finetune_epochs: int = _opt(0, "epochs of fine-tuning after pruning")
     finetune_lr: float | None = _opt(None, "fine-tuning learning rate, cosine to 0 (default: lr / 10)")
     finetune_weight_decay: float = _opt(0.0, "weight decay of the sparsified groups while fine-tuning")
+    sweep_thresholds: tuple = _opt(SWEEP_THRESHOLDS, "thresholds of the final accuracy-vs-compression sweep")
     # devices and run
     device: str = _opt("auto", "cpu, cuda or auto (cuda if available)")
     bf16: bool = _opt(False, "bf16 autocast for forward and loss (GPU)")
@@ -206,6 +207,8 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError("schedule cannot set lr: use lr_schedule and warmup_epochs")
     if c.target_sparsity is not None and "weight_decay" in parsed:
         raise ValueError("target_sparsity sets the weight decay itself: drop weight_decay from schedule")
+    if not c.sweep_thresholds or any(not (t >= 0 and math.isfinite(t)) for t in c.sweep_thresholds):
+        raise ValueError(f"sweep_thresholds={c.sweep_thresholds} must be a non-empty list of finite values >= 0")
     for milestone in c.step_milestones:
         if not 0 < milestone <= c.epochs:
             raise ValueError(f"step_milestones value {milestone} must be in (0, epochs] = (0, {c.epochs}]")
@@ -271,7 +274,7 @@ def resolve_config(preset: str | None = None, file_values: dict | None = None, *
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    for name in ("options", "schedule", "step_milestones"):
+    for name in ("options", "schedule", "step_milestones", "sweep_thresholds"):
         if name in values:
             values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
     return TrainConfig(**values)
@@ -648,8 +651,11 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     sparse_groups = _sparse_groups(opt, model)
     controller = None
     if c.target_sparsity is not None:
+        # start from the method's weight decay (a resumed optimizer may hold the fine-tuning one)
+        start = base_values[0].get("weight_decay") if base_values else None
         controller = rewa.TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
-                                                   threshold=c.target_threshold, total_calls=c.epochs)
+                                                   threshold=c.target_threshold, total_calls=c.epochs,
+                                                   initial_weight_decay=start if start else None)
 
         if controller_state is not None:
             controller.load_state_dict(controller_state)
@@ -813,11 +819,11 @@ def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_par
 
 def _sweep(c, model, factory, val_part, test_part, device, autocast) -> list[dict]:
     plain = _plain_copy(model, factory)
-    rows = {t: {"threshold": t} for t in SWEEP_THRESHOLDS}
+    rows = {float(t): {"threshold": float(t)} for t in c.sweep_thresholds}
     for split, data in (("val", val_part), ("test", test_part)):
         if data is None:
             continue
-        result = rewa.threshold_sweep(plain, lambda m, d=data: _accuracy(m, d, c, device, autocast), SWEEP_THRESHOLDS)
+        result = rewa.threshold_sweep(plain, lambda m, d=data: _accuracy(m, d, c, device, autocast), rows)
         for point in result.points:
             row = rows[point.threshold]
             row["compression"] = point.compression
