@@ -309,3 +309,42 @@ def test_cli_config_file_and_printed_config(tmp_path, capsys):
     assert saved["lr"] == 0.02 and saved["epochs"] == 1 and saved["schedule"] == ["M=0:0"]
     assert "config: " + json.dumps(saved) in printed
     assert main(["train", "--config", str(tmp_path / "nope.toml")]) == 2
+
+
+def test_resnets_have_the_reference_sizes():
+    from rewa.experiments.models import make_model
+
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    # torchvision's resnet50 (1000 classes) has 25,557,032 parameters; the CIFAR ResNet-18 11,173,962
+    assert count(make_model("resnet50", (3, 224, 224), 1000)) == 25_557_032
+    model = make_model("resnet18", (3, 32, 32), 10)
+    assert count(model) == 11_173_962
+    assert model.stem[0].kernel_size == (3, 3) and model.stem[0].stride == (1, 1)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+
+
+def test_imagefolder_layout(tmp_path):
+    from PIL import Image
+
+    for part in ("train", "val"):
+        for label in ("cat", "dog"):
+            (tmp_path / part / label).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (40, 30), (i * 100, 50, 200)).save(tmp_path / part / label / f"{i}.png")
+    bundle = load_dataset("imagefolder", str(tmp_path))
+    assert bundle.num_classes == 2 and len(bundle.train) == 4 and len(bundle.test) == 4
+    x, y = bundle.train[3]
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32 and y == 1
+    assert bundle.test[0][0].shape == (3, 224, 224)
+    (tmp_path / "val" / "bird").mkdir()
+    with pytest.raises(ValueError, match="class folders of train/ and val/ differ"):
+        load_dataset("imagefolder", str(tmp_path))
+
+
+def test_bf16_autocast_and_channels_last_run_on_cpu():
+    x = torch.randn(64, 3, 8, 8)
+    data = torch.utils.data.TensorDataset(x, (x.mean((1, 2, 3)) > 0).long())
+    result = train(TrainConfig(epochs=1, batch_size=32, out="", progress=False, model="cnn", bf16=True,
+                               channels_last=True, device="cpu", sweep_thresholds=(0.0,)),
+                   train_data=data, test_data=data)
+    assert math.isfinite(result.metrics[0]["loss"])

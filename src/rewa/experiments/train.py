@@ -261,9 +261,9 @@ def resolve_config(preset: str | None = None, file_values: dict | None = None, *
 
     Example:
         >>> from rewa.experiments.train import resolve_config
-        >>> c = resolve_config("cifar10-resnet18-rewa", epochs=1)
+        >>> c = resolve_config("cifar10-resnet18-rewa", epochs=10)
         >>> c.lr, c.epochs, c.lr_schedule, c.warmup_epochs
-        (0.256, 1, 'cosine', 5)
+        (0.256, 10, 'cosine', 5)
     """
     values: dict = {}
     if preset:
@@ -290,8 +290,8 @@ def lr_factor(kind: str, t: float, warmup: float, total: float, *, milestones=()
         >>> from rewa.experiments.train import lr_factor
         >>> [round(lr_factor("cosine", e, 5, 100), 4) for e in (0, 4, 5, 52.5, 100)]
         [0.2, 1.0, 1.0, 0.5, 0.0]
-        >>> round(lr_factor("cyclic", 1, 2, 88), 4), lr_factor("cyclic", 2, 2, 88), lr_factor("cyclic", 88, 2, 88)
-        (0.5001, 1.0, 0.0)
+        >>> round(lr_factor("cyclic", 1, 2, 88), 5), lr_factor("cyclic", 2, 2, 88), lr_factor("cyclic", 88, 2, 88)
+        (0.50005, 1.0, 0.0)
     """
     if kind == "cyclic":
         return float(np.interp(t, [0, warmup, total], [1e-4, 1.0, 0.0]))
