@@ -105,7 +105,7 @@ class TrainConfig:
                               "resnet50 for imagefolder")
     augment: bool = _opt(True, "CIFAR augmentation (random crop, padding 4, horizontal flip) on cifar10/100")
     # method and its hyperparameters
-    method: str = _opt("rewa", "a method of rewa.create_optimizer (rewa list-methods prints them)")
+    method: str = _opt("rewa", "a method of rewa.create_optimizer (rewa.list_methods() describes them)")
     lr: float | None = _opt(None, "base learning rate (default: the method's)")
     momentum: float | None = _opt(None, "SGD momentum (default: the method's)")
     weight_decay: float | None = _opt(None, "weight decay of the sparsified weights (default: the method's)")
