@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "(needs the plot extra; default: yes)")
     add_common_options(sparsity)
     sparsity.set_defaults(run=_reproduce_sparsity)
+    from .cli_train import add_commands as add_train_commands  # train, compare
+    add_train_commands(commands)
     return parser
 
 

@@ -1,0 +1,322 @@
+"""Datasets for :func:`rewa.experiments.train`: by name, from a directory, or any ``Dataset``.
+
+Nothing here downloads anything.
+
+* ``digits``: scikit-learn's bundled 8x8 digits (1797 images), pixels scaled to ``[0, 1]``,
+  shape ``(1, 8, 8)``; a stratified 25% test split (seed 0). Needs the ``sklearn`` extra.
+* ``mnist1d``: MNIST-1D (Greydanus 2020), generated locally by its package's own generator
+  with the standard arguments (4000 train / 1000 test, length 40, seed 42), shape ``(1, 40)``.
+  Its loader ``get_dataset`` downloads by default; only ``make_dataset`` is called here.
+  Needs the ``mnist1d`` extra.
+* ``cifar10`` / ``cifar100``: the python-pickle layout of the official archives in ``data_dir``
+  (``data_batch_1..5`` + ``test_batch``, or ``train`` + ``test``), held in memory as uint8.
+* ``imagefolder``: ``data_dir/train/<class>/*.jpg`` and ``data_dir/val/<class>/*.jpg``
+  (ImageNet layout), decoded with Pillow per sample in DataLoader workers.
+
+Small datasets are :class:`TensorData`: tensors in memory, batches cut by indexing (no
+per-sample Python work), augmentation done on whole batches (:func:`augment_batch`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["TensorData", "DatasetBundle", "load_dataset", "DATASETS", "augment_batch", "split_validation"]
+
+DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder")
+
+# Per-channel statistics of the CIFAR training sets (pixels in [0, 1]).
+_CIFAR_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+_IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@dataclass
+class TensorData:
+    """Inputs and labels in memory; ``x`` may be uint8 images, turned into floats per batch.
+
+    ``mean``/``std`` (per channel) normalize uint8 images after scaling to ``[0, 1]``.
+    """
+
+    x: Tensor
+    y: Tensor
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if len(self.x) != len(self.y):
+            raise ValueError(f"inputs and labels differ in length: {len(self.x)} != {len(self.y)}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index: Tensor) -> "TensorData":
+        return TensorData(self.x[index], self.y[index], self.mean, self.std)
+
+    def to(self, device) -> "TensorData":
+        return TensorData(self.x.to(device), self.y.to(device), self.mean, self.std)
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Float inputs (normalized if uint8) and int64 labels of the given rows."""
+        return as_float(self.x[index], self.mean, self.std), self.y[index]
+
+
+def as_float(x: Tensor, mean=None, std=None) -> Tensor:
+    if x.dtype != torch.uint8:
+        return x
+    x = x.float().div_(255.0)
+    if mean is not None:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        x = x.sub_(torch.tensor(mean, device=x.device).view(shape)).div_(torch.tensor(std, device=x.device).view(shape))
+    return x
+
+
+@dataclass
+class DatasetBundle:
+    """Train / test data (``TensorData`` or any map-style ``Dataset``) and what models need."""
+
+    name: str
+    train: object
+    test: object | None
+    input_shape: tuple[int, ...]
+    num_classes: int
+    augment: str = "none"  # "none" | "cifar" (crop 4 + flip) | "imagenet" (done by the Dataset)
+
+
+def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:
+    """CIFAR augmentation of a batch ``(N, C, H, W)``: random crop after zero padding, random flip.
+
+    Each image gets its own offsets in ``[0, 2*padding]`` and flip coin from ``generator`` (on
+    the batch's device); padding with 0 happens before normalization, as ``RandomCrop(32, 4)``
+    on the raw image does. No per-sample Python loop.
+    """
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    dev = x.device
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev)
+    flip = torch.rand(n, generator=generator, device=dev) < 0.5
+    rows = (top[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # (N, 1, H, 1)
+    cols = left[:, None] + torch.arange(w, device=dev)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, W)
+    batch = torch.arange(n, device=dev)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=dev)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def split_validation(train: object, fraction: float, seed: int):
+    """``(train, val)``: a random ``fraction`` of the training data held out (fixed by ``seed``)."""
+    if fraction == 0:
+        return train, None
+    n = len(train)
+    n_val = int(round(fraction * n))
+    if not 0 < n_val < n:
+        raise ValueError(f"val_fraction={fraction} leaves {n_val} of {n} samples for validation; "
+                         f"it must be in [0, 1) and leave at least one sample on each side")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    if isinstance(train, TensorData):
+        return train.subset(train_idx), train.subset(val_idx)
+    return torch.utils.data.Subset(train, train_idx.tolist()), torch.utils.data.Subset(train, val_idx.tolist())
+
+
+# -- by name -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)  # read once per process (the tensors are never written to)
+def _digits() -> DatasetBundle:
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as error:
+        raise ImportError("dataset 'digits' needs scikit-learn: pip install 'rewa[sklearn]'") from error
+    data = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data / 16.0, data.target, test_size=0.25, random_state=0, stratify=data.target)
+    as_x = lambda a: torch.as_tensor(a, dtype=torch.float32).reshape(-1, 1, 8, 8)  # noqa: E731
+    as_y = lambda a: torch.as_tensor(a, dtype=torch.int64)  # noqa: E731
+    return DatasetBundle("digits", TensorData(as_x(x_train), as_y(y_train)),
+                         TensorData(as_x(x_test), as_y(y_test)), (1, 8, 8), 10)
+
+
+def _mnist1d() -> DatasetBundle:
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as error:
+        raise ImportError("dataset 'mnist1d' needs the mnist1d package: pip install 'rewa[mnist1d]'") from error
+    import random
+
+    # The generator reseeds numpy's and python's global generators: keep the caller's streams.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(get_dataset_args())  # local generation; 4000 train / 1000 test
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    as_x = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32).reshape(len(a), 1, -1)  # noqa: E731
+    as_y = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
+    train, test = TensorData(as_x(data["x"]), as_y(data["y"])), TensorData(as_x(data["x_test"]), as_y(data["y_test"]))
+    return DatasetBundle("mnist1d", train, test, tuple(train.x.shape[1:]), 10)
+
+
+_CIFAR_LAYOUT = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100),
+}
+
+
+def _read_cifar_files(folder: Path, names: list[str], label_key: bytes) -> TensorData:
+    xs, ys = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+        xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(entry[label_key], dtype=np.int64))
+    return TensorData(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+
+
+def _cifar(name: str, data_dir: str) -> DatasetBundle:
+    sub, train_files, test_files, label_key, classes = _CIFAR_LAYOUT[name]
+    expected = (f"{name} expects data_dir to hold the python-pickle files of the official archive "
+                f"({', '.join(train_files + test_files)}), directly or in {sub}/")
+    if not data_dir:
+        raise ValueError(f"dataset {name!r} needs data_dir; {expected}")
+    root = Path(data_dir)
+    folder = next((d for d in (root, root / sub) if all((d / f).is_file() for f in train_files + test_files)), None)
+    if folder is None:
+        missing = [f for f in train_files + test_files if not (root / f).is_file() and not (root / sub / f).is_file()]
+        raise FileNotFoundError(f"{data_dir!r}: missing {', '.join(missing)}; {expected}. Nothing is downloaded.")
+    train = _read_cifar_files(folder, train_files, label_key)
+    test = _read_cifar_files(folder, test_files, label_key)
+    mean, std = _CIFAR_STATS[name]
+    for part in (train, test):
+        part.mean, part.std = mean, std
+    return DatasetBundle(name, train, test, (3, 32, 32), classes, augment="cifar")
+
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """``root/<class>/<image>``; training: random resized crop + flip, else resize + center crop.
+
+    Images are decoded with Pillow (the ``plot`` extra installs it) into normalized float
+    tensors of shape ``(3, size, size)``. Randomness comes from torch's generator of the
+    DataLoader worker (seeded by torch from the run's generator).
+    """
+
+    def __init__(self, root: Path, *, train: bool, size: int = 224, resize: int = 256):
+        self.classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        self.samples = [(str(p), i) for i, c in enumerate(self.classes) for p in sorted((root / c).iterdir())
+                        if p.suffix.lower() in _IMAGE_EXTENSIONS]
+        self.train, self.size, self.resize = train, size, resize
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if self.train:
+                img = self._random_resized_crop(img)
+            else:
+                w, h = img.size
+                scale = self.resize / min(w, h)
+                img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+                w, h = img.size
+                left, top = (w - self.size) // 2, (h - self.size) // 2
+                img = img.crop((left, top, left + self.size, top + self.size))
+            x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        if self.train and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return as_float(x[None], *_IMAGENET_STATS)[0], label
+
+    def _random_resized_crop(self, img):
+        """Area in [0.08, 1], aspect ratio in [3/4, 4/3] (log-uniform); whole image if 10 tries fail."""
+        from PIL import Image
+
+        w, h = img.size
+        for _ in range(10):
+            area = w * h * float(torch.empty(()).uniform_(0.08, 1.0))
+            ratio = float(torch.empty(()).uniform_(np.log(3 / 4), np.log(4 / 3)).exp())
+            cw, ch = round((area * ratio) ** 0.5), round((area / ratio) ** 0.5)
+            if 0 < cw <= w and 0 < ch <= h:
+                left = int(torch.randint(0, w - cw + 1, ()))
+                top = int(torch.randint(0, h - ch + 1, ()))
+                return img.resize((self.size, self.size), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+        return img.resize((self.size, self.size), Image.BILINEAR)
+
+
+def _imagefolder(data_dir: str) -> DatasetBundle:
+    expected = ("imagefolder expects data_dir/train/<class>/<image> and data_dir/val/<class>/<image> "
+                "(ImageNet layout; one folder per class, the same class folders in both)")
+    if not data_dir:
+        raise ValueError(f"dataset 'imagefolder' needs data_dir; {expected}")
+    root = Path(data_dir)
+    for part in ("train", "val"):
+        if not (root / part).is_dir():
+            raise FileNotFoundError(f"{str(root / part)!r} is not a directory; {expected}. Nothing is downloaded.")
+    train, test = ImageFolder(root / "train", train=True), ImageFolder(root / "val", train=False)
+    if not train.classes or len(train) == 0:
+        raise FileNotFoundError(f"{str(root / 'train')!r} holds no class folders with images; {expected}")
+    if train.classes != test.classes:
+        raise ValueError(f"class folders of train/ and val/ differ in {data_dir!r}; {expected}")
+    return DatasetBundle("imagefolder", train, test, (3, 224, 224), len(train.classes), augment="imagenet")
+
+
+def load_dataset(name: str, data_dir: str = "") -> DatasetBundle:
+    """The dataset ``name`` (one of :data:`DATASETS`) with its test split.
+
+    Example:
+        >>> from rewa.experiments.data import load_dataset
+        >>> bundle = load_dataset("digits")
+        >>> len(bundle.train), len(bundle.test), bundle.input_shape, bundle.num_classes
+        (1347, 450, (1, 8, 8), 10)
+    """
+    if name == "digits":
+        return _digits()
+    if name == "mnist1d":
+        return _mnist1d()
+    if name in _CIFAR_LAYOUT:
+        return _cifar(name, os.path.expanduser(data_dir))
+    if name == "imagefolder":
+        return _imagefolder(os.path.expanduser(data_dir))
+    raise ValueError(f"dataset={name!r} must be one of {DATASETS}")
+
+
+def from_dataset(dataset, name: str = "user") -> object:
+    """A ``TensorDataset`` (or our ``TensorData``) becomes ``TensorData``; other datasets pass through."""
+    if isinstance(dataset, TensorData):
+        return dataset
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        if len(dataset.tensors) != 2:
+            raise ValueError(f"{name}: a TensorDataset must hold (inputs, labels), got {len(dataset.tensors)} tensors")
+        return TensorData(*dataset.tensors)
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise TypeError(f"{name} must be a map-style torch Dataset (with __getitem__ and __len__), "
+                        f"got {type(dataset).__name__}")
+    return dataset
+
+
+def describe(dataset) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, num_classes)`` read from the data (labels ``0..C-1``)."""
+    if isinstance(dataset, TensorData):
+        return tuple(dataset.x.shape[1:]), int(dataset.y.max()) + 1
+    x, _ = dataset[0]
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = [int(dataset[i][1]) for i in range(len(dataset))]
+    return tuple(torch.as_tensor(x).shape), int(max(labels)) + 1

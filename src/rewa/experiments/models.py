@@ -1,0 +1,148 @@
+"""Models for :func:`rewa.experiments.train`, written here (torchvision's wheels on PyPI do not
+import beside every torch build, so nothing is taken from it).
+
+* ``mlp``: LeNet-300-100 (LeCun et al. 1998): flatten, 300, 100, classes, ReLU between.
+* ``cnn``: two 3x3 convolutions (32, 64) with ReLU and 2x max-pool each, then 128, classes;
+  1-d convolutions for inputs ``(C, L)``, 2-d for ``(C, H, W)``.
+* ``resnet18``: the CIFAR ResNet-18 (He et al. 2016; 3x3 stem with stride 1, no max-pool),
+  basic blocks [2, 2, 2, 2].
+* ``resnet50``: the ImageNet ResNet-50 (7x7 stem, stride 2, 3x3 max-pool), bottlenecks
+  [3, 4, 6, 3], stride on the 3x3 convolution (torchvision's "v1.5").
+
+Convolutions and linear layers get Kaiming-normal weights (fan-in, ReLU), as in the paper's
+code (Appendix D.7: "Initialization: Kaiming"); biases start at 0, batch-norm at (1, 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["MODELS", "make_model"]
+
+MODELS = ("mlp", "cnn", "resnet18", "resnet50")
+
+
+def _mlp(input_shape, classes: int) -> nn.Module:
+    n_in = math.prod(input_shape)
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
+                         nn.Linear(100, classes))
+
+
+def _cnn(input_shape, classes: int) -> nn.Module:
+    if len(input_shape) not in (2, 3):
+        raise ValueError(f"model 'cnn' needs inputs (C, L) or (C, H, W), got shape {tuple(input_shape)}")
+    conv, pool = (nn.Conv1d, nn.MaxPool1d) if len(input_shape) == 2 else (nn.Conv2d, nn.MaxPool2d)
+    spatial = list(input_shape[1:])
+    layers: list[nn.Module] = []
+    channels = input_shape[0]
+    for width in (32, 64):
+        layers += [conv(channels, width, 3, padding=1), nn.ReLU()]
+        if min(spatial) >= 2:  # tiny inputs (8x8 digits) still take two pools; never below 1
+            layers.append(pool(2))
+            spatial = [s // 2 for s in spatial]
+        channels = width
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * math.prod(spatial), 128), nn.ReLU(),
+                         nn.Linear(128, classes))
+
+
+class _Basic(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.shortcut = _shortcut(cin, width, stride)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class _Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * 4
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.shortcut = _shortcut(cin, cout, stride)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        return torch.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+
+class ResNet(nn.Module):
+    """A ResNet with a CIFAR stem (3x3, stride 1, no pool) or an ImageNet stem (7x7/2 + pool)."""
+
+    def __init__(self, block, depths, classes: int, in_channels: int = 3, cifar_stem: bool = True):
+        super().__init__()
+        if cifar_stem:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                      nn.MaxPool2d(3, 2, 1))
+        stages, cin = [], 64
+        for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(block(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.layers(self.stem(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _init(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
+def make_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The model ``name`` (one of :data:`MODELS`) for inputs of ``input_shape`` (no batch dim).
+
+    Example:
+        >>> import torch
+        >>> from rewa.experiments.models import make_model
+        >>> model = make_model("resnet18", (3, 32, 32), 10)
+        >>> model(torch.zeros(2, 3, 32, 32)).shape, sum(p.numel() for p in model.parameters())
+        (torch.Size([2, 10]), 11173962)
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    if name == "mlp":
+        return _init(_mlp(input_shape, num_classes))
+    if name == "cnn":
+        return _init(_cnn(input_shape, num_classes))
+    if name in ("resnet18", "resnet50"):
+        if len(input_shape) != 3:
+            raise ValueError(f"model {name!r} needs image inputs (C, H, W), got shape {input_shape}")
+        if name == "resnet18":
+            return _init(ResNet(_Basic, (2, 2, 2, 2), num_classes, input_shape[0], cifar_stem=True))
+        return _init(ResNet(_Bottleneck, (3, 4, 6, 3), num_classes, input_shape[0], cifar_stem=False))
+    raise ValueError(f"model={name!r} must be one of {MODELS}")
