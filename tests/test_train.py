@@ -89,7 +89,7 @@ def test_presets_are_table_3_settings():
                                                        "resnet18", "cifar10")
     c = resolve_config("imagenet-resnet50-rewa")
     assert (c.lr, c.momentum, c.batch_size, c.epochs, c.lr_schedule, c.K, c.M, c.eps, c.weight_decay) == (
-        1.7, 0.9, 512, 88, "cyclic", 3, 2, 1e-3, 5e-5)
+        1.0, 0.9, 512, 88, "cyclic", 3, 2, 1e-3 / 3, 5e-5)
     for name in PRESETS:  # every preset builds a valid config
         resolve_config(name)
     with pytest.raises(ValueError, match="must be one of"):
