@@ -32,6 +32,7 @@ def _field_type(f):
 
 def add_commands(subparsers) -> None:
     """Add ``train`` and ``compare`` to the ``rewa`` command's subparsers."""
+    from .cli import add_common_options
     from .experiments.presets import PRESETS
     from .experiments.train import TrainConfig
 
@@ -41,8 +42,7 @@ def add_commands(subparsers) -> None:
                     "metrics.jsonl, sweep.json, summary.json, checkpoint.pt and figures to --out.")
     train.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings (Appendix D.7) and CPU presets")
     train.add_argument("--config", metavar="FILE", help="TOML / JSON (YAML with PyYAML) file of config fields")
-    train.add_argument("--threads", type=int, default=None, metavar="N",
-                       help="torch threads per process (default: torch's choice)")
+    add_common_options(train)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
     for f in dataclasses.fields(TrainConfig):
         flag = f"--{f.name.replace('_', '-')}"
@@ -67,6 +67,7 @@ def add_commands(subparsers) -> None:
     compare.add_argument("--split", choices=("test", "val"), default="test", help="which accuracy (default: test)")
     compare.add_argument("--out", default="compare.png", help="figure file (default: compare.png)")
     compare.add_argument("--json", action="store_true", help="print the table as JSON")
+    add_common_options(compare)
     compare.set_defaults(run=_compare)
 
 
@@ -91,14 +92,8 @@ def _read_config_file(path: str) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
-
     from .experiments.train import TrainConfig, resolve_config, train
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads={args.threads} must be >= 1")
-        torch.set_num_threads(args.threads)
     file_values = _read_config_file(args.config) if args.config else {}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name) is not None}
