@@ -65,7 +65,7 @@ from .models import MODELS, make_model
 from .presets import preset as _preset
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resolve_config", "lr_factor", "STANDARD_THRESHOLDS",
-           "METHOD_DEFAULTS", "RUN_FILES"]
+           "METHOD_DEFAULTS", "METHOD_LOOP_DEFAULTS", "grad_clip_norm", "RUN_FILES"]
 
 STANDARD_THRESHOLDS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 SWEEP_THRESHOLDS = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 1e-1)
@@ -78,7 +78,8 @@ _ADAM_LIKE = dict(lr=1e-3)
 METHOD_DEFAULTS: dict[str, dict] = {
     "sgd": dict(_SGD_LIKE, weight_decay=1e-4),
     "adamw": dict(_ADAM_LIKE),
-    "rewa": dict(_SGD_LIKE, K=9, M=2, eps=0.0, weight_decay=1e-4),
+    # ReWA's recommended recipe on small networks (with METHOD_LOOP_DEFAULTS' clipping); README
+    "rewa": dict(lr=0.2, momentum=0.9, K=9, M=2, eps=0.0, weight_decay=1e-2),
     "rewa-adamw": dict(_ADAM_LIKE, K=9, M=2, eps=0.0, weight_decay=1e-2),
     "pwd-sgd": dict(_SGD_LIKE), "pwd-adamw": dict(_ADAM_LIKE),
     "l1-prox": dict(_SGD_LIKE), "l1-subgradient": dict(_SGD_LIKE),
@@ -86,6 +87,10 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "hadamard": dict(_SGD_LIKE), "hadamard-signed": dict(_SGD_LIKE), "spred": dict(_SGD_LIKE),
     "powerprop": dict(_SGD_LIKE),
 }
+# Training-loop defaults per method (TrainConfig fields left at None): ReWA's recommended recipe
+# clips the gradient norm (without it ReWA diverges at learning rates SGD trains with; README,
+# "ReWA on networks").
+METHOD_LOOP_DEFAULTS: dict[str, dict] = {"rewa": dict(grad_clip_norm=1.0)}
 _SHORTCUT_HYPERPARAMETERS = ("lr", "momentum", "weight_decay", "K", "M", "eps")
 
 
@@ -114,6 +119,9 @@ class TrainConfig:
     eps: float | None = _opt(None, "ReWA epsilon, or Adam's for adamw-type torch methods (default: the method's)")
     options: tuple = _opt((), "other hyperparameters of the method as NAME=VALUE (e.g. strength=1e-5)")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
+    grad_clip_norm: float | None = _opt(None, "clip the gradient norm of all parameters to this before each step "
+                                              "(torch.nn.utils.clip_grad_norm_; 0: off; default: the method's, "
+                                              "1.0 for rewa, else off)")
     # schedule
     epochs: int = _opt(10, "training epochs (before any fine-tuning)")
     batch_size: int = _opt(64, "global batch size (split across processes)")
@@ -188,6 +196,9 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"val_fraction={c.val_fraction} must be in [0, 1)")
     if not 0 <= c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
+    if c.grad_clip_norm is not None and not (
+            isinstance(c.grad_clip_norm, (int, float)) and 0 <= c.grad_clip_norm < math.inf):
+        raise ValueError(f"grad_clip_norm={c.grad_clip_norm!r} must be a finite number >= 0 (0: off)")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"label_smoothing={c.label_smoothing} must be in [0, 1)")
     if c.target_sparsity is not None and not 0 <= c.target_sparsity < 1:
@@ -210,6 +221,21 @@ def _validate(c: TrainConfig) -> None:
         if not 0 < milestone <= c.epochs:
             raise ValueError(f"step_milestones value {milestone} must be in (0, epochs] = (0, {c.epochs}]")
     _options(c)  # checks the NAME=VALUE forms
+
+
+def grad_clip_norm(c: TrainConfig) -> float:
+    """The gradient-norm clip of run ``c``: its own, else its method's default (0: off).
+
+    Example:
+        >>> from rewa.experiments.train import TrainConfig, grad_clip_norm
+        >>> grad_clip_norm(TrainConfig(method="rewa")), grad_clip_norm(TrainConfig(method="sgd"))
+        (1.0, 0.0)
+        >>> grad_clip_norm(TrainConfig(method="rewa", grad_clip_norm=0))
+        0
+    """
+    if c.grad_clip_norm is not None:
+        return c.grad_clip_norm
+    return float(METHOD_LOOP_DEFAULTS.get(c.method, {}).get("grad_clip_norm", 0.0))
 
 
 def _reparameterizing() -> tuple[str, ...]:
@@ -733,6 +759,7 @@ def _set_epoch_hyperparameters(c, epoch, finetuning, sparse_groups, base_values,
 def _train_epoch(c, net, opt, data: _Data, epoch, steps, base_lrs, finetune_lr, device, autocast, dist, show):
     net.train()
     finetuning = epoch >= c.epochs
+    clip_norm = grad_clip_norm(c)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = torch.zeros((), dtype=torch.int64, device=device)
@@ -750,6 +777,8 @@ def _train_epoch(c, net, opt, data: _Data, epoch, steps, base_lrs, finetune_lr, 
         scale = dist.world / global_n if global_n is not None else 1.0 / len(y)
         opt.zero_grad(set_to_none=True)
         (batch_loss * scale).backward()
+        if clip_norm:  # after DDP's all-reduce: every process clips the same averaged gradient
+            nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
         opt.step()
         loss_sum += batch_loss.detach()
         correct += (logits.detach().argmax(1) == y).sum()
@@ -833,5 +862,5 @@ def _summary(c, model, metrics, sweep, model_name, dataset_name, dist, device, s
         "val_accuracy": last.get("val_accuracy"), "test_accuracy": last.get("test_accuracy"),
         "sparsity": last.get("sparsity"), "compression": last.get("compression"),
         "best_val_accuracy": max((m["val_accuracy"] for m in metrics if m["val_accuracy"] is not None), default=None),
-        "wall_seconds": seconds, "torch_threads": torch.get_num_threads(),
+        "wall_seconds": seconds, "torch_threads": torch.get_num_threads(), "grad_clip_norm": grad_clip_norm(c),
     }

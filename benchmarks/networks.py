@@ -1,0 +1,322 @@
+"""ReWA on networks against every peer method: accuracy vs compression, tuned on validation only.
+
+Every run goes through :func:`rewa.experiments.train` (what ``rewa train`` runs). Per setting
+(dataset x model) and method:
+
+1. **Tuning** (seed 0): each method trains once per point of its grid; every method has the
+   same number of grid points (``--grid``, the budget), and each grid lists the method's key
+   hyperparameters (learning rate for the dense methods; the sparsity strength for the others,
+   see ``METHODS``). Selection uses the *validation* split only (a fraction of the training
+   data): dense methods by validation accuracy; sparse methods by the largest compression whose
+   validation accuracy is within 1 point of tuned dense SGD's, ties broken by the validation
+   accuracy there.
+2. **Evaluation**: the chosen configuration trains with ``--seeds`` seeds (seed 0 included).
+   Each trained model is thresholded globally by magnitude (keep the ``n/c`` largest weights of
+   the sparsified tensors) at each compression ``c`` of ``COMPRESSIONS`` and scored on the
+   test split. The table reports, on the test split, the mean over seeds:
+   the largest ``c`` whose mean accuracy is within 0.5 / 1 point of dense SGD's mean test
+   accuracy, the accuracy at 10x / 50x / 100x, the fraction of exact zeros, and the training
+   time per epoch relative to dense SGD (the same process, side by side).
+
+Magnitude pruning (``magnitude-prune``) is SGD, then one-shot global magnitude pruning to the
+grid's sparsity and fine-tuning with a fixed mask for the last quarter of the epochs (the same
+total epochs as every other method).
+
+``--scale smoke`` checks the pipeline in seconds (it is what the tests run); ``quick`` and
+``full`` are the benchmark. Results: ``OUT/results.json``, ``OUT/table.md`` and one
+``OUT/<setting>.png`` (accuracy vs compression) per setting.
+
+Example: ``python benchmarks/networks.py --scale quick --threads 1 --out results/networks``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from rewa.experiments.data import load_dataset, split_validation
+from rewa.experiments.presets import preset
+from rewa.experiments.train import TrainConfig, train
+from rewa.param_groups import split_parameters
+
+COMPRESSIONS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
+RECIPE = "rewa-recipe"
+
+# name -> (TrainConfig fields shared by the grid, grid of per-point fields). Grids are ordered so
+# that the first G points are a sensible budget G (the middle of the range first).
+_SGD = dict(lr=0.05, momentum=0.9)
+
+
+def _recipe() -> dict:
+    fields = preset(RECIPE)
+    return {k: v for k, v in fields.items() if k not in ("dataset", "model", "epochs")}
+
+
+METHODS: dict[str, tuple[dict, list[dict]]] = {
+    "sgd": (dict(method="sgd", momentum=0.9, weight_decay=1e-4),
+            [dict(lr=0.05), dict(lr=0.1), dict(lr=0.02), dict(lr=0.2)]),
+    "adamw": (dict(method="adamw", weight_decay=1e-2),
+              [dict(lr=1e-3), dict(lr=3e-3), dict(lr=3e-4), dict(lr=1e-2)]),
+    "rewa (recipe)": (None, [dict(weight_decay=1e-2), dict(weight_decay=2e-2), dict(weight_decay=5e-3),
+                             dict(weight_decay=4e-2)]),
+    "rewa-adamw": (dict(method="rewa-adamw", lr=3e-3, K=9, M=2, eps=0.0),
+                   [dict(weight_decay=0.1), dict(weight_decay=0.3), dict(weight_decay=0.03), dict(weight_decay=1.0)]),
+    "l1-subgradient": (dict(method="l1-subgradient", **_SGD),
+                       [dict(options=(("strength", s),)) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
+    "l1-prox": (dict(method="l1-prox", **_SGD),
+                [dict(options=(("strength", s),)) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
+    "pwd p=1": (dict(method="pwd-sgd", **_SGD),
+                [dict(options=(("p", 1.0), ("lambda_p", s))) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
+    "pwd p=0.5": (dict(method="pwd-sgd", **_SGD),
+                  [dict(options=(("p", 0.5), ("lambda_p", s))) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
+    "hadamard K=3": (dict(method="hadamard", **_SGD),
+                     [dict(options=(("K", 3),), weight_decay=s) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
+    "spred": (dict(method="spred", **_SGD), [dict(weight_decay=s) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
+    "powerprop": (dict(method="powerprop", **_SGD),
+                  [dict(options=(("alpha", a),)) for a in (2.0, 3.0, 1.5, 4.0)]),
+    "magnitude-prune": (dict(method="sgd", momentum=0.9, weight_decay=1e-4, lr=0.05),
+                        [dict(prune_sparsity=s) for s in (0.95, 0.98, 0.9, 0.99)]),
+}
+
+SETTINGS = {"digits-mlp": ("digits", "mlp"), "digits-cnn": ("digits", "cnn"),
+            "mnist1d-mlp": ("mnist1d", "mlp"), "mnist1d-cnn": ("mnist1d", "cnn")}
+
+SCALES = {
+    # epochs, grid points per method, seeds, settings, methods (None: all)
+    "smoke": dict(epochs=1, grid=1, seeds=1, settings=("digits-mlp",), methods=("sgd", "rewa (recipe)", "l1-prox"),
+                  max_steps_per_epoch=3),
+    "quick": dict(epochs=30, grid=2, seeds=3, settings=("digits-mlp", "mnist1d-mlp"), methods=None,
+                  max_steps_per_epoch=0),
+    "full": dict(epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0),
+}
+
+
+def method_config(name: str, point: dict, *, dataset: str, model: str, epochs: int, seed: int,
+                  max_steps_per_epoch: int) -> TrainConfig:
+    shared, _ = METHODS[name]
+    fields = dict(_recipe()) if shared is None else dict(shared)
+    fields.update(point)
+    if "prune_sparsity" in fields:  # the last quarter of the epochs fine-tunes with a fixed mask
+        finetune = max(1, epochs // 4)
+        fields.update(finetune_epochs=finetune, finetune_lr=fields["lr"] / 10)
+        epochs = max(1, epochs - finetune)
+    if "zero_M_epochs" in fields:
+        fields["zero_M_epochs"] = min(fields["zero_M_epochs"], epochs - 1)
+    return TrainConfig(dataset=dataset, model=model, epochs=epochs, seed=seed, out="", progress=False,
+                       figures=False, max_steps_per_epoch=max_steps_per_epoch, device="cpu", **fields)
+
+
+@torch.no_grad()
+def _accuracy(model, data) -> float:
+    model.eval()
+    x, y = data.batch(torch.arange(len(data)))
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def compression_curve(model, val, test) -> dict:
+    """Accuracy on val and test after keeping the n/c largest |w| of the sparsified tensors."""
+    weights = [p for _, p in split_parameters(model)[0]]
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights]).sort(descending=True).values
+    n = magnitudes.numel()
+    out = {"compression": [], "val": [], "test": []}
+    for c in COMPRESSIONS:
+        keep = max(1, n // c)
+        pruned = copy.deepcopy(model)
+        if keep < n:
+            cut = magnitudes[keep - 1]
+            for _, p in split_parameters(pruned)[0]:
+                p.mul_((p.abs() >= cut).to(p.dtype))
+        out["compression"].append(c)
+        out["val"].append(_accuracy(pruned, val))
+        out["test"].append(_accuracy(pruned, test))
+    out["exact_zero_fraction"] = float((magnitudes == 0).float().mean())
+    return out
+
+
+def max_compression(accuracies, reference: float, tolerance: float) -> float:
+    """Largest compression whose accuracy is >= reference - tolerance (fractions; 0 if none)."""
+    ok = [c for c, a in zip(COMPRESSIONS, accuracies) if a >= reference - tolerance]
+    return max(ok) if ok else 0
+
+
+def run_one(config: TrainConfig, val, test) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(config, train_data=_TRAIN[0], val_data=val, test_data=test)
+    model = result.model
+    finite = all(torch.isfinite(p).all() for p in model.parameters())
+    record = {"config": config.to_dict(), "diverged": not finite,
+              "epoch_seconds": statistics.mean(m["epoch_seconds"] for m in result.metrics)}
+    if finite:
+        record.update(compression_curve(model, val, test))
+    return record
+
+
+_TRAIN: list = [None]
+
+
+def _mean_curve(records, split):
+    return [statistics.mean(r[split][i] for r in records) for i in range(len(COMPRESSIONS))]
+
+
+def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
+    dataset, model = SETTINGS[setting]
+    bundle = load_dataset(dataset)
+    train_part, val = split_validation(bundle.train, 0.2, 12345)
+    _TRAIN[0] = train_part
+    common = dict(dataset=dataset, model=model, epochs=scale["epochs"], max_steps_per_epoch=scale["max_steps_per_epoch"])
+    ordered = ["sgd"] + [m for m in methods if m != "sgd"]
+    out = {}
+    ref_val = None
+    for name in ordered:
+        grid = METHODS[name][1][: scale["grid"]]
+        trials = []
+        for point in grid:
+            t0 = time.perf_counter()
+            rec = run_one(method_config(name, point, seed=0, **common), val, test=bundle.test)
+            rec["point"] = point
+            trials.append(rec)
+            log(f"  [{setting}] tune {name} {point}: " + ("diverged" if rec["diverged"] else
+                f"val dense {100 * rec['val'][0]:.1f}") + f" ({time.perf_counter() - t0:.1f} s)")
+        ok = [t for t in trials if not t["diverged"]]
+        if not ok:
+            out[name] = {"diverged": True, "grid": [t["point"] for t in trials]}
+            continue
+        if name in ("sgd", "adamw"):
+            best = max(ok, key=lambda t: t["val"][0])
+        else:
+            def score(t):
+                mc = max_compression(t["val"], ref_val, 0.01)
+                i = COMPRESSIONS.index(mc) if mc else 0
+                return (mc, t["val"][i])
+            best = max(ok, key=score)
+        if name == "sgd":
+            ref_val = best["val"][0]
+        runs = [best]
+        for seed in range(1, scale["seeds"]):
+            runs.append(run_one(method_config(name, best["point"], seed=seed, **common), val, test=bundle.test))
+        diverged = sum(r["diverged"] for r in runs)
+        good = [r for r in runs if not r["diverged"]]
+        out[name] = {"point": best["point"], "grid": [t["point"] for t in trials], "diverged_seeds": diverged,
+                     "test_curve": _mean_curve(good, "test") if good else None,
+                     "val_curve": _mean_curve(good, "val") if good else None,
+                     "exact_zero_fraction": statistics.mean(r["exact_zero_fraction"] for r in good) if good else None,
+                     "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in runs),
+                     "per_seed_test": [r.get("test") for r in runs]}
+        log(f"  [{setting}] {name}: chose {best['point']}, {diverged} of {len(runs)} seeds diverged")
+    return out
+
+
+def _describe(point: dict):
+    for key, value in point.items():
+        if key == "options":
+            yield from (f"{k}={v:g}" for k, v in value)
+        else:
+            yield f"{key}={value:g}"
+
+
+def table(setting: str, results: dict) -> str:
+    sgd = results["sgd"]
+    ref = sgd["test_curve"][0]
+    lines = [f"### {setting}", "",
+             f"dense SGD test accuracy {100 * ref:.2f}% (mean of its seeds); compression = weights / nonzeros "
+             "after global magnitude thresholding", "",
+             "| method | chosen | max comp. within 0.5 pt | within 1 pt | acc @10x | @50x | @100x | exact zeros | "
+             "epoch time / SGD | diverged seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if r.get("test_curve") is None:
+            lines.append(f"| {name} | all diverged | | | | | | | | |")
+            continue
+        curve = r["test_curve"]
+        at = lambda c: f"{100 * curve[COMPRESSIONS.index(c)]:.1f}"  # noqa: E731
+        mc = lambda tol: max_compression(curve, ref, tol / 100)  # noqa: E731
+        chosen = ", ".join(_describe(r["point"]))
+        lines.append(f"| {name} | {chosen} | {mc(0.5)}x | {mc(1.0)}x | {at(10)} | {at(50)} | {at(100)} | "
+                     f"{r['exact_zero_fraction']:.3f} | {r['epoch_seconds'] / sgd['epoch_seconds']:.2f} | "
+                     f"{r['diverged_seeds']} |")
+    return "\n".join(lines)
+
+
+def figure(setting: str, results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in results.items():
+        if r.get("test_curve") is None:
+            continue
+        style = dict(lw=2.5, color="black") if name.startswith("rewa (") else dict(lw=1.2)
+        ax.plot(COMPRESSIONS, [100 * a for a in r["test_curve"]], marker=".", label=name, **style)
+    ax.axhline(100 * results["sgd"]["test_curve"][0] - 1, ls=":", color="gray", label="dense SGD - 1 pt")
+    ax.set_xscale("log")
+    ax.set_xlabel("compression (weights / nonzeros)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(max(0, 100 * results["sgd"]["test_curve"][0] - 30), 100)
+    ax.set_title(f"{setting}: accuracy vs compression (mean of seeds)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", choices=tuple(SCALES), default="quick")
+    parser.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), help="override the scale's settings")
+    parser.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="override the scale's methods")
+    parser.add_argument("--epochs", type=int, help="override the scale's epochs")
+    parser.add_argument("--grid", type=int, help="grid points per method (the same for every method)")
+    parser.add_argument("--seeds", type=int, help="seeds of the evaluation runs")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="results/networks")
+    parser.add_argument("--no-figures", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    scale = dict(SCALES[args.scale])
+    for key in ("epochs", "grid", "seeds"):
+        if getattr(args, key) is not None:
+            scale[key] = getattr(args, key)
+    if not 1 <= scale["grid"] <= 4:
+        parser.error(f"--grid={scale['grid']} must be in [1, 4] (the grids have 4 points)")
+    settings = args.settings or scale["settings"]
+    methods = args.methods or scale["methods"] or list(METHODS)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    print(f"scale {args.scale}: epochs {scale['epochs']}, grid {scale['grid']} points per method, "
+          f"seeds {scale['seeds']}, threads {args.threads}; settings {', '.join(settings)}")
+    everything = {"scale": args.scale, **{k: scale[k] for k in ("epochs", "grid", "seeds")},
+                  "threads": args.threads, "compressions": COMPRESSIONS, "settings": {}}
+    start = time.perf_counter()
+    # one throwaway run first, so that no method's epoch time carries the first run's start-up costs
+    _TRAIN[0] = load_dataset("digits").train
+    train(TrainConfig(dataset="digits", epochs=1, max_steps_per_epoch=2, out="", progress=False, figures=False,
+                      device="cpu"), train_data=_TRAIN[0])
+    for setting in settings:
+        results = run_setting(setting, scale, methods, log)
+        everything["settings"][setting] = results
+        text = table(setting, results)
+        print(text + "\n", flush=True)
+        (out / "table.md").write_text("\n\n".join(table(s, r) for s, r in everything["settings"].items()) + "\n")
+        (out / "results.json").write_text(json.dumps(everything, indent=1, default=str))
+        if not args.no_figures:
+            figure(setting, results, out / f"{setting}.png")
+    print(f"total {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
