@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     sparsity.add_argument("--seed", type=int, default=0)
     sparsity.add_argument("--out", default="results/sparsity", help="output directory (default: results/sparsity)")
     sparsity.set_defaults(run=_reproduce_sparsity)
+    from .cli_train import add_commands as add_train_commands  # train, compare
+    add_train_commands(commands)
     return parser
 
 

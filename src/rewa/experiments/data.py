@@ -19,6 +19,7 @@ per-sample Python work), augmentation done on whole batches (:func:`augment_batc
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ def split_validation(train: object, fraction: float, seed: int):
 # -- by name -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)  # read once per process (the tensors are never written to)
 def _digits() -> DatasetBundle:
     try:
         from sklearn.datasets import load_digits

@@ -456,13 +456,20 @@ def _is_parametrized(model: nn.Module) -> bool:
     return any(torch.nn.utils.parametrize.is_parametrized(m) for m in model.modules())
 
 
-def _plain_copy(model: nn.Module) -> nn.Module:
-    """The model itself, or for reparameterized methods a collapsed copy (plain weights)."""
+def _plain_copy(model: nn.Module, factory) -> nn.Module:
+    """The model itself, or for reparameterized methods a fresh ``factory()`` model holding the
+    effective weights (``rewa.collapse`` on a deep copy would strip the parametrization property
+    from the class the copy shares with the model in training)."""
     if not _is_parametrized(model):
         return model
-    twin = copy.deepcopy(model)
-    rewa.collapse(twin)
-    return twin
+    twin = factory()
+    with torch.no_grad():
+        state = {}
+        for name in twin.state_dict():
+            path, attr = name.rpartition(".")[::2]
+            state[name] = getattr(model.get_submodule(path) if path else model, attr).detach().clone()
+    twin.load_state_dict(state)
+    return twin.to(next(model.parameters()).device)
 
 
 class _Data:
@@ -607,7 +614,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     # model and optimizer (reparameterizing methods change the model: before DDP)
     _seed_everything(c.seed)
     model_name = _model_name(c, dataset_name, input_shape)
-    model = make_model(model_name, input_shape, num_classes).to(device)
+    factory = lambda: make_model(model_name, input_shape, num_classes)  # noqa: E731
+    model = factory().to(device)
     if c.channels_last:
         model = model.to(memory_format=torch.channels_last)
     hp = _method_hyperparameters(c)
@@ -690,7 +698,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             train_seconds = time.perf_counter() - t0
             record = None
             if dist.main:
-                record = _epoch_record(c, model, epoch, finetuning, loss, train_acc, val_part, test_part, device,
+                record = _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part, device,
                                        autocast, opt, sparse_groups, train_seconds,
                                        elapsed_before + time.perf_counter() - start_wall)
                 metrics.append(record)
@@ -720,8 +728,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
 
     sweep, summary = [], {}
     if dist.main:
-        sweep = _sweep(c, model, val_part, test_part, device, autocast)
-        summary = _summary(c, model, metrics, sweep, model_name, dataset_name, dist, device,
+        sweep = _sweep(c, model, factory, val_part, test_part, device, autocast)
+        summary = _summary(c, model, factory, metrics, sweep, model_name, dataset_name, dist, device,
                            elapsed_before + time.perf_counter() - start_wall, len(train_part))
         if run_dir is not None:
             _write_json(run_dir / "sweep.json", sweep)
@@ -809,9 +817,9 @@ def _set_lr(c, opt, epoch, step, steps, base_lrs, finetune_lr, finetuning) -> No
         group["lr"] = base * factor
 
 
-def _epoch_record(c, model, epoch, finetuning, loss, train_acc, val_part, test_part, device, autocast, opt,
+def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part, device, autocast, opt,
                   sparse_groups, train_seconds, wall_seconds) -> dict:
-    plain = _plain_copy(model)
+    plain = _plain_copy(model, factory)
     sparsity, compression = {}, {}
     for t in STANDARD_THRESHOLDS:
         report = rewa.sparsity_report(plain, t)
@@ -828,8 +836,8 @@ def _epoch_record(c, model, epoch, finetuning, loss, train_acc, val_part, test_p
     }
 
 
-def _sweep(c, model, val_part, test_part, device, autocast) -> list[dict]:
-    plain = _plain_copy(model)
+def _sweep(c, model, factory, val_part, test_part, device, autocast) -> list[dict]:
+    plain = _plain_copy(model, factory)
     rows = {t: {"threshold": t} for t in SWEEP_THRESHOLDS}
     for split, data in (("val", val_part), ("test", test_part)):
         if data is None:
@@ -851,9 +859,9 @@ def _finite(record: dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in record.items()}
 
 
-def _summary(c, model, metrics, sweep, model_name, dataset_name, dist, device, seconds, n_train) -> dict:
+def _summary(c, model, factory, metrics, sweep, model_name, dataset_name, dist, device, seconds, n_train) -> dict:
     last = metrics[-1] if metrics else {}
-    plain = _plain_copy(model)
+    plain = _plain_copy(model, factory)
     return {
         "dataset": dataset_name, "model": model_name, "method": c.method, "epochs": len(metrics),
         "train_samples": n_train, "processes": dist.world, "device": str(device),

@@ -1,0 +1,2 @@
+from rewa.cli import main
+raise SystemExit(main())

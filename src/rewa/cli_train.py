@@ -1,0 +1,211 @@
+"""``rewa train`` and ``rewa compare``: thin wrappers over :func:`rewa.experiments.train.train`.
+
+Every :class:`~rewa.experiments.train.TrainConfig` field is an option (help from the field's
+metadata; booleans as ``--flag/--no-flag``). Precedence: field defaults < ``--preset`` <
+``--config FILE`` (TOML or JSON; YAML if PyYAML is installed) < options given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+__all__ = ["add_commands", "compare_runs"]
+
+_TUPLE_FIELDS = {"options": str, "schedule": str, "step_milestones": int}
+
+
+def _field_type(f):
+    text = str(f.type)
+    if "bool" in text:
+        return bool
+    if "int" in text and "float" not in text:
+        return int
+    if "float" in text:
+        return float
+    return str
+
+
+def add_commands(subparsers) -> None:
+    """Add ``train`` and ``compare`` to the ``rewa`` command's subparsers."""
+    from .experiments.presets import PRESETS
+    from .experiments.train import TrainConfig
+
+    train = subparsers.add_parser(
+        "train", help="train a network sparse (datasets, models, every method; torchrun for many processes)",
+        description="Train a network with ReWA or any method of rewa.create_optimizer; writes config.json, "
+                    "metrics.jsonl, sweep.json, summary.json, checkpoint.pt and figures to --out.")
+    train.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings (Appendix D.7) and CPU presets")
+    train.add_argument("--config", metavar="FILE", help="TOML / JSON (YAML with PyYAML) file of config fields")
+    train.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch threads per process (default: torch's choice)")
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
+    for f in dataclasses.fields(TrainConfig):
+        flag = f"--{f.name.replace('_', '-')}"
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+        kind = _field_type(f)
+        if f.name in _TUPLE_FIELDS:
+            train.add_argument(flag, dest=f.name, nargs="*", type=_TUPLE_FIELDS[f.name], default=None, help=help_text)
+        elif kind is bool:
+            train.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            train.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+    train.set_defaults(run=_train)
+
+    compare = subparsers.add_parser(
+        "compare", help="overlay accuracy-vs-compression curves of runs and tabulate them",
+        description="Per run: largest compression with accuracy within 0.5 and 1.0 point of the reference "
+                    "run's dense accuracy, and accuracy at 10x / 50x / 100x (linear in log compression "
+                    "between sweep points).")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories of rewa train")
+    compare.add_argument("--reference", metavar="RUN_DIR",
+                         help="the dense reference run (default: the first run); its final accuracy is the bar")
+    compare.add_argument("--split", choices=("test", "val"), default="test", help="which accuracy (default: test)")
+    compare.add_argument("--out", default="compare.png", help="figure file (default: compare.png)")
+    compare.add_argument("--json", action="store_true", help="print the table as JSON")
+    compare.set_defaults(run=_compare)
+
+
+def _read_config_file(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--config {path!r}: no such file")
+    text = p.read_text()
+    if p.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    if p.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"--config {path!r}: YAML needs PyYAML (pip install pyyaml); or use TOML / JSON") from None
+        return yaml.safe_load(text) or {}
+    if p.suffix == ".json":
+        return json.loads(text)
+    raise ValueError(f"--config {path!r}: the suffix must be .toml, .json, .yaml or .yml")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .experiments.train import TrainConfig, resolve_config, train
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads={args.threads} must be >= 1")
+        torch.set_num_threads(args.threads)
+    file_values = _read_config_file(args.config) if args.config else {}
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f.name) is not None}
+    config = resolve_config(args.preset, file_values, **overrides)
+    import os
+
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print("config: " + json.dumps(config.to_dict()), flush=True)
+    try:
+        result = train(config)
+    except (FileNotFoundError, FileExistsError, ImportError) as error:
+        raise ValueError(str(error)) from error  # the command prints ValueErrors as one clear line
+    if not main_process:
+        return 0
+    s = result.summary
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    acc = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
+    print(f"{s['model']} on {s['dataset']}, {s['method']}, {s['epochs']} epochs, {s['processes']} process(es) on "
+          f"{s['device']}: {s['wall_seconds']:.1f} s")
+    print(f"  final loss {s['loss']:.4f}; accuracy train {acc(s['train_accuracy'])}, val {acc(s['val_accuracy'])}, "
+          f"test {acc(s['test_accuracy'])}")
+    for t, sp in s["sparsity"].items():
+        print(f"  |w| <= {t:<6}: sparsity {sp:.2%}, compression {s['compression'][t]:.1f}x")
+    split = "test_accuracy" if s["test_accuracy"] is not None else "val_accuracy"
+    print(f"  threshold sweep ({split}): " + ", ".join(
+        f"{r['compression']:.0f}x {acc(r.get(split))}" for r in result.sweep if r["compression"] is not None))
+    if result.run_dir is not None:
+        print(f"  run directory: {result.run_dir}")
+    return 0
+
+
+def _interpolate(points: list[tuple[float, float]], compression: float) -> float | None:
+    """Accuracy at ``compression``, linear in log compression; None outside the swept range."""
+    for (c0, a0), (c1, a1) in zip(points, points[1:]):
+        if c0 <= compression <= c1:
+            if c1 == c0:
+                return max(a0, a1)
+            w = (math.log(compression) - math.log(c0)) / (math.log(c1) - math.log(c0))
+            return a0 + w * (a1 - a0)
+    return None
+
+
+def compare_runs(run_dirs, *, reference: str | None = None, split: str = "test") -> list[dict]:
+    """One row per run: max compression within 0.5 / 1.0 point of the reference, accuracy at 10x/50x/100x.
+
+    The reference accuracy is the reference run's final (unpruned) accuracy on ``split``.
+    """
+    key = f"{split}_accuracy"
+    runs = {}
+    for d in run_dirs:
+        path = Path(d)
+        for name in ("sweep.json", "summary.json"):
+            if not (path / name).is_file():
+                raise ValueError(f"{d!r} has no {name}: not a finished rewa train run directory")
+        runs[str(d)] = (json.loads((path / "sweep.json").read_text()), json.loads((path / "summary.json").read_text()))
+    ref_dir = reference or str(run_dirs[0])
+    if ref_dir not in runs:
+        path = Path(ref_dir)
+        if not (path / "summary.json").is_file():
+            raise ValueError(f"--reference {ref_dir!r} has no summary.json")
+        ref_summary = json.loads((path / "summary.json").read_text())
+    else:
+        ref_summary = runs[ref_dir][1]
+    ref_acc = ref_summary.get(key)
+    if ref_acc is None:
+        raise ValueError(f"the reference run {ref_dir!r} has no {key}")
+    rows = []
+    for d, (sweep, summary) in runs.items():
+        points = sorted((r["compression"], r[key]) for r in sweep if r.get("compression") is not None
+                        and r.get(key) is not None)
+        row = {"run": d, "method": summary.get("method"), "dense_accuracy": summary.get(key),
+               "reference_accuracy": ref_acc}
+        for drop in (0.5, 1.0):
+            ok = [c for c, a in points if a >= ref_acc - drop / 100]
+            row[f"max_compression_within_{drop}pt"] = max(ok) if ok else None
+        for target in (10, 50, 100):
+            row[f"accuracy_at_{target}x"] = _interpolate(points, target)
+        rows.append(row)
+    return rows
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .plotting.training import _pyplot, plot_compression_curves
+
+    rows = compare_runs(args.runs, reference=args.reference, split=args.split)
+    key = f"{args.split}_accuracy"
+    sweeps = {str(d): json.loads((Path(d) / "sweep.json").read_text()) for d in args.runs}
+    fig = plot_compression_curves(sweeps, split=args.split, reference=rows[0]["reference_accuracy"],
+                                  title=f"{args.split} accuracy vs compression")
+    fig.savefig(args.out, dpi=110)
+    _pyplot().close(fig)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    fmt_c = lambda v: "-" if v is None else f"{v:.1f}x"  # noqa: E731
+    fmt_a = lambda v: "-" if v is None else f"{v:.2%}"  # noqa: E731
+    print(f"reference: {args.reference or args.runs[0]} ({key} {rows[0]['reference_accuracy']:.2%})")
+    print("| run | method | dense | max compr. within 0.5 pt | within 1.0 pt | acc @10x | @50x | @100x |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['run']} | {r['method']} | {fmt_a(r['dense_accuracy'])} | "
+              f"{fmt_c(r['max_compression_within_0.5pt'])} | {fmt_c(r['max_compression_within_1.0pt'])} | "
+              f"{fmt_a(r['accuracy_at_10x'])} | {fmt_a(r['accuracy_at_50x'])} | {fmt_a(r['accuracy_at_100x'])} |")
+    print(f"figure: {args.out}")
+    return 0
+
+
