@@ -1,0 +1,106 @@
+"""ReWA's recommended recipe on networks (issue 13): gradient clipping, defaults, preset, benchmark."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rewa.experiments.presets import preset
+from rewa.experiments.train import METHOD_DEFAULTS, TrainConfig, grad_clip_norm, resolve_config, train
+
+pytest.importorskip("sklearn")
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "networks.py"
+
+
+def _run(**fields):
+    return train(TrainConfig(dataset="digits", out="", progress=False, figures=False, device="cpu", **fields))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rewa_trains_at_the_recipe_learning_rate_without_diverging(seed):
+    # Without clipping, ReWA (K=9, M=2, momentum 0.9) at lr 0.2 on the digits MLP produced a
+    # non-finite gradient within 4 epochs for seeds 1 and 2 (check_finite raised
+    # FloatingPointError); the recipe's default gradient-norm clip keeps every seed finite.
+    torch.set_num_threads(1)
+    result = _run(method="rewa", lr=0.2, epochs=4, seed=seed)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    losses = [m["loss"] for m in result.metrics]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert result.summary["grad_clip_norm"] == 1.0
+
+
+def test_rewa_defaults_are_the_recipe():
+    assert grad_clip_norm(TrainConfig(method="rewa")) == 1.0
+    recipe = preset("rewa-recipe")
+    for key in ("lr", "momentum", "K", "M", "eps", "weight_decay"):
+        assert METHOD_DEFAULTS["rewa"][key] == recipe[key], key
+    c = resolve_config("rewa-recipe", epochs=2)
+    assert (c.method, c.lr, c.grad_clip_norm, c.K, c.M, c.eps, c.weight_decay) == ("rewa", 0.2, 1.0, 9, 2, 0.0, 1e-2)
+
+
+@pytest.mark.parametrize("method", ["sgd", "adamw", "l1-prox", "rewa-adamw"])
+def test_other_methods_do_not_clip_by_default(method):
+    assert grad_clip_norm(TrainConfig(method=method)) == 0.0
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf, "1"])
+def test_grad_clip_norm_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match=r"grad_clip_norm=.* must be a finite number >= 0"):
+        TrainConfig(grad_clip_norm=bad)
+
+
+def test_grad_clip_norm_is_applied_every_step_and_zero_turns_it_off(monkeypatch):
+    calls = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        calls.append(max_norm)
+        return original(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    x = torch.randn(64, 5)
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+    config = dict(method="sgd", epochs=2, batch_size=16, val_fraction=0.0, out="", progress=False, figures=False,
+                  device="cpu")
+    train(TrainConfig(grad_clip_norm=0.25, **config), train_data=data, test_data=data)
+    assert calls == [0.25] * 8  # 2 epochs of 4 steps
+    calls.clear()
+    train(TrainConfig(grad_clip_norm=0, **config), train_data=data, test_data=data)
+    assert calls == []
+
+
+def test_clipping_bounds_the_first_step():
+    # Plain SGD with lr 1 and one step: the parameters move by exactly the (clipped) gradient.
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0)) * 100
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+    common = dict(method="sgd", momentum=0.0, weight_decay=0.0, epochs=1, batch_size=32, val_fraction=0.0,
+                  max_steps_per_epoch=1, lr_schedule="constant", seed=3, out="", progress=False, figures=False,
+                  device="cpu")
+    start = train(TrainConfig(lr=0.0, **common), train_data=data).model
+    unclipped = train(TrainConfig(lr=1.0, grad_clip_norm=0, **common), train_data=data).model
+    clipped = train(TrainConfig(lr=1.0, grad_clip_norm=0.5, **common), train_data=data).model
+
+    @torch.no_grad()
+    def moved(model):
+        return float(torch.sqrt(sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), start.parameters()))))
+
+    assert moved(unclipped) > 0.6
+    assert moved(clipped) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_networks_benchmark_smoke(tmp_path):
+    spec = importlib.util.spec_from_file_location("networks_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["networks_benchmark"] = module
+    spec.loader.exec_module(module)
+    assert module.main(["--scale", "smoke", "--out", str(tmp_path), "--no-figures"]) == 0
+    text = (tmp_path / "table.md").read_text()
+    for name in ("| sgd |", "| rewa (recipe) |", "| l1-prox |"):
+        assert name in text
+    assert (tmp_path / "results.json").exists()
+    # every method has the same grid budget
+    assert len({len(grid) for _, grid in module.METHODS.values()}) == 1
