@@ -152,7 +152,11 @@ def max_compression(accuracies, reference: float, tolerance: float) -> float:
 def run_one(config: TrainConfig, val, test) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = train(config, train_data=_TRAIN[0], val_data=val, test_data=test)
+        try:
+            result = train(config, train_data=_TRAIN[0], val_data=val, test_data=test)
+        except (FloatingPointError, RuntimeError, AttributeError) as error:  # a failed run counts as diverged
+            return {"config": config.to_dict(), "diverged": True, "error": f"{type(error).__name__}: {error}",
+                    "epoch_seconds": math.nan}
     model = result.model
     finite = all(torch.isfinite(p).all() for p in model.parameters())
     record = {"config": config.to_dict(), "diverged": not finite,
@@ -186,7 +190,7 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
             rec = run_one(method_config(name, point, seed=0, **common), val, test=bundle.test)
             rec["point"] = point
             trials.append(rec)
-            log(f"  [{setting}] tune {name} {point}: " + ("diverged" if rec["diverged"] else
+            log(f"  [{setting}] tune {name} {point}: " + (f"diverged {rec.get('error', '')}" if rec["diverged"] else
                 f"val dense {100 * rec['val'][0]:.1f}") + f" ({time.perf_counter() - t0:.1f} s)")
         ok = [t for t in trials if not t["diverged"]]
         if not ok:
@@ -211,7 +215,7 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
                      "test_curve": _mean_curve(good, "test") if good else None,
                      "val_curve": _mean_curve(good, "val") if good else None,
                      "exact_zero_fraction": statistics.mean(r["exact_zero_fraction"] for r in good) if good else None,
-                     "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in runs),
+                     "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in good),
                      "per_seed_test": [r.get("test") for r in runs]}
         log(f"  [{setting}] {name}: chose {best['point']}, {diverged} of {len(runs)} seeds diverged")
     return out
