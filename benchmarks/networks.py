@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import statistics
@@ -45,7 +46,7 @@ import torch
 
 from rewa.experiments.data import load_dataset, split_validation
 from rewa.experiments.presets import preset
-from rewa.experiments.train import TrainConfig, train
+from rewa.experiments.train import TrainConfig, lr_factor, train
 from rewa.param_groups import split_parameters
 
 COMPRESSIONS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
@@ -61,30 +62,34 @@ def _recipe() -> dict:
     return {k: v for k, v in fields.items() if k not in ("dataset", "model", "epochs")}
 
 
-METHODS: dict[str, tuple[dict, list[dict]]] = {
+# Penalty strengths are given as a *budget* B: the strength times the sum of the learning rates
+# over the run, i.e. the total shrink an unused weight (or latent) receives from the penalty
+# alone. ``{"budget": (field, B)}`` becomes ``field = B / sum_t lr_t`` for the run's schedule,
+# dataset size and epochs, so one grid means the same on datasets with more steps per epoch.
+_BUDGETS_L1 = (0.1, 0.3, 0.03, 1.0)
+_BUDGETS_FACTORS = (0.3, 1.0, 0.1, 3.0)
+_BUDGETS_REWA = (0.5, 1.0, 0.25, 2.0)
+
+METHODS: dict[str, tuple[dict | None, list[dict]]] = {
     "sgd": (dict(method="sgd", momentum=0.9, weight_decay=1e-4),
             [dict(lr=0.05), dict(lr=0.1), dict(lr=0.02), dict(lr=0.2)]),
     "adamw": (dict(method="adamw", weight_decay=1e-2),
               [dict(lr=1e-3), dict(lr=3e-3), dict(lr=3e-4), dict(lr=1e-2)]),
-    "rewa (recipe)": (None, [dict(weight_decay=1e-2), dict(weight_decay=2e-2), dict(weight_decay=5e-3),
-                             dict(weight_decay=4e-2)]),
+    "rewa (recipe)": (None, [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA]),
     "rewa-adamw": (dict(method="rewa-adamw", lr=3e-3, K=9, M=2, eps=0.0),
-                   [dict(weight_decay=0.1), dict(weight_decay=0.3), dict(weight_decay=0.03), dict(weight_decay=1.0)]),
-    "l1-subgradient": (dict(method="l1-subgradient", **_SGD),
-                       [dict(options=(("strength", s),)) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
-    "l1-prox": (dict(method="l1-prox", **_SGD),
-                [dict(options=(("strength", s),)) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
-    "pwd p=1": (dict(method="pwd-sgd", **_SGD),
-                [dict(options=(("p", 1.0), ("lambda_p", s))) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
-    "pwd p=0.5": (dict(method="pwd-sgd", **_SGD),
-                  [dict(options=(("p", 0.5), ("lambda_p", s))) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
-    "hadamard K=3": (dict(method="hadamard", **_SGD),
-                     [dict(options=(("K", 3),), weight_decay=s) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
-    "spred": (dict(method="spred", **_SGD), [dict(weight_decay=s) for s in (1e-3, 3e-3, 3e-4, 1e-2)]),
-    "powerprop": (dict(method="powerprop", **_SGD),
-                  [dict(options=(("alpha", a),)) for a in (2.0, 3.0, 1.5, 4.0)]),
+                   [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA]),
+    "l1-subgradient": (dict(method="l1-subgradient", **_SGD), [dict(budget=("strength", b)) for b in _BUDGETS_L1]),
+    "l1-prox": (dict(method="l1-prox", **_SGD), [dict(budget=("strength", b)) for b in _BUDGETS_L1]),
+    "pwd p=1": (dict(method="pwd-sgd", options=(("p", 1.0),), **_SGD),
+                [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1]),
+    "pwd p=0.5": (dict(method="pwd-sgd", options=(("p", 0.5),), **_SGD),
+                  [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1]),
+    "hadamard K=3": (dict(method="hadamard", options=(("K", 3),), **_SGD),
+                     [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS]),
+    "spred": (dict(method="spred", **_SGD), [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS]),
+    "powerprop": (dict(method="powerprop", **_SGD), [dict(options=(("alpha", a),)) for a in (3.0, 4.0, 2.0, 5.0)]),
     "magnitude-prune": (dict(method="sgd", momentum=0.9, weight_decay=1e-4, lr=0.05),
-                        [dict(prune_sparsity=s) for s in (0.95, 0.98, 0.9, 0.99)]),
+                        [dict(prune_sparsity=s) for s in (0.98, 0.99, 0.95, 0.995)]),
 }
 
 SETTINGS = {"digits-mlp": ("digits", "mlp"), "digits-cnn": ("digits", "cnn"),
@@ -94,21 +99,41 @@ SCALES = {
     # epochs, grid points per method, seeds, settings, methods (None: all)
     "smoke": dict(epochs=1, grid=1, seeds=1, settings=("digits-mlp",), methods=("sgd", "rewa (recipe)", "l1-prox"),
                   max_steps_per_epoch=3),
-    "quick": dict(epochs=30, grid=2, seeds=3, settings=("digits-mlp", "mnist1d-mlp"), methods=None,
+    "quick": dict(epochs=30, grid=3, seeds=3, settings=("digits-mlp", "mnist1d-mlp"), methods=None,
                   max_steps_per_epoch=0),
     "full": dict(epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0),
 }
 
 
+def lr_sum(fields: dict, epochs: int, n_train: int, max_steps_per_epoch: int) -> float:
+    """``sum_t lr_t`` over a run: base lr x steps per epoch x the schedule's per-epoch factors."""
+    batch = fields.get("batch_size", 64)
+    steps = math.ceil(n_train / batch)
+    if max_steps_per_epoch:
+        steps = min(steps, max_steps_per_epoch)
+    factors = [lr_factor(fields.get("lr_schedule", "cosine"), e, fields.get("warmup_epochs", 0.0), epochs)
+               for e in range(epochs)]
+    return fields["lr"] * steps * sum(factors)
+
+
 def method_config(name: str, point: dict, *, dataset: str, model: str, epochs: int, seed: int,
-                  max_steps_per_epoch: int) -> TrainConfig:
+                  max_steps_per_epoch: int, n_train: int) -> TrainConfig:
     shared, _ = METHODS[name]
     fields = dict(_recipe()) if shared is None else dict(shared)
+    point = dict(point)
+    budget = point.pop("budget", None)
     fields.update(point)
     if "prune_sparsity" in fields:  # the last quarter of the epochs fine-tunes with a fixed mask
         finetune = max(1, epochs // 4)
-        fields.update(finetune_epochs=finetune, finetune_lr=fields["lr"] / 10)
+        fields.update(finetune_epochs=finetune, finetune_lr=fields["lr"])
         epochs = max(1, epochs - finetune)
+    if budget is not None:
+        key, total_shrink = budget
+        value = total_shrink / lr_sum(fields, epochs, n_train, max_steps_per_epoch)
+        if key in ("weight_decay",):
+            fields[key] = value
+        else:
+            fields["options"] = tuple(fields.get("options", ())) + ((key, value),)
     if "zero_M_epochs" in fields:
         fields["zero_M_epochs"] = min(fields["zero_M_epochs"], epochs - 1)
     return TrainConfig(dataset=dataset, model=model, epochs=epochs, seed=seed, out="", progress=False,
@@ -169,6 +194,38 @@ def run_one(config: TrainConfig, val, test) -> dict:
 _TRAIN: list = [None]
 
 
+def _chosen(record: dict) -> dict:
+    """The tuned hyperparameter's value in the optimizer's own units."""
+    point, config = record["point"], record["config"]
+    key = point["budget"][0] if "budget" in point else next(k for k in point if k != "options") if any(
+        k != "options" for k in point) else None
+    options = dict(config.get("options", []))
+    if key is None:
+        return {k: v for k, v in options.items() if k in dict(point.get("options", ()))}
+    return {key: config[key] if key in config else options[key]}
+
+
+def epoch_times(settings_runs: list[tuple[str, TrainConfig]], val, test, rounds: int = 3) -> dict[str, float]:
+    """Median seconds of a training epoch per method, the methods interleaved round-robin.
+
+    Timed side by side in one process so that the load of the machine hits every method alike;
+    each timing run trains 2 epochs and the second is timed (the first creates the state).
+    """
+    times: dict[str, list[float]] = {name: [] for name, _ in settings_runs}
+    for _ in range(rounds):
+        for name, config in settings_runs:
+            timing = dataclasses.replace(config, epochs=2, finetune_epochs=0, prune_sparsity=None,
+                                         zero_M_epochs=min(config.zero_M_epochs, 1))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    result = train(timing, train_data=_TRAIN[0], val_data=val, test_data=test)
+                except (FloatingPointError, RuntimeError):
+                    continue
+            times[name].append(result.metrics[-1]["epoch_seconds"])
+    return {name: statistics.median(t) if t else math.nan for name, t in times.items()}
+
+
 def _mean_curve(records, split):
     return [statistics.mean(r[split][i] for r in records) for i in range(len(COMPRESSIONS))]
 
@@ -178,9 +235,11 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
     bundle = load_dataset(dataset)
     train_part, val = split_validation(bundle.train, 0.2, 12345)
     _TRAIN[0] = train_part
-    common = dict(dataset=dataset, model=model, epochs=scale["epochs"], max_steps_per_epoch=scale["max_steps_per_epoch"])
+    common = dict(dataset=dataset, model=model, epochs=scale["epochs"], max_steps_per_epoch=scale["max_steps_per_epoch"],
+                  n_train=len(train_part))
     ordered = ["sgd"] + [m for m in methods if m != "sgd"]
     out = {}
+    chosen_configs = []
     ref_val = None
     for name in ordered:
         grid = METHODS[name][1][: scale["grid"]]
@@ -211,22 +270,25 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
             runs.append(run_one(method_config(name, best["point"], seed=seed, **common), val, test=bundle.test))
         diverged = sum(r["diverged"] for r in runs)
         good = [r for r in runs if not r["diverged"]]
-        out[name] = {"point": best["point"], "grid": [t["point"] for t in trials], "diverged_seeds": diverged,
+        chosen = _chosen(best)
+        out[name] = {"point": best["point"], "chosen": chosen, "grid": [t["point"] for t in trials],
+                     "diverged_seeds": diverged,
                      "test_curve": _mean_curve(good, "test") if good else None,
                      "val_curve": _mean_curve(good, "val") if good else None,
                      "exact_zero_fraction": statistics.mean(r["exact_zero_fraction"] for r in good) if good else None,
                      "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in good),
                      "per_seed_test": [r.get("test") for r in runs]}
         log(f"  [{setting}] {name}: chose {best['point']}, {diverged} of {len(runs)} seeds diverged")
+        chosen_configs.append((name, TrainConfig(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                                                    if isinstance(v, list) else v for k, v in best["config"].items()})))
+    for name, seconds in epoch_times(chosen_configs, val, bundle.test).items():
+        out[name]["epoch_seconds"] = seconds
     return out
 
 
-def _describe(point: dict):
-    for key, value in point.items():
-        if key == "options":
-            yield from (f"{k}={v:g}" for k, v in value)
-        else:
-            yield f"{key}={value:g}"
+def _describe(chosen: dict):
+    for key, value in chosen.items():
+        yield f"{key}={value:.3g}"
 
 
 def table(setting: str, results: dict) -> str:
@@ -236,7 +298,7 @@ def table(setting: str, results: dict) -> str:
              f"dense SGD test accuracy {100 * ref:.2f}% (mean of its seeds); compression = weights / nonzeros "
              "after global magnitude thresholding", "",
              "| method | chosen | max comp. within 0.5 pt | within 1 pt | acc @10x | @50x | @100x | exact zeros | "
-             "epoch time / SGD | diverged seeds |",
+             "epoch time / SGD (median, interleaved) | diverged seeds |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if r.get("test_curve") is None:
@@ -245,7 +307,9 @@ def table(setting: str, results: dict) -> str:
         curve = r["test_curve"]
         at = lambda c: f"{100 * curve[COMPRESSIONS.index(c)]:.1f}"  # noqa: E731
         mc = lambda tol: max_compression(curve, ref, tol / 100)  # noqa: E731
-        chosen = ", ".join(_describe(r["point"]))
+        chosen = ", ".join(_describe(r["chosen"]))
+        if "budget" in r["point"]:
+            chosen += f" (budget {r['point']['budget'][1]:g})"
         lines.append(f"| {name} | {chosen} | {mc(0.5)}x | {mc(1.0)}x | {at(10)} | {at(50)} | {at(100)} | "
                      f"{r['exact_zero_fraction']:.3f} | {r['epoch_seconds'] / sgd['epoch_seconds']:.2f} | "
                      f"{r['diverged_seeds']} |")
