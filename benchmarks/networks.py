@@ -67,7 +67,7 @@ def _recipe() -> dict:
 # alone. ``{"budget": (field, B)}`` becomes ``field = B / sum_t lr_t`` for the run's schedule,
 # dataset size and epochs, so one grid means the same on datasets with more steps per epoch.
 _BUDGETS_L1 = (0.1, 0.3, 0.03, 1.0)
-_BUDGETS_FACTORS = (0.3, 1.0, 0.1, 3.0)
+_BUDGETS_FACTORS = (0.03, 0.1, 0.01, 0.3)
 _BUDGETS_REWA = (0.5, 1.0, 0.25, 2.0)
 
 METHODS: dict[str, tuple[dict | None, list[dict]]] = {
