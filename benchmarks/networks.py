@@ -100,15 +100,20 @@ SETTINGS = {"digits-mlp": ("digits", "mlp"), "digits-cnn": ("digits", "cnn"),
 SCALES = {
     # epochs, grid points per method, seeds, settings, methods (None: all)
     "smoke": dict(epochs=1, grid=1, seeds=1, settings=("digits-mlp",), methods=("sgd", "rewa (recipe)", "l1-prox"),
-                  max_steps_per_epoch=3),
+                  max_steps_per_epoch=3, timing_rounds=1),
     "quick": dict(epochs=30, grid=3, seeds=3, settings=("digits-mlp", "mnist1d-mlp"), methods=None,
-                  max_steps_per_epoch=0),
-    "full": dict(epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0),
+                  max_steps_per_epoch=0, timing_rounds=3),
+    "full": dict(epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0,
+                 timing_rounds=3),
 }
 
 
 def lr_sum(fields: dict, epochs: int, n_train: int, max_steps_per_epoch: int) -> float:
-    """``sum_t lr_t`` over a run: base lr x steps per epoch x the schedule's per-epoch factors."""
+    """``sum_t lr_t`` over a run: base lr x steps per epoch x the schedule's per-epoch factors.
+
+    The same sum as :func:`rewa.experiments.train.lr_sum` (which ``decay_budget`` uses) for the
+    schedules used here (set per epoch).
+    """
     batch = fields.get("batch_size", 64)
     steps = math.ceil(n_train / batch)
     if max_steps_per_epoch:
@@ -129,7 +134,9 @@ def method_config(name: str, point: dict, *, dataset: str, model: str, epochs: i
         finetune = max(1, epochs // 4)
         fields.update(finetune_epochs=finetune, finetune_lr=fields["lr"])
         epochs = max(1, epochs - finetune)
-    if budget is not None:
+    if budget is not None and "decay_budget" in fields:  # the recipe: rewa train converts it itself
+        fields["decay_budget"] = budget[1]
+    elif budget is not None:
         key, total_shrink = budget
         value = total_shrink / lr_sum(fields, epochs, n_train, max_steps_per_epoch)
         if key in ("weight_decay",):
@@ -187,7 +194,8 @@ def run_one(config: TrainConfig, val, test) -> dict:
     model = result.model
     finite = all(torch.isfinite(p).all() for p in model.parameters())
     record = {"config": config.to_dict(), "diverged": not finite,
-              "epoch_seconds": statistics.mean(m["epoch_seconds"] for m in result.metrics)}
+              "epoch_seconds": statistics.mean(m["epoch_seconds"] for m in result.metrics),
+              "weight_decay": result.metrics[0].get("weight_decay")}  # as resolved (decay_budget)
     if finite:
         record.update(compression_curve(model, val, test))
     return record
@@ -204,6 +212,8 @@ def _chosen(record: dict) -> dict:
     options = dict(config.get("options", []))
     if key is None:
         return {k: v for k, v in options.items() if k in dict(point.get("options", ()))}
+    if key == "weight_decay":
+        return {key: record["weight_decay"]}
     return {key: config[key] if key in config else options[key]}
 
 
@@ -282,7 +292,7 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
         log(f"  [{setting}] {name}: chose {best['point']}, {diverged} of {len(runs)} seeds diverged")
         chosen_configs.append((name, TrainConfig(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
                                                     if isinstance(v, list) else v for k, v in best["config"].items()})))
-    for name, seconds in epoch_times(chosen_configs, val, bundle.test).items():
+    for name, seconds in epoch_times(chosen_configs, val, bundle.test, scale["timing_rounds"]).items():
         out[name]["epoch_seconds"] = seconds
     return out
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rewa.experiments.presets import preset
-from rewa.experiments.train import METHOD_DEFAULTS, TrainConfig, grad_clip_norm, resolve_config, train
+from rewa.experiments.train import (METHOD_DEFAULTS, TrainConfig, decay_budget, grad_clip_norm, lr_sum,
+                                    resolve_config, train)
 
 pytest.importorskip("sklearn")
 
@@ -26,7 +27,7 @@ def test_rewa_trains_at_the_recipe_learning_rate_without_diverging(seed):
     # non-finite gradient within 4 epochs for seeds 1 and 2 (check_finite raised
     # FloatingPointError); the recipe's default gradient-norm clip keeps every seed finite.
     torch.set_num_threads(1)
-    result = _run(method="rewa", lr=0.2, epochs=4, seed=seed)
+    result = _run(method="rewa", lr=0.2, weight_decay=1e-2, epochs=4, seed=seed)
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
     losses = [m["loss"] for m in result.metrics]
     assert losses[-1] < 0.5 * losses[0], losses
@@ -35,11 +36,55 @@ def test_rewa_trains_at_the_recipe_learning_rate_without_diverging(seed):
 
 def test_rewa_defaults_are_the_recipe():
     assert grad_clip_norm(TrainConfig(method="rewa")) == 1.0
+    assert decay_budget(TrainConfig(method="rewa")) == 0.5
     recipe = preset("rewa-recipe")
-    for key in ("lr", "momentum", "K", "M", "eps", "weight_decay"):
+    for key in ("lr", "momentum", "K", "M", "eps"):
         assert METHOD_DEFAULTS["rewa"][key] == recipe[key], key
     c = resolve_config("rewa-recipe", epochs=2)
-    assert (c.method, c.lr, c.grad_clip_norm, c.K, c.M, c.eps, c.weight_decay) == ("rewa", 0.2, 1.0, 9, 2, 0.0, 1e-2)
+    assert (c.method, c.lr, c.grad_clip_norm, c.decay_budget, c.K, c.M, c.eps) == ("rewa", 0.2, 1.0, 0.5, 9, 2, 0.0)
+
+
+def _tiny(n=64):
+    x = torch.randn(n, 5, generator=torch.Generator().manual_seed(0))
+    return torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+
+
+def test_decay_budget_sets_the_weight_decay_from_the_sum_of_learning_rates():
+    common = dict(method="rewa", epochs=3, batch_size=16, val_fraction=0.0, out="", progress=False,
+                  figures=False, device="cpu")
+    result = train(TrainConfig(**common), train_data=_tiny())  # the recipe's default budget 0.5
+    steps = 4
+    expected = 0.5 / lr_sum(TrainConfig(**common), 0.2, steps)
+    # cosine set per epoch over 3 epochs: factors 1, 0.75, 0.25 -> sum 2 -> lr_sum = 0.2 * 4 * 2 = 1.6
+    assert expected == pytest.approx(0.5 / 1.6)
+    assert [m["weight_decay"] for m in result.metrics] == [pytest.approx(expected)] * 3
+    assert result.summary["decay_budget"] == 0.5
+    explicit = train(TrainConfig(weight_decay=1e-3, **common), train_data=_tiny())
+    assert [m["weight_decay"] for m in explicit.metrics] == [1e-3] * 3
+    assert explicit.summary["decay_budget"] is None
+    other = train(TrainConfig(**{**common, "method": "sgd"}, decay_budget=0.2), train_data=_tiny())
+    assert other.metrics[0]["weight_decay"] == pytest.approx(0.2 / lr_sum(TrainConfig(**common), 0.05, steps))
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(decay_budget=-1.0), r"decay_budget=-1.0 must be a finite number >= 0"),
+    (dict(decay_budget=math.inf), r"decay_budget=inf must be a finite number >= 0"),
+    (dict(decay_budget=0.5, weight_decay=1e-3), r"give only one"),
+    (dict(decay_budget=0.5, target_sparsity=0.9), r"target_sparsity sets the weight decay"),
+    (dict(decay_budget=0.5, schedule=("weight_decay=0:0,1:1e-3",)), r"drop weight_decay from schedule"),
+])
+def test_decay_budget_rejects_bad_combinations(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(method="rewa", **fields)
+
+
+def test_benchmark_budget_uses_the_same_sum_of_learning_rates():
+    module = _benchmark()
+    fields = dict(lr=0.2, lr_schedule="cosine", warmup_epochs=0.0, batch_size=64)
+    for epochs, n in ((30, 1078), (7, 3200)):
+        steps = math.ceil(n / 64)
+        assert module.lr_sum(fields, epochs, n, 0) == pytest.approx(
+            lr_sum(TrainConfig(epochs=epochs), 0.2, steps), rel=1e-12)
 
 
 @pytest.mark.parametrize("method", ["sgd", "adamw", "l1-prox", "rewa-adamw"])
@@ -92,11 +137,17 @@ def test_clipping_bounds_the_first_step():
     assert moved(clipped) == pytest.approx(0.5, rel=1e-4)
 
 
+def _benchmark():
+    if "networks_benchmark" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("networks_benchmark", BENCHMARK)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["networks_benchmark"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["networks_benchmark"]
+
+
 def test_networks_benchmark_smoke(tmp_path):
-    spec = importlib.util.spec_from_file_location("networks_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["networks_benchmark"] = module
-    spec.loader.exec_module(module)
+    module = _benchmark()
     assert module.main(["--scale", "smoke", "--out", str(tmp_path), "--no-figures"]) == 0
     text = (tmp_path / "table.md").read_text()
     for name in ("| sgd |", "| rewa (recipe) |", "| l1-prox |"):
