@@ -24,7 +24,8 @@ from rewa.experiments.data import load_dataset
 from rewa.experiments.presets import PRESETS
 from rewa.experiments.train import RUN_FILES, STANDARD_THRESHOLDS, TrainConfig, lr_factor, resolve_config, train
 
-FAST = dict(dataset="digits", epochs=1, batch_size=64, max_steps_per_epoch=3, progress=False, figures=False)
+FAST = dict(dataset="digits", epochs=1, batch_size=64, max_steps_per_epoch=3, progress=False, figures=False,
+            sweep_thresholds=(0.0, 1e-3, 3e-2))
 
 
 def _python_env():
@@ -118,12 +119,12 @@ def _assert_bitwise_equal(a, b):
 
 def test_resume_after_an_interruption_gives_bitwise_the_same_weights(tmp_path, monkeypatch):
     # target sparsity control and prune + fine-tune stages are part of what must resume exactly
-    common = dict(FAST, epochs=3, max_steps_per_epoch=0, batch_size=128, target_sparsity=0.3,
+    common = dict(FAST, epochs=2, max_steps_per_epoch=5, batch_size=128, target_sparsity=0.3,
                   prune_sparsity=0.5, finetune_epochs=2, M=2.5)
     whole = train(TrainConfig(out=str(tmp_path / "whole"), **common))
     assert whole.metrics[-1]["stage"] == "finetune"
     real_epoch = train_module._train_epoch
-    for stop in (1, 4):  # during training, and during fine-tuning
+    for stop in (1, 3):  # during training, and during fine-tuning
         calls = {"n": 0}
 
         def interrupted(*args, **kwargs):
@@ -151,11 +152,18 @@ def _cli(*args):
             "--threads", "1", *args]
 
 
+def _in_process(argv):
+    """``rewa train`` in this process with one thread (as the subprocesses run)."""
+    threads = torch.get_num_threads()
+    try:
+        assert main(["train", "--dataset", "digits", "--no-progress", "--no-figures", "--threads", "1", *argv]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
-    args = ["--epochs", "12", "--batch-size", "16", "--method", "rewa", "--M", "2"]
-    whole = subprocess.run(_cli(*args, "--out", str(tmp_path / "whole")), env=_python_env(),
-                           capture_output=True, text=True, timeout=120)
-    assert whole.returncode == 0, whole.stderr
+    args = ["--epochs", "8", "--batch-size", "32", "--method", "rewa", "--M", "2"]
+    _in_process([*args, "--out", str(tmp_path / "whole")])
     out = tmp_path / "killed"
     proc = subprocess.Popen(_cli(*args, "--out", str(out)), env=_python_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -171,15 +179,13 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
     b = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert a["epoch"] == b["epoch"] == 12
+    assert a["epoch"] == b["epoch"] == 8
     _assert_bitwise_equal(a["model"], b["model"])
 
 
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     args = ["--epochs", "2", "--batch-size", "64", "--method", "rewa", "--M", "2", "--weight-decay", "1e-3"]
-    one = subprocess.run(_cli(*args, "--out", str(tmp_path / "one")), env=_python_env(), capture_output=True,
-                         text=True, timeout=120)
-    assert one.returncode == 0, one.stderr
+    _in_process([*args, "--out", str(tmp_path / "one")])
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          *_cli(*args, "--out", str(tmp_path / "two"))[1:]],
@@ -303,3 +309,42 @@ def test_cli_config_file_and_printed_config(tmp_path, capsys):
     assert saved["lr"] == 0.02 and saved["epochs"] == 1 and saved["schedule"] == ["M=0:0"]
     assert "config: " + json.dumps(saved) in printed
     assert main(["train", "--config", str(tmp_path / "nope.toml")]) == 2
+
+
+def test_resnets_have_the_reference_sizes():
+    from rewa.experiments.models import make_model
+
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    # torchvision's resnet50 (1000 classes) has 25,557,032 parameters; the CIFAR ResNet-18 11,173,962
+    assert count(make_model("resnet50", (3, 224, 224), 1000)) == 25_557_032
+    model = make_model("resnet18", (3, 32, 32), 10)
+    assert count(model) == 11_173_962
+    assert model.stem[0].kernel_size == (3, 3) and model.stem[0].stride == (1, 1)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+
+
+def test_imagefolder_layout(tmp_path):
+    from PIL import Image
+
+    for part in ("train", "val"):
+        for label in ("cat", "dog"):
+            (tmp_path / part / label).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (40, 30), (i * 100, 50, 200)).save(tmp_path / part / label / f"{i}.png")
+    bundle = load_dataset("imagefolder", str(tmp_path))
+    assert bundle.num_classes == 2 and len(bundle.train) == 4 and len(bundle.test) == 4
+    x, y = bundle.train[3]
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32 and y == 1
+    assert bundle.test[0][0].shape == (3, 224, 224)
+    (tmp_path / "val" / "bird").mkdir()
+    with pytest.raises(ValueError, match="class folders of train/ and val/ differ"):
+        load_dataset("imagefolder", str(tmp_path))
+
+
+def test_bf16_autocast_and_channels_last_run_on_cpu():
+    x = torch.randn(64, 3, 8, 8)
+    data = torch.utils.data.TensorDataset(x, (x.mean((1, 2, 3)) > 0).long())
+    result = train(TrainConfig(epochs=1, batch_size=32, out="", progress=False, model="cnn", bf16=True,
+                               channels_last=True, device="cpu", sweep_thresholds=(0.0,)),
+                   train_data=data, test_data=data)
+    assert math.isfinite(result.metrics[0]["loss"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["add_commands", "compare_runs"]
 
-_TUPLE_FIELDS = {"options": str, "schedule": str, "step_milestones": int}
+_TUPLE_FIELDS = {"options": str, "schedule": str, "step_milestones": int, "sweep_thresholds": float}
 
 
 def _field_type(f):

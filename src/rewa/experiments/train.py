@@ -110,7 +110,7 @@ class TrainConfig:
                               "resnet50 for imagefolder")
     augment: bool = _opt(True, "CIFAR augmentation (random crop, padding 4, horizontal flip) on cifar10/100")
     # method and its hyperparameters
-    method: str = _opt("rewa", "a method of rewa.create_optimizer (rewa list-methods prints them)")
+    method: str = _opt("rewa", "a method of rewa.create_optimizer (rewa.list_methods() describes them)")
     lr: float | None = _opt(None, "base learning rate (default: the method's)")
     momentum: float | None = _opt(None, "SGD momentum (default: the method's)")
     weight_decay: float | None = _opt(None, "weight decay of the sparsified weights (default: the method's)")
@@ -148,6 +148,7 @@ class TrainConfig:
     finetune_epochs: int = _opt(0, "epochs of fine-tuning after pruning")
     finetune_lr: float | None = _opt(None, "fine-tuning learning rate, cosine to 0 (default: lr / 10)")
     finetune_weight_decay: float = _opt(0.0, "weight decay of the sparsified groups while fine-tuning")
+    sweep_thresholds: tuple = _opt(SWEEP_THRESHOLDS, "thresholds of the final accuracy-vs-compression sweep")
     # devices and run
     device: str = _opt("auto", "cpu, cuda or auto (cuda if available)")
     bf16: bool = _opt(False, "bf16 autocast for forward and loss (GPU)")
@@ -232,6 +233,8 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError("schedule cannot set lr: use lr_schedule and warmup_epochs")
     if c.target_sparsity is not None and "weight_decay" in parsed:
         raise ValueError("target_sparsity sets the weight decay itself: drop weight_decay from schedule")
+    if not c.sweep_thresholds or any(not (t >= 0 and math.isfinite(t)) for t in c.sweep_thresholds):
+        raise ValueError(f"sweep_thresholds={c.sweep_thresholds} must be a non-empty list of finite values >= 0")
     for milestone in c.step_milestones:
         if not 0 < milestone <= c.epochs:
             raise ValueError(f"step_milestones value {milestone} must be in (0, epochs] = (0, {c.epochs}]")
@@ -336,9 +339,9 @@ def resolve_config(preset: str | None = None, file_values: dict | None = None, *
 
     Example:
         >>> from rewa.experiments.train import resolve_config
-        >>> c = resolve_config("cifar10-resnet18-rewa", epochs=1)
+        >>> c = resolve_config("cifar10-resnet18-rewa", epochs=10)
         >>> c.lr, c.epochs, c.lr_schedule, c.warmup_epochs
-        (0.256, 1, 'cosine', 5)
+        (0.256, 10, 'cosine', 5)
     """
     values: dict = {}
     if preset:
@@ -349,7 +352,7 @@ def resolve_config(preset: str | None = None, file_values: dict | None = None, *
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    for name in ("options", "schedule", "step_milestones"):
+    for name in ("options", "schedule", "step_milestones", "sweep_thresholds"):
         if name in values:
             values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
     return TrainConfig(**values)
@@ -365,8 +368,8 @@ def lr_factor(kind: str, t: float, warmup: float, total: float, *, milestones=()
         >>> from rewa.experiments.train import lr_factor
         >>> [round(lr_factor("cosine", e, 5, 100), 4) for e in (0, 4, 5, 52.5, 100)]
         [0.2, 1.0, 1.0, 0.5, 0.0]
-        >>> round(lr_factor("cyclic", 1, 2, 88), 4), lr_factor("cyclic", 2, 2, 88), lr_factor("cyclic", 88, 2, 88)
-        (0.5001, 1.0, 0.0)
+        >>> round(lr_factor("cyclic", 1, 2, 88), 5), lr_factor("cyclic", 2, 2, 88), lr_factor("cyclic", 88, 2, 88)
+        (0.50005, 1.0, 0.0)
     """
     if kind == "cyclic":
         return float(np.interp(t, [0, warmup, total], [1e-4, 1.0, 0.0]))
@@ -689,17 +692,13 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     net = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    controller = None
-    if c.target_sparsity is not None:
-        controller = rewa.TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
-                                                   threshold=c.target_threshold, total_calls=c.epochs)
-
     total_epochs = c.epochs + c.finetune_epochs
     finetune_lr = c.finetune_lr if c.finetune_lr is not None else base_lrs[0] / 10
 
     # run directory and resume
     run_dir = Path(c.out) if c.out else None
     start_epoch, metrics, fixed_mask, masks, elapsed_before = 0, [], None, None, 0.0
+    controller_state = None
     checkpoint_path = run_dir / "checkpoint.pt" if run_dir else None
     if run_dir is not None:
         if checkpoint_path.exists() and not c.resume:
@@ -715,8 +714,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             ckpt = torch.load(checkpoint_path, map_location=device, weights_only=False)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
-            if controller is not None and ckpt.get("controller") is not None:
-                controller.load_state_dict(ckpt["controller"])
+            controller_state = ckpt.get("controller")
             if ckpt.get("masks") is not None:
                 masks = {k: v.to(device) for k, v in ckpt["masks"].items()}
                 fixed_mask = rewa.FixedMask(model, masks).attach(opt)
@@ -730,6 +728,18 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
                           lambda tmp: tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics)))
         dist.barrier()
 
+    # after loading: load_state_dict replaced the optimizer's param-group dicts
+    sparse_groups = _sparse_groups(opt, model)
+    controller = None
+    if c.target_sparsity is not None:
+        # start from the method's weight decay (a resumed optimizer may hold the fine-tuning one)
+        start = base_values[0].get("weight_decay") if base_values else None
+        controller = rewa.TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
+                                                   threshold=c.target_threshold, total_calls=c.epochs,
+                                                   initial_weight_decay=start if start else None)
+
+        if controller_state is not None:
+            controller.load_state_dict(controller_state)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if c.bf16 else _no_autocast
     show = c.progress and dist.main and _on_terminal()
     epoch_bar = progress_bar(total_epochs, desc="epochs", unit="epoch", initial=start_epoch, enabled=show)
@@ -893,11 +903,11 @@ def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_par
 
 def _sweep(c, model, factory, val_part, test_part, device, autocast) -> list[dict]:
     plain = _plain_copy(model, factory)
-    rows = {t: {"threshold": t} for t in SWEEP_THRESHOLDS}
+    rows = {float(t): {"threshold": float(t)} for t in c.sweep_thresholds}
     for split, data in (("val", val_part), ("test", test_part)):
         if data is None:
             continue
-        result = rewa.threshold_sweep(plain, lambda m, d=data: _accuracy(m, d, c, device, autocast), SWEEP_THRESHOLDS)
+        result = rewa.threshold_sweep(plain, lambda m, d=data: _accuracy(m, d, c, device, autocast), rows)
         for point in result.points:
             row = rows[point.threshold]
             row["compression"] = point.compression
