@@ -3,7 +3,9 @@
 Prints min and median over repeats of one ``step()`` (random gradients, fixed between steps)
 and the ratio of each ReWA variant to its peer measured in the same run:
 ReWA / ``torch.optim.SGD(momentum=0.9, foreach=True)`` and
-ReWA-AdamW / ``torch.optim.AdamW(foreach=True)``.
+ReWA-AdamW / ``torch.optim.AdamW(foreach=True)``. The ``check_finite=False`` rows show what the
+finite-step checks (gradient check and overflow bound, one host sync) cost against the
+default ``check_finite=True`` rows above them.
 
     python benchmarks/step.py [--repeats 30] [--threads 2] [--device cpu]
 """
@@ -78,19 +80,21 @@ def main(argv=None) -> None:
         "torch SGD(momentum=0.9, foreach)": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, foreach=True),
         "ReWA K=9 M=2 momentum=0.9 foreach": lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=True),
         "ReWA K=9 M=2 momentum=0.9 for-loop": lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=False),
+        "ReWA K=9 M=2 momentum=0.9 for-loop check_finite=False": lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=False, check_finite=False),
         "ReWA K=3 M=2 eps=1e-3 momentum=0.9 foreach": lambda ps: rewa.ReWA(ps, lr=0.1, K=3, M=2, eps=1e-3, weight_decay=5e-5, momentum=0.9, foreach=True),
         "torch AdamW(foreach)": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True),
         "ReWA-AdamW K=9 M=2 foreach": lambda ps: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=True),
         "ReWA-AdamW K=9 M=2 for-loop": lambda ps: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=False),
+        "ReWA-AdamW K=9 M=2 for-loop check_finite=False": lambda ps: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=False, check_finite=False),
     }
     results = {name: time_steps(make, args.device, args.repeats) for name, make in cases.items()}
     peers = {"ReWA": "torch SGD(momentum=0.9, foreach)", "ReWA-AdamW": "torch AdamW(foreach)"}
 
-    print(f"{'optimizer':45s} {'min ms':>8s} {'median ms':>10s} {'ratio (min)':>12s} {'ratio (median)':>15s}")
+    print(f"{'optimizer':55s} {'min ms':>8s} {'median ms':>10s} {'ratio (min)':>12s} {'ratio (median)':>15s}")
     for name, times in results.items():
         family = name.split(" ")[0]
         peer = peers.get(family)
-        line = f"{name:45s} {min(times) * 1e3:8.2f} {statistics.median(times) * 1e3:10.2f}"
+        line = f"{name:55s} {min(times) * 1e3:8.2f} {statistics.median(times) * 1e3:10.2f}"
         if peer:
             ref = results[peer]
             line += f" {min(times) / min(ref):11.2f}x {statistics.median(times) / statistics.median(ref):14.2f}x"

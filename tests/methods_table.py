@@ -37,7 +37,8 @@ def method_case(name, method, kwargs, bad=()):
 
 
 _COMMON_BAD = (
-    (dict(K=0.5), "K=0.5 must be >= 1"),
+    (dict(K=0.5), "K=0.5 must be in [1, 256]"),
+    (dict(K=1e6), "K=1000000.0 must be in [1, 256]"),
     (dict(K=9, M=9), "M=9 must be in [0, K-1] = [0, 8]"),
     (dict(M=-1), "M=-1 must be in [0, K-1]"),
     (dict(eps=-1e-3), "eps=-0.001 must be >= 0"),
@@ -57,6 +58,8 @@ CASES = (
                   dict(lr=0.02, K=3, M=1.5, eps=1e-3, weight_decay=0.01, momentum=0.9, dampening=0.1)),
     OptimizerCase("rewa-nesterov-oddM", rewa.ReWA,
                   dict(lr=0.02, K=9, M=5, weight_decay=0.05, momentum=0.8, nesterov=True)),
+    OptimizerCase("rewa-decoupled-momentum", rewa.ReWA,
+                  dict(lr=0.02, K=9, M=2, weight_decay=0.05, momentum=0.875, decoupled_weight_decay=True)),
     OptimizerCase("rewa-adamw", rewa.ReWAAdamW, dict(lr=1e-2, K=9, M=2, weight_decay=0.01), _COMMON_BAD + (
         (dict(betas=(1.0, 0.999)), "betas[0]=1.0 must be in [0, 1)"),
         (dict(betas=(0.9,)), "must be a pair"),

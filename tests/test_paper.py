@@ -10,7 +10,7 @@ import torch
 
 import rewa
 from rewa.experiments.recovery import RecoveryConfig, run_recovery
-from reference import rewa_adamw_step, rewa_sgd_step
+from reference import paper_code_sgd_step, rewa_adamw_step, rewa_sgd_step
 
 SGD_CONFIGS = [
     dict(K=9, M=2, eps=0.0, weight_decay=0.1),
@@ -18,6 +18,9 @@ SGD_CONFIGS = [
     dict(K=3, M=2, eps=1e-3, weight_decay=0.05),
     dict(K=9, M=0, eps=1e-5, weight_decay=0.01, momentum=0.875),
     dict(K=2.5, M=0.7, eps=1e-2, weight_decay=0.02, momentum=0.9, nesterov=True),
+    dict(K=9, M=2, eps=0.0, weight_decay=0.1, momentum=0.875, dampening=0.2),
+    dict(K=9, M=2, eps=0.0, weight_decay=0.1, momentum=0.875, decoupled_weight_decay=True),
+    dict(K=3, M=1, eps=1e-3, weight_decay=0.05, momentum=0.9, nesterov=True, decoupled_weight_decay=True),
 ]
 
 
@@ -91,7 +94,7 @@ def test_example_3_2_adaptive_escapes_and_non_adaptive_is_stuck(K):
     assert abs(y_a - 1) < 1e-6
 
 
-def _train_pair(make_ours, make_torch, steps=25):
+def _train_pair(make_ours, make_torch, steps=25, exact=False):
     torch.manual_seed(3)
     model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1)).double()
     twin = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 1)).double()
@@ -104,7 +107,10 @@ def _train_pair(make_ours, make_torch, steps=25):
             torch.nn.functional.mse_loss(m(X), Y).backward()
             opt.step()
     for p, q in zip(model.parameters(), twin.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+        if exact:
+            assert torch.equal(p, q)
+        else:
+            torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -118,11 +124,53 @@ def test_K1_M0_is_sgd_with_momentum(momentum, dampening, nesterov, foreach):
 
 
 @pytest.mark.parametrize("foreach", [False, True])
-def test_K1_M0_is_sgd_with_weight_decay(foreach):
+@pytest.mark.parametrize("momentum,dampening,nesterov", [(0.0, 0.0, False), (0.9, 0.0, False),
+                                                         (0.875, 0.0, True), (0.5, 0.3, False)])
+def test_K1_M0_is_sgd_with_weight_decay_bit_for_bit(momentum, dampening, nesterov, foreach):
+    """The default (coupled) decay is torch.optim.SGD's, with and without momentum, exactly."""
     _train_pair(
-        lambda ps: rewa.ReWA(ps, lr=0.05, K=1, M=0, weight_decay=0.3, foreach=foreach),
-        lambda ps: torch.optim.SGD(ps, lr=0.05, weight_decay=0.3),
+        lambda ps: rewa.ReWA(ps, lr=0.05, K=1, M=0, weight_decay=0.3, momentum=momentum,
+                             dampening=dampening, nesterov=nesterov, foreach=foreach),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, weight_decay=0.3, momentum=momentum,
+                                   dampening=dampening, nesterov=nesterov),
+        exact=True,
     )
+
+
+QUADRATIC_A = torch.tensor([[1, 0.3, 0], [0.3, 1, 0.2], [0, 0.2, 1]], dtype=torch.float64)
+QUADRATIC_B = torch.tensor([1, 0.5, 0.05], dtype=torch.float64)
+QUADRATIC_X0 = torch.tensor([0.8, 0.6, 0.4], dtype=torch.float64)
+
+
+def _quadratic_end_point(steps=20_000, **kwargs):
+    """f(x) = ||Ax - b||^2 / 2, K = 9, M = 2, weight decay 0.2, lr 0.02, float64."""
+    p = torch.nn.Parameter(QUADRATIC_X0.clone())
+    opt = rewa.ReWA([p], lr=0.02, K=9, M=2, weight_decay=0.2, check_finite=False, **kwargs)
+    for _ in range(steps):
+        p.grad = QUADRATIC_A.T @ (QUADRATIC_A @ p.detach() - QUADRATIC_B)
+        opt.step()
+    return p.detach().numpy()
+
+
+def test_momentum_keeps_the_papers_regularizer_on_a_quadratic():
+    """Issue 9: with momentum 0.875 the default run ends where momentum 0 and the paper's code
+    (scaled gradient handed to torch SGD with weight_decay) end, (0.86867, 0, 0); the
+    decoupled decay ends elsewhere ((0.92109, 0.2013, 0): a weight that should be 0)."""
+    A, b = QUADRATIC_A.numpy(), QUADRATIC_B.numpy()
+    y = np.sign(QUADRATIC_X0.numpy()) * np.abs(QUADRATIC_X0.numpy()) ** (1 / 9)
+    buf = None
+    for _ in range(20_000):
+        x = np.sign(y) * np.abs(y) ** 9
+        y, buf = paper_code_sgd_step(y, A.T @ (A @ x - b), lr=0.02, K=9, M=2, eps=0.0,
+                                     weight_decay=0.2, momentum=0.875, buf=buf)
+    paper_code = np.sign(y) * np.abs(y) ** 9
+    no_momentum = _quadratic_end_point()
+    default = _quadratic_end_point(momentum=0.875)
+    decoupled = _quadratic_end_point(momentum=0.875, decoupled_weight_decay=True)
+    np.testing.assert_allclose(paper_code, [0.86867, 0, 0], atol=1e-5)
+    np.testing.assert_allclose(no_momentum, paper_code, atol=1e-9)
+    np.testing.assert_allclose(default, paper_code, atol=1e-9)
+    np.testing.assert_allclose(decoupled, [0.92109, 0.2013, 0], atol=1e-4)
 
 
 @pytest.mark.parametrize("foreach", [False, True])

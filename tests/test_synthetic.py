@@ -150,7 +150,7 @@ def test_the_data_follow_appendix_d1():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(K=0.5), "K=0.5 must be >= 1"),
+    (dict(K=0.5), r"K=0.5 must be in \[1, 256\]"),
     (dict(K=3, M=4), r"M=4 must be in \[0, K-1\]"),
     (dict(weight_decay=-1), "weight_decay=-1 must be >= 0"),
     (dict(l1=-0.1), "l1=-0.1 must be >= 0"),

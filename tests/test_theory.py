@@ -60,7 +60,7 @@ def test_sparsity_configuration_reasons_name_the_numbers():
         (9, 9, 0.0, r"M=9 must be in \[0, K-1\] = \[0, 8\]"),
         (3, -1, 0.0, r"M=-1 must be in \[0, K-1\]"),
         (3, 1, -0.1, r"eps=-0.1 must be >= 0"),
-        (0.5, 0, 0.0, r"K=0.5 must be >= 1"),
+        (0.5, 0, 0.0, r"K=0.5 must be in \[1, 256\]"),
     ],
 )
 def test_invalid_settings_raise(K, M, eps, message):

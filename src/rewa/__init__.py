@@ -7,11 +7,12 @@ acts like l_p regularization with ``p = 1 + (1 - M)/K``.
 
 from . import theory
 from .controller import ControllerRecord, TargetSparsityController
-from .export import ExportSummary, SparseLinear, export_sparse, load_sparse, to_sparse_linear
+from .export import ExportSummary, SparseCheckpointError, SparseLinear, export_sparse, load_sparse, to_sparse_linear
 from .optim import (
     ReWA,
     ReWAAdamW,
     SparsityConfigWarning,
+    ZeroSaddleWarning,
     gradient_scale,
     latent_from_weight,
     power_map,
@@ -66,9 +67,9 @@ __all__ = sorted(
     [
         "ClippedLp", "ControllerRecord", "DENSE_DEFAULTS", "ExportSummary", "FixedMask",
         "HadamardProduct", "L1", "Lp", "MethodInfo", "NORM_LAYERS", "PWDAdamW", "PWDSGD",
-        "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseLinear",
+        "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseCheckpointError", "SparseLinear",
         "SparsityConfigWarning", "SparsityReport", "SweepPoint", "SweepResult",
-        "TargetSparsityController", "TensorSparsity", "__version__", "attach_masks", "collapse",
+        "TargetSparsityController", "TensorSparsity", "ZeroSaddleWarning", "__version__", "attach_masks", "collapse",
         "create_optimizer", "export_sparse", "factor_parameters", "gradient_scale",
         "latent_from_weight", "list_methods", "load_sparse", "lp_exponent",
         "lp_weight_of_factor_decay", "make_masks_permanent", "make_penalty", "method_names",

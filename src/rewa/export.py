@@ -14,9 +14,11 @@ as it was.
 from __future__ import annotations
 
 import copy
-import io
+import math
 import os
+import signal
 import tempfile
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from .param_groups import split_parameters
 __all__ = [
     "FORMAT",
     "ExportSummary",
+    "SparseCheckpointError",
     "SparseLinear",
     "export_sparse",
     "load_sparse",
@@ -56,10 +59,14 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _dtype_from_name(name: str) -> torch.dtype:
-    dtype = getattr(torch, name, None)
+class SparseCheckpointError(ValueError):
+    """A file that :func:`load_sparse` cannot read: the message names the file and the problem."""
+
+
+def _dtype_from_name(name) -> torch.dtype:
+    dtype = getattr(torch, name, None) if isinstance(name, str) else None
     if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r} in sparse checkpoint")
+        raise ValueError(f"unknown dtype {name!r}")
     return dtype
 
 
@@ -88,21 +95,61 @@ def _encode(t: Tensor) -> dict:
     return record
 
 
-def _decode(record: dict) -> Tensor:
-    shape, dtype = tuple(record["shape"]), _dtype_from_name(record["dtype"])
-    values = record["values"]
+def _index_array(record: dict, key: str, length: int | None = None) -> Tensor:
+    value = record.get(key)
+    if not isinstance(value, Tensor) or value.ndim != 1 or value.is_floating_point() or value.is_complex():
+        raise ValueError(f"{key} must be a 1-D integer tensor, got {getattr(value, 'shape', type(value).__name__)!s}")
+    if length is not None and value.numel() != length:
+        raise ValueError(f"{key} has {value.numel()} entries, the record needs {length}")
+    return value.to(torch.int64)
+
+
+def _decode(record) -> Tensor:
+    """The dense tensor of a record, after checking that the record agrees with itself: the
+    declared shape is only allocated once every index array fits it."""
+    if not isinstance(record, dict):
+        raise ValueError(f"record is a {type(record).__name__}, not a dict")
+    layout = record.get("layout")
+    if layout == "dense":
+        if not isinstance(record.get("value"), Tensor):
+            raise ValueError("dense record without a tensor 'value'")
+        return record["value"]
+    if layout not in ("csr", "flat"):
+        raise ValueError(f"unknown layout {layout!r}")
+    shape = record.get("shape")
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
+    shape = tuple(shape)
+    dtype = _dtype_from_name(record.get("dtype"))
+    values = record.get("values")
+    if not isinstance(values, Tensor) or values.ndim != 1:
+        raise ValueError(f"values must be a 1-D tensor, got {getattr(values, 'shape', type(values).__name__)!s}")
     if values.dtype != dtype:
-        raise ValueError(f"sparse checkpoint is inconsistent: values of dtype {values.dtype}, record says {dtype}")
-    out = torch.zeros(shape, dtype=dtype, device=values.device)
-    if record["layout"] == "csr":
-        crow = record["crow_indices"].to(torch.int64)
-        col = record["col_indices"].to(torch.int64)
-        row = torch.repeat_interleave(torch.arange(shape[0], device=values.device), crow.diff())
+        raise ValueError(f"values of dtype {values.dtype}, the record says {dtype}")
+    nnz = values.numel()
+    numel = math.prod(shape)
+    if nnz > numel:
+        raise ValueError(f"{nnz} values for a declared shape {shape} of {numel} entries")
+    if layout == "csr":
+        if len(shape) != 2:
+            raise ValueError(f"a CSR record needs a 2-D shape, got {shape}")
+        rows, cols = shape
+        crow = _index_array(record, "crow_indices", rows + 1)
+        col = _index_array(record, "col_indices", nnz)
+        counts = crow.diff()
+        if int(crow[0]) != 0 or int(crow[-1]) != nnz or bool((counts < 0).any()):
+            raise ValueError(f"crow_indices must rise from 0 to the {nnz} values")
+        if nnz and (int(col.min()) < 0 or int(col.max()) >= cols):
+            raise ValueError(f"col_indices outside [0, {cols}) for the declared shape {shape}")
+        out = torch.zeros(shape, dtype=dtype, device=values.device)
+        row = torch.repeat_interleave(torch.arange(rows, device=values.device), counts)
         out[row, col] = values
-    elif record["layout"] == "flat":
-        out.view(-1)[record["indices"].to(torch.int64)] = values
-    else:
-        raise ValueError(f"unknown layout {record['layout']!r} in sparse checkpoint")
+        return out
+    indices = _index_array(record, "indices", nnz)
+    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= numel):
+        raise ValueError(f"indices outside [0, {numel}) for the declared shape {shape}")
+    out = torch.zeros(shape, dtype=dtype, device=values.device)
+    out.view(-1)[indices] = values
     return out
 
 
@@ -120,19 +167,61 @@ def _check_writable(path: Path) -> None:
         raise PermissionError(f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} is not writable")
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived during a write (raised so the temporary file is removed first)."""
+
+
 def _atomic_save(obj, path: Path) -> None:
-    """``torch.save`` into a temporary file beside ``path``, then rename it over ``path``."""
+    """``torch.save`` into a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file is removed on any error, and on SIGTERM (in the main thread: the
+    signal is handled for the duration of the write, then passed on to the previous handler,
+    or, for the default one, re-raised so the process still ends by SIGTERM).
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = None
+    if in_main_thread:
+        def on_sigterm(signum, frame):
+            raise _Terminated
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    terminated = False
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        terminated = isinstance(error, _Terminated)
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        if not terminated:
+            raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        if callable(previous):
+            previous(signal.SIGTERM, None)
+        elif previous != signal.SIG_IGN:
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt("SIGTERM during export_sparse; the temporary file was removed")
+
+
+class _ByteCounter:
+    """A write-only stream that counts bytes: the size of a ``torch.save`` without keeping it."""
+
+    def __init__(self):
+        self.nbytes = 0
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.nbytes += n
+        return n
+
+    def flush(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -229,12 +318,12 @@ def export_sparse(
         tensors[name] = record
     _atomic_save({"format": FORMAT, "version": FORMAT_VERSION, "tensors": tensors}, path)
 
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
+    counter = _ByteCounter()  # the dense size, streamed and counted, never held in memory
+    torch.save(state, counter)
     return ExportSummary(
         path=str(path),
         file_bytes=path.stat().st_size,
-        dense_file_bytes=buffer.getbuffer().nbytes,
+        dense_file_bytes=counter.nbytes,
         sparse_tensors=tuple(sparse_names),
         dense_tensors=tuple(dense_names),
         payload_bytes=payload,
@@ -247,16 +336,34 @@ def load_sparse(path: str | os.PathLike, *, map_location=None) -> OrderedDict[st
     Loading uses ``torch.load(..., weights_only=True)``; the result goes into
     ``model.load_state_dict`` and gives back exactly the exported tensors.
 
+    Raises :class:`SparseCheckpointError` (a ``ValueError``) naming the file and what is
+    wrong for a file that is truncated, not a checkpoint, of another format version, or whose
+    records disagree with themselves (a declared shape that its index arrays do not fit is
+    refused before anything of that shape is allocated); ``FileNotFoundError`` for a missing
+    file.
+
     Example: see :func:`export_sparse`.
     """
-    saved = torch.load(path, map_location=map_location, weights_only=True)
+    where = repr(str(path))
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no sparse checkpoint at {where}")
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated or foreign files fail in many ways inside torch.load
+        raise SparseCheckpointError(f"{where} cannot be read as a checkpoint ({type(error).__name__}: "
+                                    f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ValueError(f"{str(path)!r} is not a sparse checkpoint written by rewa.export_sparse")
+        raise SparseCheckpointError(f"{where} is not a sparse checkpoint written by rewa.export_sparse")
     if saved.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{str(path)!r} has format version {saved.get('version')!r}; this rewa reads {FORMAT_VERSION}")
+        raise SparseCheckpointError(f"{where} has format version {saved.get('version')!r}; this rewa reads {FORMAT_VERSION}")
+    if not isinstance(saved.get("tensors"), dict):
+        raise SparseCheckpointError(f"{where} has no 'tensors' dict")
     out: OrderedDict[str, Tensor] = OrderedDict()
     for name, record in saved["tensors"].items():
-        out[name] = record["value"] if record["layout"] == "dense" else _decode(record)
+        try:
+            out[name] = _decode(record)
+        except (ValueError, RuntimeError, IndexError, TypeError) as error:
+            raise SparseCheckpointError(f"{where}, tensor {name!r}: {error}") from None
     return out
 
 

@@ -41,7 +41,9 @@ class DigitsConfig:
     M: float = 2
     eps: float = 0.0
     weight_decay: float = 1e-2
-    momentum: float = 0.9  # for "rewa" and "sgd"
+    # for "rewa" and "sgd"; both put weight_decay * w (for ReWA: * y) into the momentum
+    # buffer (torch SGD's meaning), so one weight_decay means the same for both
+    momentum: float = 0.9
     epochs: int = 60
     batch_size: int = 64
     hidden: tuple[int, int] = (300, 100)

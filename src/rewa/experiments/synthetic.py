@@ -66,6 +66,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -325,11 +326,35 @@ def _save_checkpoint(path: Path, key: str, epoch: int, y: torch.Tensor, seconds:
     os.replace(tmp, path)  # atomic: an interrupt never leaves half a checkpoint
 
 
-def _load_checkpoint(path: Path, key: str) -> dict | None:
+class CheckpointWarning(UserWarning):
+    """A sweep checkpoint that cannot be used (corrupt, foreign, or of another sweep's shape)."""
+
+
+def _load_checkpoint(path: Path, key: str, shape: tuple[int, ...] | None = None,
+                     epochs: int | None = None) -> dict | None:
+    """The saved state of this sweep, or None. A file that is not a usable checkpoint of
+    this sweep is reported with a :class:`CheckpointWarning` and ignored (the sweep starts
+    over and the next save replaces it); a checkpoint of another sweep is ignored silently."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if state.get("key") == key else None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"key", "epoch", "y", "seconds"} <= state.keys():
+            raise ValueError("not a rewa sweep checkpoint (needs key, epoch, y, seconds)")
+        if state["key"] != key:
+            return None
+        epoch, y = state["epoch"], state["y"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= (epochs if epochs is not None else epoch):
+            raise ValueError(f"epoch {epoch!r} is not an integer in [0, {epochs}]")
+        if not isinstance(y, torch.Tensor) or not y.is_floating_point() or (shape is not None and tuple(y.shape) != shape):
+            raise ValueError(f"latents {getattr(y, 'shape', type(y).__name__)!s} are not a floating tensor of shape {shape}")
+        if not isinstance(state["seconds"], (int, float)):
+            raise ValueError(f"seconds {state['seconds']!r} is not a number")
+    except Exception as error:  # any unreadable file: report it, never fail every rerun
+        warnings.warn(f"ignoring sweep checkpoint {str(path)!r}: {type(error).__name__}: {error}; "
+                      "starting from epoch 0 (the next save replaces it)", CheckpointWarning, stacklevel=3)
+        return None
+    return state
 
 
 # ----------------------------------------------------------------------------------------
@@ -413,7 +438,7 @@ def run_sweep(
 
     key = _sweep_key(config, methods, seeds)
     path = Path(checkpoint) if checkpoint is not None else None
-    saved = _load_checkpoint(path, key) if path is not None else None
+    saved = _load_checkpoint(path, key, (S, G, d), config.epochs) if path is not None else None
     if saved is not None:
         y = saved["y"].to(device=device, dtype=dtype)
         start_epoch, seconds_before = int(saved["epoch"]), float(saved["seconds"])

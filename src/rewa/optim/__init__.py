@@ -1,6 +1,7 @@
 """ReWA optimizers and their update functions."""
 
 from ._functional import gradient_scale, latent_from_weight, power_map, rewa_adamw, rewa_sgd, scaled_gradient
+from ._latent import ZeroSaddleWarning
 from .rewa import ReWA, SparsityConfigWarning
 from .rewa_adamw import ReWAAdamW
 
@@ -8,6 +9,7 @@ __all__ = [
     "ReWA",
     "ReWAAdamW",
     "SparsityConfigWarning",
+    "ZeroSaddleWarning",
     "gradient_scale",
     "latent_from_weight",
     "power_map",

@@ -1,39 +1,113 @@
-"""Book-keeping every optimizer of this library shares: checked groups, collected gradients."""
+"""Book-keeping every optimizer of this library shares: checked groups, all-or-nothing steps.
+
+A step runs in two phases. First everything is checked and nothing is written: every group's
+hyperparameters, every gradient's shape and dtype, the optimizer state (``_check_state``)
+and, for groups with ``check_finite=True``, that every gradient is finite. Then the groups are
+updated. For ``check_finite`` groups a step either completes with finite state and weights or
+raises ``FloatingPointError`` and leaves every tensor as it was, in every group:
+
+* Each subclass states a cheap upper bound of what the update can produce from a few per-tensor
+  maxima (``_guard_stats``, ``_guard_needed``); the maxima of all tensors go to the host in one
+  transfer per device, together with the gradient check. When the bound is far from overflow
+  (nearly always), the group is updated in place, with no further cost.
+* Otherwise the group's tensors are copied first, the update runs, and its results are
+  checked; if anything is not finite every guarded group is restored from its copies and
+  ``FloatingPointError`` is raised.
+
+A fused step path plugs in by overriding ``_step_group``; the checks stay here.
+Parameters on the ``meta`` device have no values: they are skipped by the finite checks.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from . import _validation as check
+
+_BOOL_FLAGS = ("nesterov", "check_finite", "decoupled_weight_decay", "proximal")
+
+
+def _has_values(t: Tensor) -> bool:
+    return t.device.type != "meta" and t.numel() > 0
+
+
+def max_abs(extremes: tuple[float, float]) -> float:
+    """``max |t|`` from ``(min t, max t)``; nan stays nan."""
+    low, high = extremes
+    if math.isnan(low) or math.isnan(high):
+        return math.nan
+    return max(-low, high)
+
+
+def _to_host(values: list[Tensor]) -> list[float]:
+    """0-dim tensors of one device as Python floats, in order, with one transfer: stacked per
+    dtype (few kernels), widened (float64; mps has none, float32 there), concatenated."""
+    wide = torch.float32 if values[0].device.type == "mps" else torch.float64
+    order: dict[torch.dtype, list[int]] = {}
+    for index, v in enumerate(values):
+        order.setdefault(v.dtype, []).append(index)
+    if len(order) == 1:
+        return torch.stack(values).to(wide).tolist()
+    stacked = torch.cat([torch.stack([values[i] for i in idx]).to(wide) for idx in order.values()]).tolist()
+    out = [0.0] * len(values)
+    for position, index in enumerate(i for idx in order.values() for i in idx):
+        out[index] = stacked[position]
+    return out
+
 
 class CheckedOptimizer(Optimizer):
-    """Checks each group's hyperparameters when it is added and before every step.
+    """Checks each group when it is added and before every step; steps are all-or-nothing.
 
     Subclasses define ``_check_group`` (raise ``ValueError`` naming the bad value) and
-    ``_step_group`` (the update of one group's parameters that have gradients). A group with ``check_finite=True`` also has its
-    gradients checked for nan/inf before anything is changed.
+    ``_step_group`` (the update of one group's parameters that have gradients). Optional hooks:
+    ``_check_state`` (state tensors fit their parameters), ``_guard_stats`` and
+    ``_guard_needed`` (the overflow bound of the update, see the module docstring).
     """
 
+    # -- groups ----------------------------------------------------------------------------
+
     def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        for p in group["params"]:
-            if not p.is_floating_point():
-                raise TypeError(
-                    f"{type(self).__name__} needs real floating-point parameters, got one of dtype {p.dtype}"
-                )
-        self._check_group(group)
+        """As torch's, but a group that fails a check is removed again before the error."""
+        count = len(self.param_groups)
+        try:
+            super().add_param_group(param_group)
+            group = self.param_groups[-1]
+            for p in group["params"]:
+                if not p.is_floating_point():
+                    raise TypeError(
+                        f"{type(self).__name__} needs real floating-point parameters, got one of dtype {p.dtype}"
+                    )
+            self._check_flags(group)
+            self._check_group(group)
+        except BaseException:
+            del self.param_groups[count:]
+            raise
+
+    @staticmethod
+    def _check_flags(group: dict) -> None:
+        for name in _BOOL_FLAGS:
+            if name in group:
+                check.boolean(name, group[name])
+        if "foreach" in group and group["foreach"] is not None:
+            check.boolean("foreach", group["foreach"], allow_none=True)
 
     def _check_group(self, group: dict) -> None:
         """Raise ``ValueError`` naming any bad hyperparameter of ``group``."""
         raise NotImplementedError
 
+    def _check_state(self, group: dict, params: list[Tensor]) -> None:
+        """Raise ``ValueError`` if the state of ``params`` does not fit them (default: no state)."""
+
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         """Update ``params`` (those of ``group`` with a gradient) in place."""
         raise NotImplementedError
+
+    # -- the step --------------------------------------------------------------------------
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
@@ -42,51 +116,182 @@ class CheckedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group, params, grads in self._collect():
-            self._step_group(group, params, grads)
+        work = self._collect()
+        guarded = self._finite_checks(work)
+        self._apply(work, guarded)
         return loss
 
     def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
         """Each group with its parameters that have gradients, after checking everything.
 
-        Hyperparameters are checked again (a scheduler may have changed them) and, where asked,
-        every gradient must be finite, all before any state is created or changed.
+        Hyperparameters are checked again (a scheduler may have changed them), then every
+        gradient's layout and the state, all before any state is created or changed.
         """
         work = []
-        for group in self.param_groups:
+        for group_index, group in enumerate(self.param_groups):
+            self._check_flags(group)
             self._check_group(group)
             params, grads = [], []
-            for p in group["params"]:
-                if p.grad is None:
+            for index, p in enumerate(group["params"]):
+                g = p.grad
+                if g is None:
                     continue
-                if p.grad.is_sparse:
+                if g.is_sparse:
                     raise TypeError(f"{type(self).__name__} does not support sparse gradients")
+                if g.shape != p.shape or not g.is_floating_point() or g.device != p.device:
+                    raise ValueError(
+                        f"the gradient of parameter {index} of param group {group_index} has shape "
+                        f"{tuple(g.shape)}, dtype {g.dtype}, device {g.device}; it must have the "
+                        f"parameter's shape {tuple(p.shape)} and device {p.device}, floating point"
+                    )
                 params.append(p)
-                grads.append(p.grad)
+                grads.append(g)
             if params:
+                self._check_state(group, params)
                 work.append((group, params, grads))
-        if any(group.get("check_finite", False) for group, _, _ in work):
-            self._raise_if_nonfinite(work)
         return work
 
-    def _raise_if_nonfinite(self, work) -> None:
-        # The minimum and maximum of each gradient (nan and +-inf show up in them), then one
-        # host sync per device; the search for the culprit runs only when something is wrong.
-        # (torch._foreach_norm(grads, inf) would be the same test, ~10x slower on CPUs.)
+    def _finite_checks(self, work) -> set[int]:
+        """Raise if a gradient of a ``check_finite`` group is nan or inf; return the indices
+        (into ``work``) of the groups whose update bound is not far from overflow.
+
+        The minimum and maximum of each gradient (nan and +-inf show up in them) and the
+        subclass's maxima go to the host in one transfer per device; the search for the
+        culprit runs only when something is wrong.
+        """
+        requests = []  # (work index, per-tensor list of tensors to reduce or None)
         by_device: dict[torch.device, list[Tensor]] = {}
-        for group, _, grads in work:
-            if group.get("check_finite", False):
-                for g in grads:
-                    if g.numel():
-                        by_device.setdefault(g.device, []).extend(torch.aminmax(g))
-        if all(bool(torch.stack([v.float() for v in extremes]).isfinite().all()) for extremes in by_device.values()):
-            return
-        for group_index, group in enumerate(self.param_groups):
-            for index, p in enumerate(group["params"]):
-                if group.get("check_finite", False) and p.grad is not None and not bool(p.grad.isfinite().all()):
+        for i, (group, params, grads) in enumerate(work):
+            if not group.get("check_finite", False):
+                continue
+            stats = [list(torch.aminmax(g)) if _has_values(g) else [] for g in grads]
+            extra = self._guard_stats(group, params)
+            if extra is not None:
+                stats = [s + (e if _has_values(p) else []) for s, e, p in zip(stats, extra, params)]
+            slots = []
+            for p, values in zip(params, stats):
+                if not values:
+                    slots.append(None)
+                    continue
+                device_list = by_device.setdefault(p.device, [])
+                slots.append((p.device, len(device_list), len(values)))
+                device_list.extend(values)
+            requests.append((i, slots))
+        if not requests:
+            return set()
+        host = {device: _to_host(values) for device, values in by_device.items() if values}
+        guarded = set()
+        for i, slots in requests:
+            group, params, grads = work[i]
+            per_tensor = []
+            for index, slot in enumerate(slots):
+                if slot is None:
+                    per_tensor.append(None)
+                    continue
+                device, start, length = slot
+                values = host[device][start:start + length]
+                if not all(math.isfinite(v) for v in values[:2]):
+                    self._raise_nonfinite_gradient(group, params[index])
+                per_tensor.append(values)
+            if any(v is not None for v in per_tensor) and self._guard_needed(group, params, per_tensor):
+                guarded.add(i)
+        return guarded
+
+    def _raise_nonfinite_gradient(self, group: dict, p: Tensor) -> None:
+        group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
+        index = next(i for i, q in enumerate(group["params"]) if q is p)
+        raise FloatingPointError(
+            f"non-finite gradient (nan or inf) in parameter {index} of param group "
+            f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
+            "step (torch.amp.GradScaler does), lower the learning rate, or pass "
+            "check_finite=False to take the step anyway."
+        )
+
+    def _guard_stats(self, group: dict, params: list[Tensor]) -> list[list[Tensor]] | None:
+        """Per parameter, 0-dim tensors (pairs ``aminmax``) the update bound needs; None: no guard."""
+        return None
+
+    def _guard_needed(self, group: dict, params: list[Tensor], values: list[list[float] | None]) -> bool:
+        """Whether the update of ``group`` may produce a non-finite value, from ``values``
+        (per parameter: the gradient's min and max, then the ``_guard_stats``, as floats)."""
+        return False
+
+    def _apply(self, work, guarded: set[int]) -> None:
+        """Guarded groups first, each on a copy-backed in-place step that is checked; if one
+        fails, all are restored and the error raised. Then the groups proven safe."""
+        snapshots = []
+        group_index = None
+        try:
+            for i in sorted(guarded):
+                group, params, grads = work[i]
+                group_index = next(j for j, g in enumerate(self.param_groups) if g is group)
+                snapshots.append(self._snapshot(params))
+                self._step_group(group, params, grads)
+                self._raise_if_nonfinite_result(group, params)
+        except BaseException as error:
+            for snapshot in reversed(snapshots):
+                self._restore(snapshot)
+            if isinstance(error, RuntimeError) and "overflow" in str(error):
+                # torch refuses a scalar (lr * something) that overflows the tensor's dtype
+                raise FloatingPointError(
+                    f"this step overflows in param group {group_index} ({error}); nothing was updated. "
+                    "Lower the learning rate, or pass check_finite=False to take the step anyway."
+                ) from error
+            raise
+        for i, (group, params, grads) in enumerate(work):
+            if i not in guarded:
+                self._step_group(group, params, grads)
+
+    # -- copies for the guarded path -------------------------------------------------------
+
+    def _snapshot(self, params: list[Tensor]) -> list:
+        saved = []
+        for p in params:
+            state = self.state.get(p)
+            copy = None if state is None else {
+                k: (v.clone() if isinstance(v, Tensor) else v) for k, v in state.items()
+            }
+            saved.append((p, p.detach().clone(), copy, self._in_sync(p)))
+        return saved
+
+    def _in_sync(self, p: Tensor) -> bool:
+        return False
+
+    def _mark_in_sync(self, p: Tensor) -> None:
+        pass
+
+    def _restore(self, snapshot: list) -> None:
+        for p, weights, state, in_sync in snapshot:
+            p.copy_(weights)
+            if state is None:
+                self.state.pop(p, None)
+                continue
+            current = self.state[p]
+            for key in list(current):
+                if key not in state:
+                    del current[key]
+            for key, value in state.items():
+                old = current.get(key)
+                if isinstance(value, Tensor) and isinstance(old, Tensor) and old.shape == value.shape:
+                    old.copy_(value)  # keep the tensor objects others may hold
+                else:
+                    current[key] = value
+            if in_sync:
+                self._mark_in_sync(p)
+
+    def _raise_if_nonfinite_result(self, group: dict, params: list[Tensor]) -> None:
+        for p in params:
+            tensors = {"weights": p, **{k: v for k, v in self.state.get(p, {}).items() if isinstance(v, Tensor)}}
+            for name, t in tensors.items():
+                if _has_values(t) and t.is_floating_point() and not bool(t.isfinite().all()):
+                    group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
+                    index = next(i for i, q in enumerate(group["params"]) if q is p)
                     raise FloatingPointError(
-                        f"non-finite gradient (nan or inf) in parameter {index} of param group "
-                        f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
-                        "step (torch.amp.GradScaler does), lower the learning rate, or pass "
-                        "check_finite=False to take the step anyway."
+                        f"this step would make the {name} of parameter {index} of param group "
+                        f"{group_index} (shape {tuple(p.shape)}) non-finite with finite gradients; "
+                        f"nothing was updated. {self._overflow_hint(group, p)}Lower the learning "
+                        "rate, or pass check_finite=False to take the step anyway."
                     )
+
+    def _overflow_hint(self, group: dict, p: Tensor) -> str:
+        return ""

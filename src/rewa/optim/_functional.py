@@ -18,6 +18,7 @@ when ``|y|^(K-1)`` overflows, so it is never NaN.
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 
 import torch
@@ -187,29 +188,48 @@ def rewa_sgd(
     momentum: float,
     dampening: float,
     nesterov: bool,
+    decoupled_weight_decay: bool = False,
     foreach: bool = False,
 ) -> None:
     """One ReWA-SGD step, in place on ``latents``, ``params`` and ``momentum_buffers``.
 
-    ``y <- (1 - lr*weight_decay) * y - lr * v`` with ``v`` the scaled gradient ``d`` (or its
-    momentum buffer, torch SGD semantics: ``b <- momentum*b + (1 - dampening)*d``, ``b = d``
-    on the first step, ``v = d + momentum*b`` with Nesterov), then ``params <- power_map(y)``.
-    New momentum buffers are written into ``momentum_buffers`` where it held ``None``.
+    With ``d`` the scaled gradient, by default (as ``torch.optim.SGD`` and the paper's code) the
+    decay enters the direction: ``d' = d + weight_decay*y``; ``v = d'`` or its momentum
+    (torch SGD semantics: ``b <- momentum*b + (1 - dampening)*d'``, ``b = d'`` on the first
+    step, ``v = d' + momentum*b`` with Nesterov); ``y <- y - lr*v``. With
+    ``decoupled_weight_decay=True`` the momentum acts on ``d`` alone and
+    ``y <- (1 - lr*weight_decay) * y - lr*v``. Without momentum the two are the same update
+    (Equation 3) up to rounding. Then ``params <- power_map(y)``. New momentum buffers are
+    written into ``momentum_buffers`` where it held ``None``.
     """
     impl = _multi_tensor_rewa_sgd if foreach else _single_tensor_rewa_sgd
     impl(
         params, grads, latents, momentum_buffers,
         lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay,
         momentum=momentum, dampening=dampening, nesterov=nesterov,
+        decoupled_weight_decay=decoupled_weight_decay,
     )
 
 
+def _with_coupled_decay(step: Tensor, grad: Tensor, y: Tensor, weight_decay: float, scratch: Tensor | None) -> Tensor:
+    """``step + weight_decay * y`` (torch SGD's ``grad.add(param, alpha=weight_decay)``).
+
+    In place when ``step`` is working memory; ``grad`` (which ``step`` may be) is never written.
+    """
+    if step is not grad:
+        return step.add_(y, alpha=weight_decay)
+    if scratch is not None:
+        return torch.add(grad, y, alpha=weight_decay, out=scratch)
+    return grad.add(y, alpha=weight_decay)
+
+
 def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
-                            weight_decay, momentum, dampening, nesterov):
+                            weight_decay, momentum, dampening, nesterov, decoupled_weight_decay):
+    coupled = weight_decay != 0 and not decoupled_weight_decay
     for i, (param, grad, y) in enumerate(zip(params, grads, latents)):
         scratch = _scratch(param, y)
         buf = momentum_buffers[i]
-        if buf is not None and not nesterov:
+        if buf is not None and not nesterov and not coupled:
             # b <- momentum*b + (1 - dampening) * scale * g, the scaling folded into the update
             grad = grad.to(y.dtype)
             buf.mul_(momentum)
@@ -220,6 +240,8 @@ def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, 
             step = buf
         else:
             step = scaled_gradient(y, grad, K=K, M=M, eps=eps, out=scratch)
+            if coupled:
+                step = _with_coupled_decay(step, grad, y, weight_decay, scratch)
             if momentum != 0:
                 if buf is None:
                     buf = step.clone()
@@ -227,7 +249,7 @@ def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, 
                 else:
                     buf.mul_(momentum).add_(step, alpha=1 - dampening)
                 step = step.add(buf, alpha=momentum) if nesterov else buf
-        if weight_decay != 0:
+        if weight_decay != 0 and not coupled:
             y.mul_(1 - lr * weight_decay)
         y.add_(step, alpha=-lr)
         _write_weights(param, y, K)
@@ -312,11 +334,12 @@ def _multi_tensor_write_weights(params, latents, K):
 
 
 def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
-                           weight_decay, momentum, dampening, nesterov):
+                           weight_decay, momentum, dampening, nesterov, decoupled_weight_decay):
     if not params:
         return
+    coupled = weight_decay != 0 and not decoupled_weight_decay
     old = [i for i, b in enumerate(momentum_buffers) if b is not None] if momentum != 0 else []
-    if old and not nesterov and len(old) == len(params):
+    if old and not nesterov and not coupled and len(old) == len(params):
         # Steady state of heavy-ball momentum: fold the scaling into the buffer update
         # (b <- momentum*b + (1 - dampening) * scale * g), one pass fewer.
         grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
@@ -328,8 +351,13 @@ def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M
             torch._foreach_addcmul_(momentum_buffers, scales, grads, 1 - dampening)
         steps = momentum_buffers
     else:
-        steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps,
-                                               out=_multi_tensor_scratch(params, latents))
+        scratch = _multi_tensor_scratch(params, latents)
+        steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps, out=scratch)
+        if coupled:  # d' = d + weight_decay*y, as torch's foreach SGD; gradients are only read
+            if any(s is g for s, g in zip(steps, grads)):
+                steps = torch._foreach_add(steps, latents, alpha=weight_decay)
+            else:
+                torch._foreach_add_(steps, latents, alpha=weight_decay)
         if momentum != 0:
             if old:
                 bufs = [momentum_buffers[i] for i in old]
@@ -342,7 +370,7 @@ def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M
                 steps = torch._foreach_add(steps, momentum_buffers, alpha=momentum)
             else:
                 steps = momentum_buffers
-    if weight_decay != 0:
+    if weight_decay != 0 and not coupled:
         torch._foreach_mul_(latents, 1 - lr * weight_decay)
     torch._foreach_add_(latents, steps, alpha=-lr)
     _multi_tensor_write_weights(params, latents, K)
@@ -427,3 +455,61 @@ def _multi_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, step
     torch._foreach_add_(denom, adam_eps)
     torch._foreach_addcdiv_(latents, exp_avgs, denom, step_sizes)
     _multi_tensor_write_weights(params, latents, K)
+
+
+# ----------------------------------------------------------------------------------------
+# Upper bounds of one step, for the finite-step guarantee (see ``_checked``)
+# ----------------------------------------------------------------------------------------
+
+
+def _power_bound(base: float, exponent: float) -> float:
+    """``base ** exponent`` for ``base >= 0``, ``inf`` instead of OverflowError."""
+    try:
+        return base**exponent
+    except OverflowError:
+        return math.inf
+
+
+def rewa_sgd_bound(*, y_max: float, grad_max: float, buffer_max: float | None, lr: float, K: float,
+                   M: float, weight_decay: float, momentum: float, dampening: float, nesterov: bool,
+                   decoupled_weight_decay: bool, limit: float) -> float:
+    """An upper bound of ``|y|`` after one :func:`rewa_sgd` step, from the largest ``|y|``,
+    ``|g|`` and momentum-buffer entry (``None``: no buffer yet); ``inf`` when an intermediate
+    value may exceed ``limit``. In exact arithmetic, with ``|y|^(K-1)/(|y|^(K-1) + eps) <= 1``:
+    ``|d| <= max|y|^M max|g| (+ lambda max|y|)``, ``|b'| <= mu max|b| + (1 - tau)|d|``,
+    ``|v| <= |b'|`` (``|d| + mu |b'|`` with Nesterov), ``|y'| <= c max|y| + lr |v|`` with
+    ``c = 1`` (or ``|1 - lr lambda|`` decoupled). ``K`` is unused: the caller bounds ``|y'|^K``.
+    """
+    scale = _power_bound(y_max, M) if M else 1.0
+    coupled = not decoupled_weight_decay
+    d = scale * grad_max + (weight_decay * y_max if coupled else 0.0)
+    v = d
+    if momentum != 0:
+        b = d if buffer_max is None else momentum * buffer_max + (1 - dampening) * d
+        v = d + momentum * b if nesterov else b
+        if not b < limit:
+            return math.inf
+    if not (scale < limit and d < limit and v < limit):
+        return math.inf
+    shrink = 1.0 if coupled else abs(1 - lr * weight_decay)
+    return shrink * y_max + lr * v
+
+
+def rewa_adamw_bound(*, y_max: float, grad_max: float, step: int, lr: float, beta1: float,
+                     beta2: float, M: float, weight_decay: float, limit: float) -> float:
+    """An upper bound of ``|y|`` after one :func:`rewa_adamw` step (``step``: its number).
+
+    Adam's direction is bounded by Cauchy-Schwarz over the history of ``d``:
+    ``|m_t| / sqrt(v_t) <= (1 - beta1)/sqrt(1 - beta2) * sqrt(sum_{k<t} (beta1^2/beta2)^k)``,
+    times the bias corrections ``sqrt(1 - beta2^t)/(1 - beta1^t)``; so
+    ``|y'| <= |1 - lr lambda| max|y| + lr C_t``. This assumes the moments were built with the
+    current betas (as this optimizer builds them); ``inf`` when ``d^2`` may exceed ``limit``.
+    """
+    d = (_power_bound(y_max, M) if M else 1.0) * grad_max
+    if not d * d < limit or beta2 == 0:
+        return math.inf
+    ratio = beta1 * beta1 / beta2
+    terms = step if ratio == 1 else (1 - _power_bound(ratio, step)) / (1 - ratio)
+    direction = ((1 - beta1) / math.sqrt(1 - beta2) * math.sqrt(terms)
+                 * math.sqrt(1 - beta2**step) / (1 - beta1**step))
+    return abs(1 - lr * weight_decay) * y_max + lr * direction

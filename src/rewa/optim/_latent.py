@@ -8,15 +8,30 @@ loading a state dict) and when the group's ``K`` changed. This class does only t
 
 from __future__ import annotations
 
+import math
+import warnings
+from numbers import Real
+
 import torch
 from torch import Tensor
 
-from ._checked import CheckedOptimizer
+from ._checked import CheckedOptimizer, max_abs
 from ._functional import latent_from_weight, power_map
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
 _VERSION_KEY = "param_version"
+
+# A tensor whose share of exact zeros is at least this warns (the zero saddle).
+ZERO_SHARE_WARNING = 0.5
+
+
+class ZeroSaddleWarning(UserWarning):
+    """Weights at exactly 0 that ReWA cannot move (the zero saddle of Example 3.2).
+
+    With ``M > 0`` or ``eps > 0`` the factor ``|y|^M |y|^(K-1)/(|y|^(K-1) + eps)`` is 0 at
+    ``y = 0``, so a weight that starts at exactly 0 keeps a zero step for ever.
+    """
 
 
 def latent_dtype(param: Tensor) -> torch.dtype:
@@ -45,16 +60,110 @@ class LatentOptimizer(CheckedOptimizer):
         """The latent of each parameter: created on first use, re-derived if ``x`` changed."""
         K = group["K"]
         latents = []
+        created = []
         for p in params:
             state = self.state[p]
             if "y" not in state:
                 state["step"] = 0
                 state["K"] = K
                 state["y"] = latent_from_weight(p, K, latent_dtype(p))
+                created.append(p)
             elif state.get(_VERSION_KEY) != p._version or state["K"] != K:
                 self._resync(p, state, K)
             latents.append(state["y"])
+        if created and K != 1 and (group["M"] != 0 or group["eps"] != 0):
+            self._warn_zero_saddle(group, created)
         return latents
+
+    @staticmethod
+    def _warn_zero_saddle(group: dict, params: list[Tensor]) -> None:
+        """When latents are created: tensors that are all or mostly exact zeros."""
+        stuck = []
+        for p in params:
+            if p.device.type == "meta" or p.numel() == 0:
+                continue
+            share = float((p == 0).sum()) / p.numel()
+            if share >= ZERO_SHARE_WARNING:
+                stuck.append(f"shape {tuple(p.shape)}: {share:.0%} zeros")
+        if stuck:
+            warnings.warn(
+                f"{len(stuck)} sparsified tensor(s) start with exact zeros ({'; '.join(stuck[:5])}"
+                f"{'; ...' if len(stuck) > 5 else ''}); with M={group['M']:g}, eps={group['eps']:g} a "
+                "weight at exactly 0 never moves (the zero saddle, Example 3.2). Initialize them "
+                "away from 0, or put them in a group with K=1 or M=0, eps=0.",
+                ZeroSaddleWarning, stacklevel=5,
+            )
+
+    def _in_sync(self, p: Tensor) -> bool:
+        """The latent exists and the weights are what this optimizer last wrote."""
+        state = self.state.get(p)
+        return bool(state) and "y" in state and state.get(_VERSION_KEY) == p._version
+
+    def _mark_in_sync(self, p: Tensor) -> None:
+        self.state[p][_VERSION_KEY] = p._version
+
+    # -- checks before a step ----------------------------------------------------------------
+
+    def _check_state(self, group: dict, params: list[Tensor]) -> None:
+        for p in params:
+            state = self.state.get(p)
+            if state:
+                _check_param_state(state, p, self._latent_state_keys, where="")
+
+    def _guard_tensors(self, group: dict, p: Tensor) -> list[Tensor]:
+        """State tensors (besides ``y``) whose largest magnitude the update bound needs."""
+        return []
+
+    def _latent_current(self, group: dict, p: Tensor) -> bool:
+        return self._in_sync(p) and self.state[p].get("K") == group["K"]
+
+    def _guard_stats(self, group: dict, params: list[Tensor]) -> list[list[Tensor]]:
+        stats = []
+        for p in params:
+            state = self.state.get(p) or {}
+            values = []
+            if "y" in state:
+                values += torch.aminmax(state["y"])
+            if not self._latent_current(group, p):
+                values += torch.aminmax(p)  # the latent will be (re-)derived from these weights
+            for t in self._guard_tensors(group, p):
+                values += torch.aminmax(t)
+            stats.append(values)
+        return stats
+
+    def _guard_needed(self, group: dict, params: list[Tensor], values) -> bool:
+        K = group["K"]
+        for p, v in zip(params, values):
+            if v is None:
+                continue
+            state = self.state.get(p) or {}
+            grad_max, rest = max_abs(v[0:2]), v[2:]
+            y_max = 0.0
+            if "y" in state:
+                y_max, rest = max_abs(rest[0:2]), rest[2:]
+            if not self._latent_current(group, p):
+                y_max, rest = max(y_max, _root(max_abs(rest[0:2]), K)), rest[2:]
+            others = [max_abs(rest[i:i + 2]) for i in range(0, len(rest), 2)]
+            latent_limit = torch.finfo(latent_dtype(p)).max
+            weight_limit = min(torch.finfo(p.dtype).max, latent_limit)
+            # a factor 4 below overflow covers the rounding of every operation
+            bound = self._update_bound(group, p, y_max=y_max, grad_max=grad_max, others=others,
+                                       limit=latent_limit / 4)
+            if not bound < _root(weight_limit / 4, K):
+                return True
+        return False
+
+    def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
+                      others: list[float], limit: float) -> float:
+        """An upper bound of ``|y|`` after this step (``inf`` if an intermediate may exceed
+        ``limit``), from the largest ``|y|``, ``|g|`` and ``|t|`` for ``_guard_tensors``."""
+        return math.inf
+
+    def _overflow_hint(self, group: dict, p: Tensor) -> str:
+        K = group["K"]
+        limit = _root(min(torch.finfo(p.dtype).max, torch.finfo(latent_dtype(p)).max), K)
+        return (f"With K={K:g} a {p.dtype} weight overflows once |y| > {limit:.4g} "
+                "(the largest finite value to the power 1/K). ")
 
     @staticmethod
     def _resync(p: Tensor, state: dict, K: float) -> None:
@@ -89,6 +198,12 @@ class LatentOptimizer(CheckedOptimizer):
         return sd
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, after checking everything: nothing is written unless all of it fits.
+
+        Every saved group must have every hyperparameter of this optimizer with an allowed
+        value; every latent and buffer must be a floating tensor of its parameter's shape.
+        """
+        self._check_loadable(state_dict)
         super().load_state_dict(state_dict)
         # torch casts floating state to each parameter's dtype; the latent and its buffers
         # must stay in float32 (or float64), so take them again from the saved tensors.
@@ -104,3 +219,78 @@ class LatentOptimizer(CheckedOptimizer):
             for key in self._latent_state_keys:
                 if isinstance(saved.get(key), Tensor):
                     state[key] = saved[key].to(device=p.device, dtype=latent_dtype(p), copy=True)
+
+    def _check_loadable(self, state_dict) -> None:
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError(f"{name}.load_state_dict needs a dict with 'state' and 'param_groups', "
+                             f"got {type(state_dict).__name__}"
+                             + (f" with keys {sorted(map(str, state_dict))}" if isinstance(state_dict, dict) else ""))
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
+            raise ValueError(f"{name}.load_state_dict: 'param_groups' must be a list and 'state' a dict")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
+                             f"this {name} has {len(self.param_groups)}")
+        saved_to_param = {}
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
+                raise ValueError(f"param group {index} of the loaded state dict has no 'params' list")
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"param group {index} of the loaded state dict has {len(saved['params'])} "
+                                 f"parameters, this {name}'s has {len(group['params'])}")
+            missing = [key for key in self.defaults if key not in saved]
+            if missing:
+                hint = ""
+                if "decoupled_weight_decay" in missing:
+                    hint = (" (a checkpoint from before decoupled_weight_decay existed had the decoupled "
+                            "meaning: set saved_group['decoupled_weight_decay'] = True to resume it)")
+                raise ValueError(f"param group {index} of the loaded state dict lacks {', '.join(missing)}: "
+                                 f"not a {name} state dict{hint}")
+            candidate = {**saved, "params": group["params"]}
+            try:
+                self._check_flags(candidate)
+                self._check_group(candidate)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"param group {index} of the loaded state dict: {error}") from None
+            saved_to_param.update(zip(saved["params"], group["params"]))
+        for saved_id, saved in saved_state.items():
+            p = saved_to_param.get(saved_id)
+            if p is None:
+                raise ValueError(f"the loaded state dict has state for parameter id {saved_id!r}, "
+                                 "which no param group lists")
+            if not isinstance(saved, dict):
+                raise ValueError(f"the state of parameter id {saved_id!r} must be a dict, got {type(saved).__name__}")
+            _check_param_state(saved, p, self._latent_state_keys, where=f" (loaded, parameter id {saved_id!r})")
+
+
+def _root(value: float, K: float) -> float:
+    """``value^(1/K)`` for ``value >= 0``; nan stays nan, inf stays inf."""
+    return value ** (1.0 / K) if value == value else math.nan
+
+
+def _check_param_state(state: dict, p: Tensor, tensor_keys: tuple[str, ...], where: str) -> None:
+    """``ValueError`` naming the parameter and both shapes, or the key and the type."""
+    described = f"parameter of shape {tuple(p.shape)}{where}"
+    if state and "y" not in state:
+        raise ValueError(f"the state of the {described} has {sorted(map(str, state))} but no latent 'y'")
+    for key in tensor_keys:
+        if key not in state:
+            continue
+        value = state[key]
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise ValueError(f"state {key!r} of the {described} must be a floating-point tensor, "
+                             f"got {type(value).__name__}" + (f" of dtype {value.dtype}" if isinstance(value, Tensor) else ""))
+        if value.shape != p.shape:
+            raise ValueError(f"state {key!r} of the {described} has shape {tuple(value.shape)}; "
+                             f"it must be the parameter's shape {tuple(p.shape)}")
+    if "step" in state:
+        step = state["step"]
+        if isinstance(step, Tensor) and step.numel() == 1:
+            step = step.item()
+        if isinstance(step, bool) or not isinstance(step, Real) or step != int(step) or step < 0:
+            raise ValueError(f"state 'step' of the {described} must be a non-negative integer, got {state['step']!r}")
+    if "y" in state:
+        K = state.get("K")
+        if isinstance(K, bool) or not isinstance(K, Real) or not math.isfinite(K) or K < 1:
+            raise ValueError(f"state 'K' of the {described} must be a real number >= 1, got {K!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Real
 
 
@@ -12,6 +13,12 @@ def real(name: str, value) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name}={value} must be finite")
     return value
+
+
+def boolean(name: str, value, allow_none: bool = False) -> None:
+    if not isinstance(value, bool) and not (allow_none and value is None):
+        allowed = "True, False or None" if allow_none else "True or False"
+        raise TypeError(f"{name}={value!r} must be {allowed}, got {type(value).__name__}")
 
 
 def positive_int(name: str, value) -> None:
@@ -53,9 +60,14 @@ def check_betas(betas) -> None:
     in_half_open("betas[1]", betas[1], 0, 1)
 
 
+# x = |y|^K overflows float32 once |y| > (3.4e38)^(1/K): 19.4 at K = 9 but 1.0000009 at K = 1e5;
+# the paper uses K <= 13. Above this bound every weight with |y| > 1.4 would overflow float32.
+K_MAX = 256
+
+
 def check_reparameterization(K, M, eps) -> None:
-    """K >= 1, 0 <= M <= K - 1, eps >= 0 (paper, Equation 3)."""
-    at_least("K", K, 1)
+    """1 <= K <= K_MAX (256), 0 <= M <= K - 1, eps >= 0 (paper, Equation 3)."""
+    in_closed("K", K, 1, K_MAX)
     real("M", M)
     if not 0 <= M <= K - 1:
         raise ValueError(f"M={M} must be in [0, K-1] = [0, {K - 1:g}]")
@@ -67,18 +79,87 @@ def lp_exponent(K: float, M: float) -> float:
     return 1 + (1 - M) / K
 
 
-def sparsity_problem(K: float, M: float, eps: float) -> str | None:
-    """Why (K, M, eps) does not induce l_p (p < 1) sparsity under Proposition 3.4, or None.
+@dataclass(frozen=True)
+class SparsityConfiguration:
+    """Which of Proposition 3.4's configurations ``(K, M, eps)`` meets, and why.
 
-    Only Configuration A's failure with eps = 0 is reported; K = 1 is deliberately plain.
+    ``configuration`` is ``"A"`` (``eps = 0``, ``M > 1``), ``"B"`` (``eps > 0``, ``M < 2``) or
+    ``None``. ``p`` is the exponent of R's first term, ``1 + (1 - M)/K``; ``q`` the exponent
+    ``(2 - M)/K`` of its eps term (``None`` when ``eps = 0``; ``0.0`` stands for the
+    logarithm at ``M = 2``). ``sparse`` says whether R has a term that is sparsity-inducing
+    at 0 (an exponent below 1, a logarithm, or a negative power); ``reason`` explains it.
     """
-    if K == 1 or eps != 0:
-        return None
+
+    K: float
+    M: float
+    eps: float
+    configuration: str | None
+    p: float
+    q: float | None
+    sparse: bool
+    reason: str
+
+
+def sparsity_configuration(K: float, M: float, eps: float) -> SparsityConfiguration:
+    """Classify ``(K, M, eps)`` by Proposition 3.4, with the reason.
+
+    Configuration A: ``eps = 0`` and ``M > 1``, so ``p = 1 + (1 - M)/K < 1``.
+    Configuration B: ``eps > 0`` and ``M < 2``, so the eps term of R is ``|x|^q`` with
+    ``q = (2 - M)/K``.
+
+    Note (departure): Configuration B gives ``q < 1`` only when ``K > 2 - M``; the
+    proposition leaves this out. For ``K = 1, M = 0`` (plain SGD) or ``K < 2 - M`` the
+    result has ``configuration="B"`` but ``sparse=False`` and the reason says why.
+    Settings outside both configurations may still be sparse (``eps > 0`` with ``M > 1``
+    keeps ``p < 1``); ``sparse`` reports that separately.
+
+    Example:
+        >>> sparsity_configuration(3, 0, 1e-3).configuration
+        'B'
+        >>> sparsity_configuration(9, 1, 0.0).reason[:30]
+        'Neither: eps = 0 needs M > 1 ('
+    """
+    check_reparameterization(K, M, eps)
     p = lp_exponent(K, M)
-    if p >= 1:
-        return (
-            f"K={K:g}, M={M:g}, eps=0 gives p = 1 + (1 - M)/K = {p:.4g} >= 1: this setting does "
-            "not induce l_p (p < 1) sparsity (Proposition 3.4, Configuration A needs M > 1 "
-            "when eps = 0; Configuration B needs eps > 0 and M < 2)"
+    q = None if eps == 0 else (2 - M) / K
+    p_text = f"p = 1 + (1 - M)/K = {p:.4g}"
+    if eps == 0:
+        if M > 1:
+            return SparsityConfiguration(K, M, eps, "A", p, q, True,
+                                         f"Configuration A: eps = 0 and M = {M:g} > 1, so {p_text} < 1")
+        return SparsityConfiguration(
+            K, M, eps, None, p, q, False,
+            f"Neither: eps = 0 needs M > 1 (Configuration A), but M = {M:g}, so {p_text} >= 1 "
+            "and R has no l_p (p < 1) term",
         )
-    return None
+    if M < 2:
+        q_text = f"q = (2 - M)/K = {q:.4g}"
+        if q < 1:
+            return SparsityConfiguration(K, M, eps, "B", p, q, True,
+                                         f"Configuration B: eps = {eps:g} > 0 and M = {M:g} < 2, so {q_text} < 1")
+        return SparsityConfiguration(
+            K, M, eps, "B", p, q, p < 1,
+            f"Configuration B by Proposition 3.4's letter (eps > 0, M < 2), but {q_text} >= 1 because "
+            f"K = {K:g} <= 2 - M; " + (f"{p_text} < 1 still induces sparsity" if p < 1 else
+                                       f"{p_text} >= 1 too, so R has no sparsity-inducing term"),
+        )
+    eps_term = "eps*log|x|" if M == 2 else f"eps*K/(2 - M)*|x|^({q:.4g}), unbounded below at 0"
+    return SparsityConfiguration(
+        K, M, eps, None, p, q, True,
+        f"Neither: eps > 0 needs M < 2 (Configuration B), but M = {M:g}; R's eps term is {eps_term} "
+        f"and {p_text} < 1, so R still pulls toward 0, outside Proposition 3.4",
+    )
+
+
+def sparsity_problem(K: float, M: float, eps: float) -> str | None:
+    """Why (K, M, eps) does not induce l_p (p < 1) sparsity, or None.
+
+    The verdict of :func:`sparsity_configuration` (Proposition 3.4 with its departure notes);
+    K = 1 is deliberately plain (the dense groups of :func:`rewa.param_groups`).
+    """
+    if K == 1:
+        return None
+    configuration = sparsity_configuration(K, M, eps)
+    if configuration.sparse:
+        return None
+    return f"K={K:g}, M={M:g}, eps={eps:g} does not induce l_p (p < 1) sparsity: {configuration.reason}"

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from torch import Tensor
 
 from . import _validation as check
-from ._functional import rewa_sgd
+from ._functional import rewa_sgd, rewa_sgd_bound
 from ._latent import LatentOptimizer, default_foreach
 
 __all__ = ["ReWA", "SparsityConfigWarning"]
@@ -27,30 +27,42 @@ class ReWA(LatentOptimizer):
 
     .. math::
 
-        d_t &= |y_t|^M \, \frac{|y_t|^{K-1}}{|y_t|^{K-1} + \epsilon} \, g_t \\
+        d_t &= |y_t|^M \, \frac{|y_t|^{K-1}}{|y_t|^{K-1} + \epsilon} \, g_t + \lambda y_t \\
         b_t &= \mu b_{t-1} + (1 - \tau) d_t \quad (b_1 = d_1), \qquad
         v_t = d_t + \mu b_t \text{ (Nesterov) or } b_t \text{ (or } d_t \text{ when } \mu = 0) \\
-        y_{t+1} &= (1 - \eta_t \lambda)\, y_t - \eta_t v_t \\
+        y_{t+1} &= y_t - \eta_t v_t \\
         x_{t+1} &= \mathrm{sign}(y_{t+1}) |y_{t+1}|^K
 
-    With ``momentum = 0`` this is Equation 3 of the paper. ReWA behaves like l_p regularization
-    with ``p = 1 + (1 - M)/K`` (Theorem 3.3); sparsity needs ``p < 1`` (Proposition 3.4:
-    ``eps = 0`` and ``M > 1``, or ``eps > 0`` and ``M < 2``). ``K = 1, M = 0, eps = 0`` is
-    plain SGD with decoupled weight decay.
+    The decay ``lambda y`` enters the momentum buffer, as in ``torch.optim.SGD`` and the paper's
+    code, so a fixed point solves ``|y|^M ratio g + lambda y = 0`` for every momentum: the
+    regularizer is Theorem 3.3's ``f + lambda R``. With ``decoupled_weight_decay=True`` the
+    decay stays out of the buffer (``d_t`` without ``lambda y_t``, then
+    ``y_{t+1} = (1 - eta_t lambda) y_t - eta_t v_t``); its fixed point solves
+    ``|y|^M ratio g + lambda (1 - mu) y = 0`` (dampening 0), i.e. a decay ``1/(1 - mu)`` times
+    weaker (8x at the paper's momentum 0.875). With ``momentum = 0`` both are Equation 3 of the
+    paper (up to rounding). ReWA behaves like l_p regularization with ``p = 1 + (1 - M)/K``
+    (Theorem 3.3); sparsity needs ``p < 1`` (Proposition 3.4: ``eps = 0`` and ``M > 1``, or
+    ``eps > 0`` and ``M < 2``). ``K = 1, M = 0, eps = 0`` is ``torch.optim.SGD`` with the same
+    ``weight_decay`` (bit for bit).
 
     Args:
         params: parameters or param groups, as for ``torch.optim.SGD``. Every
             hyperparameter below may differ per group (see :func:`rewa.param_groups`).
         lr: learning rate ``eta_t`` (read from the group every step, so schedulers work).
-        K: reparameterization power, real, ``K >= 1`` (paper: 9 for CIFAR-10, 3 for ImageNet).
+        K: reparameterization power, real, ``1 <= K <= 64`` (paper: 9 for CIFAR-10, 3 for ImageNet).
         M: adaptive learning-rate power, real, ``0 <= M <= K - 1``.
         eps: the paper's epsilon, ``>= 0``, in the denominator ``|y|^(K-1) + eps``.
-        weight_decay: ``lambda``, decoupled decay of the latent ``y``.
+        weight_decay: ``lambda >= 0``, the decay of the latent ``y``.
         momentum, dampening, nesterov: as in ``torch.optim.SGD``, acting on ``d_t``.
+        decoupled_weight_decay: ``False`` (default): ``lambda y`` is part of ``d_t`` and enters
+            the momentum buffer (torch SGD, the paper's code). ``True``: the decay is applied
+            to ``y`` directly, outside the buffer (the default of earlier versions).
         foreach: use the multi-tensor implementation; ``None`` picks it when every
             parameter is on a CUDA device.
-        check_finite: raise ``FloatingPointError`` before touching anything if a gradient
-            holds nan or inf. Costs one reduction and one host sync per step and device.
+        check_finite: a step either completes with finite latents and weights or raises
+            ``FloatingPointError`` and changes nothing (see :class:`rewa.optim._checked.CheckedOptimizer`).
+            Costs a few reductions and one host sync per step and device; ``False`` removes
+            every check.
 
     Notes on departures from the paper:
         * Powers are taken of ``|y|`` (Remark C.3), so odd or fractional ``M`` keeps the sign
@@ -59,7 +71,7 @@ class ReWA(LatentOptimizer):
           ``1/(1 + eps/|y|^(K-1))``: with ``eps = 0`` it is 1 everywhere, including its limit at
           ``y = 0``, so a coordinate at exactly zero still moves when ``M = 0``.
         * Momentum is an addition (Appendix D.2 trains with momentum 0.875 but Algorithm 1 has
-          none); it acts on ``d_t``, and weight decay stays decoupled from it.
+          none); it acts on ``d_t`` including the decay term, as in the paper's code.
         * Other implementations that multiply the ``|y|^(K-1)`` term by ``K`` (the chain rule of
           ``y^K``) have an epsilon ``K`` times this one for the same update.
         * The latent is kept, never recomputed from ``x``: a weight that underflows to 0 in its
@@ -99,12 +111,14 @@ class ReWA(LatentOptimizer):
         dampening: float = 0.0,
         nesterov: bool = False,
         *,
+        decoupled_weight_decay: bool = False,
         foreach: bool | None = None,
         check_finite: bool = True,
     ):
         defaults = dict(
             lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, momentum=momentum,
-            dampening=dampening, nesterov=nesterov, foreach=foreach, check_finite=check_finite,
+            dampening=dampening, nesterov=nesterov, decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach, check_finite=check_finite,
         )
         super().__init__(params, defaults)
         problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
@@ -117,6 +131,19 @@ class ReWA(LatentOptimizer):
         check.at_least("weight_decay", group["weight_decay"], 0)
         check.check_momentum(group)
 
+    def _guard_tensors(self, group: dict, p: Tensor) -> list[Tensor]:
+        buf = self.state[p].get("momentum_buffer") if group["momentum"] != 0 and p in self.state else None
+        return [] if buf is None else [buf]
+
+    def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
+                      others: list[float], limit: float) -> float:
+        return rewa_sgd_bound(
+            y_max=y_max, grad_max=grad_max, buffer_max=others[0] if others else None,
+            lr=group["lr"], K=group["K"], M=group["M"], weight_decay=group["weight_decay"],
+            momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"],
+            decoupled_weight_decay=group["decoupled_weight_decay"], limit=limit,
+        )
+
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         latents = self._latents(group, params)
         buffers = [self.state[p].get("momentum_buffer") for p in params]
@@ -125,6 +152,7 @@ class ReWA(LatentOptimizer):
             lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
             dampening=group["dampening"], nesterov=group["nesterov"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
             foreach=default_foreach(group["foreach"], params),
         )
         if group["momentum"] != 0:

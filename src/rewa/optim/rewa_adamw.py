@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from . import _validation as check
-from ._functional import rewa_adamw
+from ._functional import rewa_adamw, rewa_adamw_bound
 from ._latent import LatentOptimizer, default_foreach
 
 __all__ = ["ReWAAdamW"]
@@ -44,7 +44,10 @@ class ReWAAdamW(LatentOptimizer):
         K, M, eps: the reparameterization power (``>= 1``), the adaptive power
             (``0 <= M <= K - 1``) and the paper's epsilon (``>= 0``), as in :class:`ReWA`.
         weight_decay: ``lambda``, decoupled decay of ``y`` (AdamW style).
-        foreach, check_finite: as in :class:`ReWA`.
+        foreach, check_finite: as in :class:`ReWA`. The finite-step guarantee's cheap bound
+            assumes the betas were the same for every step so far; when they change (a
+            scheduler cycling ``beta1``) the bound may be off and a step that overflows may
+            not be caught.
 
     Notes on departures from the paper:
         * Algorithm 2 writes the replaced gradient with a factor ``eta_t``; Adam's update
@@ -100,6 +103,14 @@ class ReWAAdamW(LatentOptimizer):
         check.at_least("adam_eps", group["adam_eps"], 0)
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
+
+    def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
+                      others: list[float], limit: float) -> float:
+        beta1, beta2 = group["betas"]
+        step = (self.state[p].get("step", 0) if p in self.state else 0) + 1
+        return rewa_adamw_bound(y_max=y_max, grad_max=grad_max, step=int(step), lr=group["lr"],
+                                beta1=beta1, beta2=beta2, M=group["M"],
+                                weight_decay=group["weight_decay"], limit=limit)
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         latents = self._latents(group, params)
