@@ -79,7 +79,8 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "sgd": dict(_SGD_LIKE, weight_decay=1e-4),
     "adamw": dict(_ADAM_LIKE),
     # ReWA's recommended recipe on small networks (with METHOD_LOOP_DEFAULTS' clipping); README
-    "rewa": dict(lr=0.2, momentum=0.9, K=9, M=2, eps=0.0, weight_decay=1e-2),
+    # Its decay is decoupled (y <- (1 - lr*lambda) y), the units decay_budget is defined in.
+    "rewa": dict(lr=0.2, momentum=0.9, K=9, M=2, eps=0.0, weight_decay=1e-2, decoupled_weight_decay=True),
     "rewa-adamw": dict(_ADAM_LIKE, K=9, M=2, eps=0.0, weight_decay=1e-2),
     "pwd-sgd": dict(_SGD_LIKE), "pwd-adamw": dict(_ADAM_LIKE),
     "l1-prox": dict(_SGD_LIKE), "l1-subgradient": dict(_SGD_LIKE),
