@@ -49,6 +49,12 @@ PRESETS: dict[str, dict] = {
     "digits-mlp-rewa": dict(dataset="digits", model="mlp", method="rewa", lr=0.05, momentum=0.9, batch_size=64,
                             epochs=30, lr_schedule="cosine", warmup_epochs=0, K=9, M=2, eps=0.0,
                             weight_decay=1e-3, zero_M_epochs=2),
+    # ReWA's recommended recipe on small networks (README, "ReWA on networks"): gradient norm
+    # clipped to 1 (without it lr 0.2 diverges), lr 0.2 with cosine decay, K=9, M=2, eps=0, and the
+    # weight decay from a budget: lambda * sum_t lr_t = 0.5 (digits MLP, 30 epochs: lambda = 0.0095).
+    "rewa-recipe": dict(dataset="digits", model="mlp", method="rewa", lr=0.2, momentum=0.9, batch_size=64,
+                        epochs=30, lr_schedule="cosine", warmup_epochs=0, K=9, M=2, eps=0.0,
+                        decay_budget=0.5, grad_clip_norm=1.0),
 }
 
 

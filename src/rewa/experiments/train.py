@@ -65,7 +65,7 @@ from .models import MODELS, make_model
 from .presets import preset as _preset
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resolve_config", "lr_factor", "STANDARD_THRESHOLDS",
-           "METHOD_DEFAULTS", "RUN_FILES"]
+           "METHOD_DEFAULTS", "METHOD_LOOP_DEFAULTS", "grad_clip_norm", "decay_budget", "lr_sum", "RUN_FILES"]
 
 STANDARD_THRESHOLDS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 SWEEP_THRESHOLDS = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 1e-1)
@@ -78,7 +78,9 @@ _ADAM_LIKE = dict(lr=1e-3)
 METHOD_DEFAULTS: dict[str, dict] = {
     "sgd": dict(_SGD_LIKE, weight_decay=1e-4),
     "adamw": dict(_ADAM_LIKE),
-    "rewa": dict(_SGD_LIKE, K=9, M=2, eps=0.0, weight_decay=1e-4),
+    # ReWA's recommended recipe on small networks (with METHOD_LOOP_DEFAULTS' clipping); README
+    # Its decay is decoupled (y <- (1 - lr*lambda) y), the units decay_budget is defined in.
+    "rewa": dict(lr=0.2, momentum=0.9, K=9, M=2, eps=0.0, weight_decay=1e-2, decoupled_weight_decay=True),
     "rewa-adamw": dict(_ADAM_LIKE, K=9, M=2, eps=0.0, weight_decay=1e-2),
     "pwd-sgd": dict(_SGD_LIKE), "pwd-adamw": dict(_ADAM_LIKE),
     "l1-prox": dict(_SGD_LIKE), "l1-subgradient": dict(_SGD_LIKE),
@@ -86,6 +88,10 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "hadamard": dict(_SGD_LIKE), "hadamard-signed": dict(_SGD_LIKE), "spred": dict(_SGD_LIKE),
     "powerprop": dict(_SGD_LIKE),
 }
+# Training-loop defaults per method (TrainConfig fields left at None): ReWA's recommended recipe
+# clips the gradient norm (without it ReWA diverges at learning rates SGD trains with) and sets
+# its weight decay from a budget (README, "ReWA on networks").
+METHOD_LOOP_DEFAULTS: dict[str, dict] = {"rewa": dict(grad_clip_norm=1.0, decay_budget=0.5)}
 _SHORTCUT_HYPERPARAMETERS = ("lr", "momentum", "weight_decay", "K", "M", "eps")
 
 
@@ -114,6 +120,14 @@ class TrainConfig:
     eps: float | None = _opt(None, "ReWA epsilon, or Adam's for adamw-type torch methods (default: the method's)")
     options: tuple = _opt((), "other hyperparameters of the method as NAME=VALUE (e.g. strength=1e-5)")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
+    decay_budget: float | None = _opt(None, "set the weight decay of the sparsified weights to decay_budget / "
+                                            "(sum of the learning rates of the training steps): the total "
+                                            "log-shrink an unused (latent) weight gets from the decay alone, so "
+                                            "one value fits any dataset size and epochs (default: the method's, "
+                                            "0.5 for rewa when weight_decay is not given, else off)")
+    grad_clip_norm: float | None = _opt(None, "clip the gradient norm of all parameters to this before each step "
+                                              "(torch.nn.utils.clip_grad_norm_; 0: off; default: the method's, "
+                                              "1.0 for rewa, else off)")
     # schedule
     epochs: int = _opt(10, "training epochs (before any fine-tuning)")
     batch_size: int = _opt(64, "global batch size (split across processes)")
@@ -189,6 +203,19 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"val_fraction={c.val_fraction} must be in [0, 1)")
     if not 0 <= c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
+    if c.decay_budget is not None:
+        if not (isinstance(c.decay_budget, (int, float)) and 0 <= c.decay_budget < math.inf):
+            raise ValueError(f"decay_budget={c.decay_budget!r} must be a finite number >= 0")
+        if c.weight_decay is not None:
+            raise ValueError(f"decay_budget={c.decay_budget} and weight_decay={c.weight_decay}: give only one "
+                             "(decay_budget sets the weight decay)")
+        if c.target_sparsity is not None:
+            raise ValueError("target_sparsity sets the weight decay itself: drop decay_budget")
+        if "weight_decay" in parse_schedule(c.schedule):
+            raise ValueError("decay_budget sets the weight decay: drop weight_decay from schedule")
+    if c.grad_clip_norm is not None and not (
+            isinstance(c.grad_clip_norm, (int, float)) and 0 <= c.grad_clip_norm < math.inf):
+        raise ValueError(f"grad_clip_norm={c.grad_clip_norm!r} must be a finite number >= 0 (0: off)")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"label_smoothing={c.label_smoothing} must be in [0, 1)")
     if c.target_sparsity is not None and not 0 <= c.target_sparsity < 1:
@@ -213,6 +240,58 @@ def _validate(c: TrainConfig) -> None:
         if not 0 < milestone <= c.epochs:
             raise ValueError(f"step_milestones value {milestone} must be in (0, epochs] = (0, {c.epochs}]")
     _options(c)  # checks the NAME=VALUE forms
+
+
+def grad_clip_norm(c: TrainConfig) -> float:
+    """The gradient-norm clip of run ``c``: its own, else its method's default (0: off).
+
+    Example:
+        >>> from rewa.experiments.train import TrainConfig, grad_clip_norm
+        >>> grad_clip_norm(TrainConfig(method="rewa")), grad_clip_norm(TrainConfig(method="sgd"))
+        (1.0, 0.0)
+        >>> grad_clip_norm(TrainConfig(method="rewa", grad_clip_norm=0))
+        0
+    """
+    if c.grad_clip_norm is not None:
+        return c.grad_clip_norm
+    return float(METHOD_LOOP_DEFAULTS.get(c.method, {}).get("grad_clip_norm", 0.0))
+
+
+def decay_budget(c: TrainConfig) -> float | None:
+    """The decay budget of run ``c``: its own; else its method's default when neither
+    ``weight_decay`` nor ``target_sparsity`` nor a weight-decay schedule is given; else ``None``.
+
+    Example:
+        >>> from rewa.experiments.train import TrainConfig, decay_budget
+        >>> decay_budget(TrainConfig(method="rewa")), decay_budget(TrainConfig(method="rewa", weight_decay=1e-3))
+        (0.5, None)
+        >>> decay_budget(TrainConfig(method="l1-prox"))
+    """
+    if c.decay_budget is not None:
+        return c.decay_budget
+    if c.weight_decay is not None or c.target_sparsity is not None or "weight_decay" in parse_schedule(c.schedule):
+        return None
+    return METHOD_LOOP_DEFAULTS.get(c.method, {}).get("decay_budget")
+
+
+def lr_sum(c: TrainConfig, lr: float, steps_per_epoch: int) -> float:
+    """``sum_t lr_t`` over the training steps of run ``c`` (no fine-tuning), base rate ``lr``.
+
+    Example:
+        >>> from rewa.experiments.train import TrainConfig, lr_sum
+        >>> lr_sum(TrainConfig(epochs=4, lr_schedule="constant"), 0.1, 10)
+        4.0
+        >>> round(lr_sum(TrainConfig(epochs=30), 0.2, 17), 3)  # cosine, set per epoch: about lr * steps / 2
+        52.7
+    """
+    if c.schedule_per == "epoch":
+        factors = [lr_factor(c.lr_schedule, e, c.warmup_epochs, c.epochs, milestones=c.step_milestones,
+                             gamma=c.step_gamma, epoch=e) * steps_per_epoch for e in range(c.epochs)]
+    else:
+        total, warmup = c.epochs * steps_per_epoch, c.warmup_epochs * steps_per_epoch
+        factors = [lr_factor(c.lr_schedule, t, warmup, total, milestones=c.step_milestones, gamma=c.step_gamma,
+                             epoch=t // steps_per_epoch) for t in range(total)]
+    return lr * sum(factors)
 
 
 def _reparameterizing() -> tuple[str, ...]:
@@ -595,7 +674,15 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     model = factory().to(device)
     if c.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_loader = _Data(train_part, device=device, dist=dist, c=c, augment=augment, train=True)
+    steps = train_loader.steps_per_epoch()
+    if steps < 1:
+        raise ValueError(f"batch_size={c.batch_size} leaves no full step for {dist.world} process(es) "
+                         f"on {len(train_part)} training samples")
     hp = _method_hyperparameters(c)
+    budget = decay_budget(c)
+    if budget is not None:  # the weight decay whose total shrink over the run is the budget
+        hp["weight_decay"] = budget / lr_sum(c, hp["lr"], steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
         opt = rewa.create_optimizer(c.method, model, **hp)
@@ -606,11 +693,6 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     net = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_loader = _Data(train_part, device=device, dist=dist, c=c, augment=augment, train=True)
-    steps = train_loader.steps_per_epoch()
-    if steps < 1:
-        raise ValueError(f"batch_size={c.batch_size} leaves no full step for {dist.world} process(es) "
-                         f"on {len(train_part)} training samples")
     total_epochs = c.epochs + c.finetune_epochs
     finetune_lr = c.finetune_lr if c.finetune_lr is not None else base_lrs[0] / 10
 
@@ -751,6 +833,7 @@ def _set_epoch_hyperparameters(c, epoch, finetuning, sparse_groups, base_values,
 def _train_epoch(c, net, opt, data: _Data, epoch, steps, base_lrs, finetune_lr, device, autocast, dist, show):
     net.train()
     finetuning = epoch >= c.epochs
+    clip_norm = grad_clip_norm(c)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = torch.zeros((), dtype=torch.int64, device=device)
@@ -768,6 +851,8 @@ def _train_epoch(c, net, opt, data: _Data, epoch, steps, base_lrs, finetune_lr, 
         scale = dist.world / global_n if global_n is not None else 1.0 / len(y)
         opt.zero_grad(set_to_none=True)
         (batch_loss * scale).backward()
+        if clip_norm:  # after DDP's all-reduce: every process clips the same averaged gradient
+            nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
         opt.step()
         loss_sum += batch_loss.detach()
         correct += (logits.detach().argmax(1) == y).sum()
@@ -851,5 +936,6 @@ def _summary(c, model, factory, metrics, sweep, model_name, dataset_name, dist, 
         "val_accuracy": last.get("val_accuracy"), "test_accuracy": last.get("test_accuracy"),
         "sparsity": last.get("sparsity"), "compression": last.get("compression"),
         "best_val_accuracy": max((m["val_accuracy"] for m in metrics if m["val_accuracy"] is not None), default=None),
-        "wall_seconds": seconds, "torch_threads": torch.get_num_threads(),
+        "wall_seconds": seconds, "torch_threads": torch.get_num_threads(), "grad_clip_norm": grad_clip_norm(c),
+        "decay_budget": decay_budget(c),
     }

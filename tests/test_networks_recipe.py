@@ -1,0 +1,157 @@
+"""ReWA's recommended recipe on networks (issue 13): gradient clipping, defaults, preset, benchmark."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rewa.experiments.presets import preset
+from rewa.experiments.train import (METHOD_DEFAULTS, TrainConfig, decay_budget, grad_clip_norm, lr_sum,
+                                    resolve_config, train)
+
+pytest.importorskip("sklearn")
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "networks.py"
+
+
+def _run(**fields):
+    return train(TrainConfig(dataset="digits", out="", progress=False, figures=False, device="cpu", **fields))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rewa_trains_at_the_recipe_learning_rate_without_diverging(seed):
+    # Without clipping, ReWA (K=9, M=2, momentum 0.9) at lr 0.2 on the digits MLP produced a
+    # non-finite gradient within 4 epochs for seeds 1 and 2 (check_finite raised
+    # FloatingPointError); the recipe's default gradient-norm clip keeps every seed finite.
+    torch.set_num_threads(1)
+    result = _run(method="rewa", lr=0.2, weight_decay=1e-2, epochs=4, seed=seed)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    losses = [m["loss"] for m in result.metrics]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert result.summary["grad_clip_norm"] == 1.0
+
+
+def test_rewa_defaults_are_the_recipe():
+    assert grad_clip_norm(TrainConfig(method="rewa")) == 1.0
+    assert decay_budget(TrainConfig(method="rewa")) == 0.5
+    recipe = preset("rewa-recipe")
+    for key in ("lr", "momentum", "K", "M", "eps"):
+        assert METHOD_DEFAULTS["rewa"][key] == recipe[key], key
+    c = resolve_config("rewa-recipe", epochs=2)
+    assert (c.method, c.lr, c.grad_clip_norm, c.decay_budget, c.K, c.M, c.eps) == ("rewa", 0.2, 1.0, 0.5, 9, 2, 0.0)
+
+
+def _tiny(n=64):
+    x = torch.randn(n, 5, generator=torch.Generator().manual_seed(0))
+    return torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+
+
+def test_decay_budget_sets_the_weight_decay_from_the_sum_of_learning_rates():
+    common = dict(method="rewa", epochs=3, batch_size=16, val_fraction=0.0, out="", progress=False,
+                  figures=False, device="cpu")
+    result = train(TrainConfig(**common), train_data=_tiny())  # the recipe's default budget 0.5
+    steps = 4
+    expected = 0.5 / lr_sum(TrainConfig(**common), 0.2, steps)
+    # cosine set per epoch over 3 epochs: factors 1, 0.75, 0.25 -> sum 2 -> lr_sum = 0.2 * 4 * 2 = 1.6
+    assert expected == pytest.approx(0.5 / 1.6)
+    assert [m["weight_decay"] for m in result.metrics] == [pytest.approx(expected)] * 3
+    assert result.summary["decay_budget"] == 0.5
+    explicit = train(TrainConfig(weight_decay=1e-3, **common), train_data=_tiny())
+    assert [m["weight_decay"] for m in explicit.metrics] == [1e-3] * 3
+    assert explicit.summary["decay_budget"] is None
+    other = train(TrainConfig(**{**common, "method": "sgd"}, decay_budget=0.2), train_data=_tiny())
+    assert other.metrics[0]["weight_decay"] == pytest.approx(0.2 / lr_sum(TrainConfig(**common), 0.05, steps))
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(decay_budget=-1.0), r"decay_budget=-1.0 must be a finite number >= 0"),
+    (dict(decay_budget=math.inf), r"decay_budget=inf must be a finite number >= 0"),
+    (dict(decay_budget=0.5, weight_decay=1e-3), r"give only one"),
+    (dict(decay_budget=0.5, target_sparsity=0.9), r"target_sparsity sets the weight decay"),
+    (dict(decay_budget=0.5, schedule=("weight_decay=0:0,1:1e-3",)), r"drop weight_decay from schedule"),
+])
+def test_decay_budget_rejects_bad_combinations(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(method="rewa", **fields)
+
+
+def test_benchmark_budget_uses_the_same_sum_of_learning_rates():
+    module = _benchmark()
+    fields = dict(lr=0.2, lr_schedule="cosine", warmup_epochs=0.0, batch_size=64)
+    for epochs, n in ((30, 1078), (7, 3200)):
+        steps = math.ceil(n / 64)
+        assert module.lr_sum(fields, epochs, n, 0) == pytest.approx(
+            lr_sum(TrainConfig(epochs=epochs), 0.2, steps), rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sgd", "adamw", "l1-prox", "rewa-adamw"])
+def test_other_methods_do_not_clip_by_default(method):
+    assert grad_clip_norm(TrainConfig(method=method)) == 0.0
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf, "1"])
+def test_grad_clip_norm_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match=r"grad_clip_norm=.* must be a finite number >= 0"):
+        TrainConfig(grad_clip_norm=bad)
+
+
+def test_grad_clip_norm_is_applied_every_step_and_zero_turns_it_off(monkeypatch):
+    calls = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        calls.append(max_norm)
+        return original(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    x = torch.randn(64, 5)
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+    config = dict(method="sgd", epochs=2, batch_size=16, val_fraction=0.0, out="", progress=False, figures=False,
+                  device="cpu")
+    train(TrainConfig(grad_clip_norm=0.25, **config), train_data=data, test_data=data)
+    assert calls == [0.25] * 8  # 2 epochs of 4 steps
+    calls.clear()
+    train(TrainConfig(grad_clip_norm=0, **config), train_data=data, test_data=data)
+    assert calls == []
+
+
+def test_clipping_bounds_the_first_step():
+    # Plain SGD with lr 1 and one step: the parameters move by exactly the (clipped) gradient.
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0)) * 100
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+    common = dict(method="sgd", momentum=0.0, weight_decay=0.0, epochs=1, batch_size=32, val_fraction=0.0,
+                  max_steps_per_epoch=1, lr_schedule="constant", seed=3, out="", progress=False, figures=False,
+                  device="cpu")
+    start = train(TrainConfig(lr=0.0, **common), train_data=data).model
+    unclipped = train(TrainConfig(lr=1.0, grad_clip_norm=0, **common), train_data=data).model
+    clipped = train(TrainConfig(lr=1.0, grad_clip_norm=0.5, **common), train_data=data).model
+
+    @torch.no_grad()
+    def moved(model):
+        return float(torch.sqrt(sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), start.parameters()))))
+
+    assert moved(unclipped) > 0.6
+    assert moved(clipped) == pytest.approx(0.5, rel=1e-4)
+
+
+def _benchmark():
+    if "networks_benchmark" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("networks_benchmark", BENCHMARK)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["networks_benchmark"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["networks_benchmark"]
+
+
+def test_networks_benchmark_smoke(tmp_path):
+    module = _benchmark()
+    assert module.main(["--scale", "smoke", "--out", str(tmp_path), "--no-figures"]) == 0
+    text = (tmp_path / "table.md").read_text()
+    for name in ("| sgd |", "| rewa (recipe) |", "| l1-prox |"):
+        assert name in text
+    assert (tmp_path / "results.json").exists()
+    # every method has the same grid budget
+    assert len({len(grid) for _, grid in module.METHODS.values()}) == 1
