@@ -175,8 +175,10 @@ class _Solver:
         self.n_iter = 0
         self.converged = True
 
-    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0):
-        """Iterate the update on ``latent[rows]`` until the relative loss change is below tol."""
+    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0,
+             relative=False):
+        """Iterate the update on ``latent[rows]`` until the relative loss change is below tol and the
+        latent moves by less than ``sqrt(tol)`` (``relative=True``: times its largest entry)."""
         eps = self.eps if eps is None else eps
         tol = self.tol if tol is None else tol
         X = self.X[:, rows] if rows is not None else self.X
@@ -203,6 +205,8 @@ class _Solver:
             lr *= grow  # the warm-up tries longer steps: its flat start (w = y^K near 0) needs them
             change = abs(loss - new_loss) / max(abs(loss), 1e-12)
             moved = float((new_y - y).abs().max())
+            if relative:  # the warm-up's flat start: w = y^K ~ 0 moves neither the loss nor y much
+                moved /= max(float(new_y.abs().max()), 1e-300)
             y, coef, intercept, loss, dz = new_y, new_coef, new_b, new_loss, new_dz
             if change < tol and moved < math.sqrt(tol):
                 break
@@ -222,7 +226,7 @@ class _Solver:
         # Phase 1: M = 0, eps = 0 warm-up (crosses zero freely; see the module notes).
         latent, intercept, lr = self._run(latent, intercept, None, M=0, alpha=self.alpha, lr=lr,
                                           max_iter=min(budget, _WARMUP_ITER), eps=0.0, tol=_WARMUP_TOL,
-                                          grow=_GROW)
+                                          grow=_GROW, relative=True)
         lr = min(lr, 1.0 / self.K)  # the later phases start from the standard step again
         if self.M == 0:
             return latent, intercept
