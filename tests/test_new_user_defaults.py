@@ -25,7 +25,7 @@ def test_rewa_adamw_defaults_are_the_papers_adamw_setting():
 
 def test_rewa_adamw_warns_on_settings_that_do_not_sparsify():
     model = torch.nn.Linear(4, 2)
-    with pytest.warns(rewa.SparsityConfigWarning, match=r"M=0, eps=0 gives p = 1 \+ \(1 - M\)/K = 1.111"):
+    with pytest.warns(rewa.SparsityConfigWarning, match=r"K=9, M=0, eps=0 .*p = 1 \+ \(1 - M\)/K = 1.111"):
         rewa.ReWAAdamW(rewa.param_groups(model), M=0)
     with pytest.warns(rewa.SparsityConfigWarning):
         create_optimizer("rewa-adamw", model, M=1)

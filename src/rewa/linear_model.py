@@ -8,8 +8,10 @@ Algorithm 1, full batch) on the latent ``y``:
     y \\leftarrow (1 - \\eta\\alpha)\\, y - \\eta\\, |y|^M
         \\frac{|y|^{K-1}}{|y|^{K-1} + \\epsilon}\\, \\nabla_w L(w)
 
-with ``L`` the mean squared error ``||Xw + b - t||^2 / (2n)`` (regressor) or the mean
-logistic loss (classifier, one-vs-rest for more than two classes), using the functions of
+with ``L`` the mean squared error ``||Xw + b - t||^2 / (2n)`` (regressor), the mean
+logistic loss (classifier, two classes) or the mean softmax cross-entropy
+``-(1/n) sum_i log softmax(x_i^T W + b)_{c_i}`` (classifier, more than two classes; one-vs-rest
+logistic losses with ``multi_class="ovr"``), using the functions of
 :mod:`rewa.optim._functional` (the same code as the ``ReWA`` optimizer). ReWA behaves like
 l_p regularization with ``p = 1 + (1 - M)/K`` (Theorem 3.3); with the defaults ``K = 9,
 M = 2`` that is ``p ~ 0.89``.
@@ -20,21 +22,25 @@ The default solver (``solver="gd"``) works in three phases, each a run of that u
    moves with its gradient, so every coordinate, the true ones included, starts on the right
    side of zero. This is how the solver handles the zero saddle of Example 3.2 (with
    ``M > 0`` a coordinate that starts with the wrong sign crosses zero very slowly).
-   It stops when the loss improves by less than ``tol`` (relative) per iteration.
+   It stops when the loss improves by less than ``tol`` (relative) per iteration and the
+   latent moves by less than ``sqrt(tol)`` times its largest entry (relative: at the flat start
+   ``w = y^K ~ 0`` neither the loss nor ``y`` moves much in absolute terms).
 2. **Selection** (``M`` as given, decay ``alpha``) on a working set: the coordinates whose
    latent is at least half the largest one. After it converges, every coordinate outside is
    checked with ReWA's own criterion: its update shrinks it when
    ``|y_j|^M |g_j| < alpha |y_j|``; coordinates outside that would not clearly shrink
    (push at least half the decay) join the working set and the phase repeats. Small
-   coordinates that clearly shrink are set to exactly 0, which is a fixed point of the
-   update when ``M > 0``.
+   entries (feature, output) that clearly shrink are set to exactly 0, which is a fixed
+   point of each entry's update when ``M > 0``.
 3. **Debiasing** (``debias=True``): the decay is switched off on the selected support, so the
    coefficients converge to least squares (or logistic regression) on that support. ``alpha``
    then only decides the support, as in a relaxed Lasso.
 
 The step is ``eta = 1/K`` (``learning_rate="auto"``), halved whenever the loss rises: with
 standardized features the effective step on a coefficient near 1 is ``eta K |y|^(K-1) = 1``,
-so no tuning is needed. ``solver="sgd"`` instead runs the paper's recipe (mini-batches,
+so no tuning is needed. With ``fit_intercept`` the features are centred first (the intercept
+is not decayed, so ``b = b' - mean(X) w`` makes this the same problem, better conditioned when
+features have large means, as raw iris does). ``solver="sgd"`` instead runs the paper's recipe (mini-batches,
 cosine schedule, ``max_iter`` epochs, from the warm-up start) for comparison.
 
 **Choosing alpha.** ``alpha`` is the size of correlation ``|X_j^T r|/n`` a coordinate needs
