@@ -8,8 +8,10 @@ Algorithm 1, full batch) on the latent ``y``:
     y \\leftarrow (1 - \\eta\\alpha)\\, y - \\eta\\, |y|^M
         \\frac{|y|^{K-1}}{|y|^{K-1} + \\epsilon}\\, \\nabla_w L(w)
 
-with ``L`` the mean squared error ``||Xw + b - t||^2 / (2n)`` (regressor) or the mean
-logistic loss (classifier, one-vs-rest for more than two classes), using the functions of
+with ``L`` the mean squared error ``||Xw + b - t||^2 / (2n)`` (regressor), the mean
+logistic loss (classifier, two classes) or the mean softmax cross-entropy
+``-(1/n) sum_i log softmax(x_i^T W + b)_{c_i}`` (classifier, more than two classes; one-vs-rest
+logistic losses with ``multi_class="ovr"``), using the functions of
 :mod:`rewa.optim._functional` (the same code as the ``ReWA`` optimizer). ReWA behaves like
 l_p regularization with ``p = 1 + (1 - M)/K`` (Theorem 3.3); with the defaults ``K = 9,
 M = 2`` that is ``p ~ 0.89``.
@@ -20,21 +22,25 @@ The default solver (``solver="gd"``) works in three phases, each a run of that u
    moves with its gradient, so every coordinate, the true ones included, starts on the right
    side of zero. This is how the solver handles the zero saddle of Example 3.2 (with
    ``M > 0`` a coordinate that starts with the wrong sign crosses zero very slowly).
-   It stops when the loss improves by less than ``tol`` (relative) per iteration.
+   It stops when the loss improves by less than ``tol`` (relative) per iteration and the
+   latent moves by less than ``sqrt(tol)`` times its largest entry (relative: at the flat start
+   ``w = y^K ~ 0`` neither the loss nor ``y`` moves much in absolute terms).
 2. **Selection** (``M`` as given, decay ``alpha``) on a working set: the coordinates whose
    latent is at least half the largest one. After it converges, every coordinate outside is
    checked with ReWA's own criterion: its update shrinks it when
    ``|y_j|^M |g_j| < alpha |y_j|``; coordinates outside that would not clearly shrink
    (push at least half the decay) join the working set and the phase repeats. Small
-   coordinates that clearly shrink are set to exactly 0, which is a fixed point of the
-   update when ``M > 0``.
+   entries (feature, output) that clearly shrink are set to exactly 0, which is a fixed
+   point of each entry's update when ``M > 0``.
 3. **Debiasing** (``debias=True``): the decay is switched off on the selected support, so the
    coefficients converge to least squares (or logistic regression) on that support. ``alpha``
    then only decides the support, as in a relaxed Lasso.
 
 The step is ``eta = 1/K`` (``learning_rate="auto"``), halved whenever the loss rises: with
 standardized features the effective step on a coefficient near 1 is ``eta K |y|^(K-1) = 1``,
-so no tuning is needed. ``solver="sgd"`` instead runs the paper's recipe (mini-batches,
+so no tuning is needed. With ``fit_intercept`` the features are centred first (the intercept
+is not decayed, so ``b = b' - mean(X) w`` makes this the same problem, better conditioned when
+features have large means, as raw iris does). ``solver="sgd"`` instead runs the paper's recipe (mini-batches,
 cosine schedule, ``max_iter`` epochs, from the warm-up start) for comparison.
 
 **Choosing alpha.** ``alpha`` is the size of correlation ``|X_j^T r|/n`` a coordinate needs
@@ -124,7 +130,20 @@ def _logistic_loss(X, target, coef, intercept):
     return loss, (torch.sigmoid(logits) - target) / n
 
 
-_LOSSES = {"squared": _squared_loss, "logistic": _logistic_loss}
+def _multinomial_loss(X, target, coef, intercept):
+    """Softmax cross-entropy ``-(1/n) sum_i log softmax(z_i)_{c_i}`` with ``z = X W + b`` and
+    one-hot targets; its gradient in ``z`` is ``(softmax(z) - T)/n``."""
+    logits = X @ coef + intercept
+    n = X.shape[0]
+    log_p = torch.log_softmax(logits, dim=1)
+    loss = -float((target * log_p).sum()) / n
+    return loss, (log_p.exp() - target) / n
+
+
+_LOSSES = {"squared": _squared_loss, "logistic": _logistic_loss, "multinomial": _multinomial_loss}
+# 1 / (largest curvature of the loss in one sample's logits): the intercept's step and the
+# factor of ||X||_2^2/n in SGD's automatic step (sigmoid' <= 1/4; softmax Hessian <= 1/2)
+_CURVATURE = {"squared": 1.0, "logistic": 0.25, "multinomial": 0.5}
 
 
 def _read_only_tensor(a) -> torch.Tensor:
@@ -141,8 +160,9 @@ def _read_only_tensor(a) -> torch.Tensor:
 
 def _alpha_max(X, T, loss, fit_intercept) -> float:
     """The smallest alpha at which w = 0 is stationary: ``max_j |X_j^T r_0| / n``, with ``r_0``
-    the residual (squared loss, data already centred) or the logistic gradient at ``w = 0`` (with
-    the best intercept). The same scale as the Lasso's and LassoCV's ``alpha_max``."""
+    the residual (squared loss, data already centred) or the logistic / softmax gradient at
+    ``w = 0`` (with the best intercept, which predicts the class frequencies; both losses give
+    ``r_0 = T - mean(T)``). The same scale as the Lasso's and LassoCV's ``alpha_max``."""
     if loss == "squared":
         residual = T
     else:
@@ -157,12 +177,14 @@ class _Solver:
         self.X, self.target, self.loss = X, target, _LOSSES[loss]
         self.K, self.M, self.eps, self.alpha = K, M, eps, alpha
         self.fit_intercept, self.tol, self.max_iter = fit_intercept, tol, max_iter
-        self.intercept_step = 4.0 if loss == "logistic" else 1.0  # 1 / curvature of the loss in b
+        self.intercept_step = 1.0 / _CURVATURE[loss]  # 1 / curvature of the loss in b
         self.n_iter = 0
         self.converged = True
 
-    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0):
-        """Iterate the update on ``latent[rows]`` until the relative loss change is below tol."""
+    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0,
+             relative=False):
+        """Iterate the update on ``latent[rows]`` until the relative loss change is below tol and the
+        latent moves by less than ``sqrt(tol)`` (``relative=True``: times its largest entry)."""
         eps = self.eps if eps is None else eps
         tol = self.tol if tol is None else tol
         X = self.X[:, rows] if rows is not None else self.X
@@ -189,6 +211,8 @@ class _Solver:
             lr *= grow  # the warm-up tries longer steps: its flat start (w = y^K near 0) needs them
             change = abs(loss - new_loss) / max(abs(loss), 1e-12)
             moved = float((new_y - y).abs().max())
+            if relative:  # the warm-up's flat start: w = y^K ~ 0 moves neither the loss nor y much
+                moved /= max(float(new_y.abs().max()), 1e-300)
             y, coef, intercept, loss, dz = new_y, new_coef, new_b, new_loss, new_dz
             if change < tol and moved < math.sqrt(tol):
                 break
@@ -208,7 +232,7 @@ class _Solver:
         # Phase 1: M = 0, eps = 0 warm-up (crosses zero freely; see the module notes).
         latent, intercept, lr = self._run(latent, intercept, None, M=0, alpha=self.alpha, lr=lr,
                                           max_iter=min(budget, _WARMUP_ITER), eps=0.0, tol=_WARMUP_TOL,
-                                          grow=_GROW)
+                                          grow=_GROW, relative=True)
         lr = min(lr, 1.0 / self.K)  # the later phases start from the standard step again
         if self.M == 0:
             return latent, intercept
@@ -226,12 +250,14 @@ class _Solver:
             grad = self.X.T @ dz
             push = scaled_gradient(latent, grad, K=self.K, M=self.M, eps=self.eps).abs()
             # keep the large latents and every one the update does not clearly shrink
-            # (stationary ones have push = alpha |y|; shrinking ones at most half of it)
-            magnitude = latent.abs().amax(1)
-            keep = (magnitude >= _KEEP * magnitude.max()) | (push >= 0.5 * self.alpha * latent.abs()).any(1)
-            keep &= magnitude > 0
+            # (stationary ones have push = alpha |y|; shrinking ones at most half of it), entry
+            # by entry (feature, output): the penalty is elementwise, and 0 is a fixed point of
+            # each entry's update when M > 0
+            size = latent.abs()
+            kept = ((size >= _KEEP * size.max()) | (push >= 0.5 * self.alpha * size)) & (size > 0)
+            keep = kept.any(1)
             if not (keep & ~inside).any():
-                latent[~keep] = 0
+                latent[~kept] = 0
                 break
             rows = torch.nonzero(keep | inside).squeeze(1)
         # Phase 3: no decay on the support (least squares / logistic fit on it).
@@ -310,31 +336,39 @@ class _ReWALinearModel(BaseEstimator):
         self.warm_start = warm_start
         self.random_state = random_state
 
-    def _fit_targets(self, X, T):
-        """Fit coefficients ``(d, k)`` to targets ``T`` (n, k); sets coef_ and intercept_."""
+    def _fit_targets(self, X, T, loss=None):
+        """Fit coefficients ``(d, k)`` to targets ``T`` (n, k) with ``loss`` (default: the class's);
+        sets coef_ and intercept_."""
         self._validate_params()
+        loss = self._loss if loss is None else loss
         check.check_reparameterization(self.K, self.M, self.eps)
         n, d = X.shape
         k = T.shape[1]
         Xt, Tt = _read_only_tensor(X), _read_only_tensor(T)
         x_offset = torch.zeros(d, dtype=torch.float64)
-        if self.fit_intercept and self._loss == "squared":
-            # centre X and t: the intercept is then exact and needs no steps
+        if self.fit_intercept:
+            # centre X: the intercept is not decayed, so fitting (w, b') on X - mean(X) and
+            # returning b = b' - mean(X) w is the same problem, better conditioned (features
+            # with a large mean couple w and b); for the squared loss centre t too, the
+            # intercept is then exact and needs no steps
             x_offset = Xt.mean(0)
-            t_offset = Tt.mean(0)
-            Xt, Tt = Xt - x_offset, Tt - t_offset
-        self.alpha_max_ = _alpha_max(Xt, Tt, self._loss, self.fit_intercept)
+            Xt = Xt - x_offset
+            if loss == "squared":
+                t_offset = Tt.mean(0)
+                Tt = Tt - t_offset
+        self.alpha_max_ = _alpha_max(Xt, Tt, loss, self.fit_intercept)
         alpha = self.alpha_ratio * self.alpha_max_ if self.alpha == "auto" else float(self.alpha)
         self.alpha_ = alpha
         intercept = torch.zeros(k, dtype=torch.float64)
         latent = torch.zeros(d, k, dtype=torch.float64)
         if self.warm_start and hasattr(self, "coef_") and self._coef_matrix().shape == (d, k):
             latent = latent_from_weight(torch.from_numpy(self._coef_matrix()), self.K)
-            if self._loss == "logistic" and self.fit_intercept:
+            if loss != "squared" and self.fit_intercept:  # in the centred coordinates
                 intercept = torch.from_numpy(np.atleast_1d(self.intercept_).astype(np.float64).copy())
-        fit_intercept = self.fit_intercept and self._loss == "logistic"
+                intercept = intercept + x_offset @ power_map(latent, self.K)
+        fit_intercept = self.fit_intercept and loss != "squared"
         if self.solver == "gd":
-            solver = _Solver(Xt, Tt, self._loss, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
+            solver = _Solver(Xt, Tt, loss, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
                              fit_intercept=fit_intercept, tol=self.tol, max_iter=self.max_iter)
             latent, intercept = solver.fit(latent, intercept, debias=self.debias)
             self.n_iter_ = solver.n_iter
@@ -345,21 +379,22 @@ class _ReWALinearModel(BaseEstimator):
             seed = check_random_state(self.random_state).randint(2**31)
             if self.learning_rate == "auto":
                 # 1/K over the loss's curvature in w (largest eigenvalue of X^T X / n, a quarter
-                # of it for the logistic loss): the step on w near |y| = 1 is then at most 1/L
+                # of it for the logistic loss, half for softmax): the step on w near |y| = 1 is
+                # then at most 1/L
                 curvature = float(torch.linalg.matrix_norm(Xt, ord=2)) ** 2 / n
-                curvature *= 0.25 if self._loss == "logistic" else 1.0
+                curvature *= _CURVATURE[loss]
                 lr = 1.0 / (self.K * max(curvature, 1e-12))
             else:
                 lr = float(self.learning_rate)
             # the warm-up's budget does not depend on the epochs (max_iter) of SGD
-            warm = _Solver(Xt, Tt, self._loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
+            warm = _Solver(Xt, Tt, loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
                            fit_intercept=fit_intercept, tol=self.tol, max_iter=_WARMUP_ITER)
             latent, intercept = warm.fit(latent, intercept, debias=False)
             steps = 0
             for attempt in range(_SGD_RETRIES):
                 gen = torch.Generator().manual_seed(int(seed))
                 new_latent, new_intercept, steps = _sgd_fit(
-                    Xt, Tt, self._loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
+                    Xt, Tt, loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
                     fit_intercept=fit_intercept, epochs=self.max_iter, batch_size=min(self.batch_size, n),
                     lr=lr, generator=gen)
                 if torch.isfinite(new_latent).all() and torch.isfinite(new_intercept).all():
@@ -389,8 +424,8 @@ class _ReWALinearModel(BaseEstimator):
                 f"alpha_max={self.alpha_max_:.4g} (the largest |X_j^T r|/n at w = 0) zeroes every coefficient. "
                 "Lower alpha (or alpha_ratio with alpha='auto'), standardize X, or raise max_iter",
                 ConvergenceWarning, stacklevel=3)
-        if self.fit_intercept and self._loss == "squared":
-            intercept = t_offset - x_offset @ coef
+        if self.fit_intercept:  # back to the uncentred X
+            intercept = (t_offset if loss == "squared" else intercept) - x_offset @ coef
         self._set_coefficients(coef.numpy(), intercept.numpy())
         return self
 
@@ -459,11 +494,23 @@ class ReWARegressor(RegressorMixin, _ReWALinearModel):
 
 
 class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
-    """Sparse logistic regression fitted with ReWA (one-vs-rest for more than two classes).
+    """Sparse logistic regression fitted with ReWA (multinomial for more than two classes).
 
-    The parameters are those of :class:`ReWARegressor`; the loss is the mean logistic loss,
-    the intercept is fitted by gradient steps (not decayed). ``debias`` defaults to False
-    here: without decay, logistic regression on separable data has no finite minimizer.
+    The parameters are those of :class:`ReWARegressor`, plus ``multi_class``. With two classes
+    the loss is the mean logistic loss of one coefficient vector ``w``,
+    ``(1/n) sum_i log(1 + exp(-s_i (x_i^T w + b)))`` with ``s_i = +-1``. With ``k > 2`` classes,
+    ``multi_class="multinomial"`` (default) fits one coefficient vector per class to the mean
+    softmax cross-entropy, ``L(W) = -(1/n) sum_i log softmax(x_i^T W + b)_{c_i}``, gradient
+    ``X^T (softmax(XW + b) - T)/n`` for one-hot ``T`` (as ``LogisticRegression``'s default);
+    ``multi_class="ovr"`` instead fits ``k`` independent logistic losses (class against the
+    rest), whose linear boundaries cannot separate a class lying between two others (iris's
+    versicolor) as well as the joint softmax does. The intercept is fitted by gradient steps
+    (not decayed). ``debias`` defaults to False here: without decay, logistic regression on
+    separable data has no finite minimizer.
+
+    Parameters:
+        multi_class: ``"multinomial"`` (softmax cross-entropy, default) or ``"ovr"``
+            (one-vs-rest logistic losses); ignored with two classes.
 
     Attributes:
         classes_, coef_ (ndarray (1, n_features) for two classes, else (n_classes, n_features)),
@@ -480,14 +527,20 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
     """
 
     _loss = "logistic"
+    _parameter_constraints: dict = {
+        **_ReWALinearModel._parameter_constraints,
+        "multi_class": [StrOptions({"multinomial", "ovr"})],
+    }
 
     def __init__(self, *, K=9, M=2, eps=0.0, alpha="auto", alpha_ratio=0.01, solver="gd",
                  learning_rate="auto", max_iter=5000, batch_size=25, fit_intercept=True, tol=1e-6,
-                 debias=False, threshold=None, warm_start=False, random_state=None):
+                 debias=False, threshold=None, warm_start=False, random_state=None,
+                 multi_class="multinomial"):
         super().__init__(K=K, M=M, eps=eps, alpha=alpha, alpha_ratio=alpha_ratio, solver=solver,
                          learning_rate=learning_rate,
                          max_iter=max_iter, batch_size=batch_size, fit_intercept=fit_intercept, tol=tol,
                          debias=debias, threshold=threshold, warm_start=warm_start, random_state=random_state)
+        self.multi_class = multi_class
 
     def fit(self, X, y):
         """Fit to ``X`` (n_samples, n_features) and class labels ``y`` (n_samples,)."""
@@ -498,7 +551,8 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
         if len(self.classes_) < 2:
             raise ValueError(f"ReWAClassifier needs samples of at least 2 classes; got one class: {self.classes_[0]!r}")
         T = binarizer.transform(y).astype(np.float64)
-        return self._fit_targets(X, T)
+        self._multinomial = T.shape[1] > 1 and self.multi_class == "multinomial"
+        return self._fit_targets(X, T, "multinomial" if self._multinomial else "logistic")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -522,7 +576,10 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
         if scores.ndim == 1:
             p = 1 / (1 + np.exp(-scores))
             return np.column_stack([1 - p, p])
-        p = 1 / (1 + np.exp(-scores))  # one-vs-rest, normalized
+        if self._multinomial:  # softmax
+            p = np.exp(scores - scores.max(1, keepdims=True))
+        else:  # one-vs-rest, normalized
+            p = 1 / (1 + np.exp(-scores))
         return p / p.sum(1, keepdims=True)
 
     def predict(self, X):
