@@ -8,6 +8,8 @@ loading a state dict) and when the group's ``K`` changed. This class does only t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor
 
@@ -29,6 +31,17 @@ def default_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
     if foreach is not None:
         return bool(foreach)
     return all(p.device.type == "cuda" for p in params)
+
+
+def default_fused(fused: bool | None, foreach: bool | None, params: list[Tensor]) -> bool:
+    """The one place that chooses the compiled path: only when asked for.
+
+    ``None`` means no: compiling costs seconds to a minute on the first step (measured on
+    CPU, see ``rewa bench``), more than short runs, tests and examples gain from it.
+    """
+    if fused and foreach:
+        raise ValueError(f"fused={fused} and foreach={foreach} cannot both be True; pick one")
+    return bool(fused)
 
 
 class LatentOptimizer(CheckedOptimizer):
@@ -71,6 +84,29 @@ class LatentOptimizer(CheckedOptimizer):
             return
         unchanged = p == power_map(y, K).to(p.dtype)
         y.copy_(torch.where(unchanged, y, latent_from_weight(p, K, y.dtype)))
+
+    def _fresh(self, group: dict, params: list[Tensor]) -> list[bool]:
+        """Which parameters will get a latent derived from their weights in :meth:`_latents`."""
+        K = group["K"]
+        return [
+            "y" not in (state := self.state[p]) or state.get(_VERSION_KEY) != p._version or state["K"] != K
+            for p in params
+        ]
+
+    @contextmanager
+    def _exact_round_trip(self, params: list[Tensor], latents: list[Tensor], fresh: list[bool]):
+        """Keep a weight bitwise where the step left its freshly derived latent unchanged.
+
+        ``power_map(latent_from_weight(x))`` is ``x`` only up to rounding, so a step that does
+        not move ``y`` (lr 0, as ``torch.distributed.checkpoint`` takes to create state, or a
+        zero gradient without decay) would still move ``x``. Only on the step after a latent was
+        derived: this snapshots those parameters (one copy of ``x`` and ``y`` each, for that
+        step) and afterwards restores ``x`` where ``y`` did not change. No host sync.
+        """
+        saved = [(p, y, p.detach().clone(), y.clone()) for p, y, new in zip(params, latents, fresh) if new]
+        yield
+        for p, y, x_before, y_before in saved:
+            p.copy_(torch.where(y == y_before, x_before, p))
 
     def _mark_written(self, params: list[Tensor]) -> None:
         for p in params:

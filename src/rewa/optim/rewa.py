@@ -9,7 +9,8 @@ from torch import Tensor
 
 from . import _validation as check
 from ._functional import rewa_sgd
-from ._latent import LatentOptimizer, default_foreach
+from ._fused import fused_rewa_sgd
+from ._latent import LatentOptimizer, default_foreach, default_fused
 
 __all__ = ["ReWA", "SparsityConfigWarning"]
 
@@ -49,6 +50,12 @@ class ReWA(LatentOptimizer):
         momentum, dampening, nesterov: as in ``torch.optim.SGD``, acting on ``d_t``.
         foreach: use the multi-tensor implementation; ``None`` picks it when every
             parameter is on a CUDA device.
+        fused: run each tensor's update as one compiled kernel (``torch.compile``, one pass
+            over memory; see :mod:`rewa.optim._fused`). The first step pays the compilation
+            (seconds to a minute on CPU, reported in ``rewa.optim._fused.compile_seconds``);
+            ``lr`` and ``weight_decay`` enter as tensors, so schedulers do not recompile. If
+            compilation is unavailable it warns once (``FusedFallbackWarning``) and uses the
+            loop. ``None`` (default) means no. Not together with ``foreach=True``.
         check_finite: raise ``FloatingPointError`` before touching anything if a gradient
             holds nan or inf. Costs one reduction and one host sync per step and device.
 
@@ -100,11 +107,13 @@ class ReWA(LatentOptimizer):
         nesterov: bool = False,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
         check_finite: bool = True,
     ):
         defaults = dict(
             lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, momentum=momentum,
-            dampening=dampening, nesterov=nesterov, foreach=foreach, check_finite=check_finite,
+            dampening=dampening, nesterov=nesterov, foreach=foreach, fused=fused,
+            check_finite=check_finite,
         )
         super().__init__(params, defaults)
         problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
@@ -116,17 +125,26 @@ class ReWA(LatentOptimizer):
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
         check.check_momentum(group)
+        default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        fresh = self._fresh(group, params)
         latents = self._latents(group, params)
         buffers = [self.state[p].get("momentum_buffer") for p in params]
-        rewa_sgd(
-            params, grads, latents, buffers,
+        hyper = dict(
             lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
             dampening=group["dampening"], nesterov=group["nesterov"],
-            foreach=default_foreach(group["foreach"], params),
         )
+        with self._exact_round_trip(params, latents, fresh):
+            done = 0
+            if default_fused(group["fused"], group["foreach"], params):
+                done, _ = fused_rewa_sgd(params, grads, latents, buffers, **hyper)
+            if done < len(params):
+                rest = buffers[done:]
+                rewa_sgd(params[done:], grads[done:], latents[done:], rest, **hyper,
+                         foreach=default_foreach(group["foreach"], params))
+                buffers[done:] = rest
         if group["momentum"] != 0:
             for p, buf in zip(params, buffers):
                 self.state[p]["momentum_buffer"] = buf

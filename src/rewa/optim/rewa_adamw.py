@@ -9,7 +9,8 @@ from torch import Tensor
 
 from . import _validation as check
 from ._functional import rewa_adamw
-from ._latent import LatentOptimizer, default_foreach
+from ._fused import fused_rewa_adamw
+from ._latent import LatentOptimizer, default_foreach, default_fused
 
 __all__ = ["ReWAAdamW"]
 
@@ -44,7 +45,7 @@ class ReWAAdamW(LatentOptimizer):
         K, M, eps: the reparameterization power (``>= 1``), the adaptive power
             (``0 <= M <= K - 1``) and the paper's epsilon (``>= 0``), as in :class:`ReWA`.
         weight_decay: ``lambda``, decoupled decay of ``y`` (AdamW style).
-        foreach, check_finite: as in :class:`ReWA`.
+        foreach, fused, check_finite: as in :class:`ReWA`.
 
     Notes on departures from the paper:
         * Algorithm 2 writes the replaced gradient with a factor ``eta_t``; Adam's update
@@ -86,11 +87,12 @@ class ReWAAdamW(LatentOptimizer):
         weight_decay: float = 1e-2,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
         check_finite: bool = True,
     ):
         defaults = dict(
             lr=lr, betas=betas, adam_eps=adam_eps, K=K, M=M, eps=eps,
-            weight_decay=weight_decay, foreach=foreach, check_finite=check_finite,
+            weight_decay=weight_decay, foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
 
@@ -100,8 +102,10 @@ class ReWAAdamW(LatentOptimizer):
         check.at_least("adam_eps", group["adam_eps"], 0)
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
+        default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
+        fresh = self._fresh(group, params)
         latents = self._latents(group, params)
         states = [self.state[p] for p in params]
         for state in states:
@@ -109,13 +113,19 @@ class ReWAAdamW(LatentOptimizer):
                 state["exp_avg"] = torch.zeros_like(state["y"])
                 state["exp_avg_sq"] = torch.zeros_like(state["y"])
         beta1, beta2 = group["betas"]
-        rewa_adamw(
-            params, grads, latents,
-            [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            [s["step"] + 1 for s in states],
+        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        steps = [s["step"] + 1 for s in states]
+        hyper = dict(
             lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
-            K=group["K"], M=group["M"], eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            foreach=default_foreach(group["foreach"], params),
+            K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"],
         )
+        with self._exact_round_trip(params, latents, fresh):
+            done = 0
+            if default_fused(group["fused"], group["foreach"], params):
+                done, _ = fused_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, **hyper)
+            if done < len(params):
+                rewa_adamw(
+                    params[done:], grads[done:], latents[done:], exp_avgs[done:], exp_avg_sqs[done:],
+                    steps[done:], **hyper, foreach=default_foreach(group["foreach"], params),
+                )
         self._mark_written(params)
