@@ -1,0 +1,190 @@
+"""The fused (compiled) path against the single-tensor ground truth, and exact lr=0 steps.
+
+Compiling costs seconds per configuration, so the fused tests share a few configurations that
+together cover: both weight-decay variants, heavy-ball and Nesterov momentum, eps > 0, odd M,
+float64 and float32, ReWA-AdamW and both pWD optimizers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import rewa
+from rewa.optim import _fused
+from rewa.optim._functional import latent_from_weight, power_map
+from rewa.optim.pwd import PWDAdamW, PWDSGD
+
+warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
+
+# Tolerances: the compiled kernel contracts multiplies and adds differently from the eager ops.
+TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rtol=2e-5, atol=1e-7)}
+
+REWA = dict(lr=0.05, K=9, M=3, eps=1e-3, weight_decay=0.1, momentum=0.9, nesterov=True)
+
+
+def _model(dtype):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).to(dtype)
+
+
+def _train_pair(make_optimizer, dtype, steps=4, scheduler=None):
+    """The same model trained with the loop (``fused=False``) and with ``fused=True``."""
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(16, 6, dtype=dtype), torch.randn(16, 3, dtype=dtype)
+    models = [_model(dtype), _model(dtype)]
+    optimizers = [make_optimizer(list(m.parameters()), fused) for m, fused in zip(models, (False, True))]
+    for _ in range(steps):
+        for model, opt in zip(models, optimizers):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            opt.step()
+    return models, optimizers
+
+
+def _assert_same(models, optimizers, dtype):
+    (loop_model, fused_model), (loop_opt, fused_opt) = models, optimizers
+    for a, b in zip(loop_model.parameters(), fused_model.parameters()):
+        torch.testing.assert_close(b, a, **TOLERANCE[dtype])
+        state_a, state_b = loop_opt.state[a], fused_opt.state[b]
+        assert state_a.keys() == state_b.keys()
+        for key, value in state_a.items():
+            if isinstance(value, torch.Tensor):
+                torch.testing.assert_close(state_b[key], value, **TOLERANCE[dtype], msg=key)
+            elif key != "param_version":  # a version counter: counts writes, differs by path
+                assert state_b[key] == value, key
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_rewa_matches_loop(dtype):
+    models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), dtype)
+    _assert_same(models, optimizers, dtype)
+    assert optimizers[1].state[models[1][0].weight]["momentum_buffer"] is not None
+
+
+def test_fused_rewa_adamw_matches_loop():
+    make = lambda ps, fused: rewa.ReWAAdamW(ps, lr=0.01, K=9, M=2, weight_decay=0.1, fused=fused)  # noqa: E731
+    _assert_same(*_train_pair(make, torch.float64), torch.float64)
+
+
+def test_fused_pwd_matches_loop():
+    make = lambda ps, fused: PWDSGD(ps, lr=0.05, lambda_p=1e-3, p=0.5, momentum=0.9, fused=fused)  # noqa: E731
+    _assert_same(*_train_pair(make, torch.float64), torch.float64)
+    make = lambda ps, fused: PWDAdamW(ps, lr=0.01, lambda_p=1e-3, p=0.5, fused=fused)  # noqa: E731
+    _assert_same(*_train_pair(make, torch.float64), torch.float64)
+
+
+def test_fused_kernel_coupled_weight_decay_matches_torch_sgd_semantics():
+    """``decoupled_weight_decay=False``: ``d' = d + wd*y``, ``b <- mu b + (1 - tau) d'``,
+    ``y <- y - lr b``, against these formulas written out, for M=2, eps=0, heavy-ball."""
+    torch.manual_seed(2)
+    K, M, lr, wd, mu, tau = 9, 2, 0.05, 0.1, 0.9, 0.2
+    ys = [torch.randn(7, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    grads = [[torch.randn_like(y) for y in ys] for _ in range(3)]
+    xs = [power_map(y, K) for y in ys]
+    buffers = [None, None]
+    ref_y, ref_b = [y.clone() for y in ys], [None, None]
+    for step_grads in grads:
+        done, _ = _fused.fused_rewa_sgd(xs, step_grads, ys, buffers, lr=lr, K=K, M=M, eps=0.0,
+                                        weight_decay=wd, momentum=mu, dampening=tau, nesterov=False,
+                                        decoupled_weight_decay=False)
+        assert done == len(ys)
+        for i, g in enumerate(step_grads):
+            d = ref_y[i].abs() ** M * g + wd * ref_y[i]
+            ref_b[i] = d.clone() if ref_b[i] is None else mu * ref_b[i] + (1 - tau) * d
+            ref_y[i] = ref_y[i] - lr * ref_b[i]
+    for x, y, b, y_ref, b_ref in zip(xs, ys, buffers, ref_y, ref_b):
+        torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(b, b_ref, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(x, power_map(y_ref, K), rtol=1e-12, atol=1e-15)
+
+
+def test_scheduler_changing_lr_does_not_recompile():
+    models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
+    schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5) for opt in optimizers]
+    inputs, targets = torch.randn(16, 6, dtype=torch.float64), torch.randn(16, 3, dtype=torch.float64)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(3):
+            for model, opt, scheduler in zip(models, optimizers, schedulers):
+                opt.zero_grad()
+                torch.nn.functional.mse_loss(model(inputs), targets).backward()
+                opt.step()
+                scheduler.step()
+    assert optimizers[1].param_groups[0]["lr"] < REWA["lr"] / 4
+    _assert_same(models, optimizers, torch.float64)
+
+
+def test_fused_falls_back_to_the_loop_with_one_warning(monkeypatch):
+    def unavailable(fn, **kwargs):
+        def fail(*args):
+            raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(_fused, "_kernels", {})
+    monkeypatch.setattr(_fused, "compile_seconds", {})
+    monkeypatch.setattr(torch, "compile", unavailable)
+    with pytest.warns(_fused.FusedFallbackWarning, match="no C\\+\\+ compiler") as record:
+        models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
+    assert len([w for w in record if w.category is _fused.FusedFallbackWarning]) == 1
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_fused_and_foreach_together_is_an_error():
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        rewa.ReWA([torch.nn.Parameter(torch.ones(2))], fused=True, foreach=True)
+
+
+# ----------------------------------------------------------------------------------------
+# A first step that does not move the latent does not move the weights
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("make", [
+    lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9),
+    lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9, foreach=True),
+    lambda ps: rewa.ReWAAdamW(ps, lr=0.0, K=9, M=2, weight_decay=1e-2),
+], ids=["loop", "foreach", "adamw"])
+def test_lr_zero_step_leaves_weights_bitwise_unchanged(make, dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 32).to(dtype)
+    before = [p.detach().clone() for p in model.parameters()]
+    if dtype == torch.float32:  # the round trip x -> y -> x is not exact: it would move weights
+        assert any(not torch.equal(power_map(latent_from_weight(p, 9, torch.float32), 9), p)
+                   for p in model.parameters())
+    opt = make(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # the step torch.distributed.checkpoint takes to create the state
+    for p, p_before in zip(model.parameters(), before):
+        assert torch.equal(p, p_before)
+
+
+def test_distributed_checkpoint_round_trip_keeps_weights_and_state():
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+    opt = rewa.ReWA(model.parameters(), lr=0.1, K=9, M=2, momentum=0.9)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(3, 8)).square().sum().backward()
+        opt.step()
+    saved = get_optimizer_state_dict(model, opt)
+
+    fresh_model = torch.nn.Linear(8, 4)
+    fresh_before = [p.detach().clone() for p in fresh_model.parameters()]
+    get_optimizer_state_dict(fresh_model, rewa.ReWA(fresh_model.parameters(), lr=0.1, K=9, M=2))
+    assert all(torch.equal(a, b) for a, b in zip(fresh_before, fresh_model.parameters()))
+
+    restored = torch.nn.Linear(8, 4)
+    restored.load_state_dict(model.state_dict())
+    restored_opt = rewa.ReWA(restored.parameters(), lr=0.1, K=9, M=2, momentum=0.9)
+    set_optimizer_state_dict(restored, restored_opt, saved)
+    for a, b in zip(model.parameters(), restored.parameters()):
+        assert torch.equal(a, b)
+        for key in ("y", "momentum_buffer"):
+            assert torch.equal(opt.state[a][key], restored_opt.state[b][key])
