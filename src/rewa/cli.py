@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from . import cli_bench
 from .experiments.digits import DigitsConfig, run_target_sparsity_demo
 from .experiments.recovery import RecoveryConfig, run_recovery
 from .experiments.theory import TheoryConfig, run_theory, summary_table, write_theory_results
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sparsity.add_argument("--seed", type=int, default=0)
     sparsity.add_argument("--out", default="results/sparsity", help="output directory (default: results/sparsity)")
     sparsity.set_defaults(run=_reproduce_sparsity)
+    cli_bench.add_commands(commands)
     return parser
 
 
