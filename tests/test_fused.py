@@ -22,6 +22,12 @@ warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
 # Tolerances: the compiled kernel contracts multiplies and adds differently from the eager ops.
 TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rtol=2e-5, atol=1e-7)}
 
+@pytest.fixture(autouse=True)
+def _fuse_every_tensor(monkeypatch):
+    """The models here are small: send every tensor through the compiled kernels."""
+    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 1)
+
+
 REWA = dict(lr=0.05, K=9, M=3, eps=1e-3, weight_decay=0.1, momentum=0.9, nesterov=True)
 
 
@@ -127,9 +133,15 @@ def test_fused_falls_back_to_the_loop_with_one_warning(monkeypatch):
     monkeypatch.setattr(torch, "compile", unavailable)
     with pytest.warns(_fused.FusedFallbackWarning, match="no C\\+\\+ compiler") as record:
         models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
+    assert not _fused.compile_seconds
     assert len([w for w in record if w.category is _fused.FusedFallbackWarning]) == 1
-    for a, b in zip(models[0].parameters(), models[1].parameters()):
-        assert torch.equal(a, b)
+    _assert_same(models, optimizers, torch.float64)  # the fallback (foreach) path
+
+
+def test_small_tensors_take_the_foreach_path(monkeypatch):
+    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
+    big, small = _fused.split_for_fused([torch.zeros(10, 10), torch.zeros(99), torch.zeros(100)])
+    assert (big, small) == ([0, 2], [1])
 
 
 def test_fused_and_foreach_together_is_an_error():

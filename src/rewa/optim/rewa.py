@@ -9,6 +9,7 @@ from torch import Tensor
 
 from . import _validation as check
 from ._functional import rewa_sgd
+from . import _fused
 from ._fused import fused_rewa_sgd
 from ._latent import LatentOptimizer, default_foreach, default_fused
 
@@ -137,14 +138,19 @@ class ReWA(LatentOptimizer):
             dampening=group["dampening"], nesterov=group["nesterov"],
         )
         with self._exact_round_trip(params, latents, fresh):
-            done = 0
-            if default_fused(group["fused"], group["foreach"], params):
-                done, _ = fused_rewa_sgd(params, grads, latents, buffers, **hyper)
-            if done < len(params):
-                rest = buffers[done:]
-                rewa_sgd(params[done:], grads[done:], latents[done:], rest, **hyper,
-                         foreach=default_foreach(group["foreach"], params))
-                buffers[done:] = rest
+            fused = default_fused(group["fused"], group["foreach"], params)
+            # The fused path compiles the large tensors and runs small ones through foreach.
+            big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
+            if big:
+                bufs = _fused.pick(buffers, big)
+                done, _ = fused_rewa_sgd(*(_fused.pick(t, big) for t in (params, grads, latents)), bufs, **hyper)
+                _fused.put(buffers, big, bufs)
+                rest = big[done:] + rest
+            if rest:
+                bufs = _fused.pick(buffers, rest)
+                rewa_sgd(*(_fused.pick(t, rest) for t in (params, grads, latents)), bufs, **hyper,
+                         foreach=fused or default_foreach(group["foreach"], params))
+                _fused.put(buffers, rest, bufs)
         if group["momentum"] != 0:
             for p, buf in zip(params, buffers):
                 self.state[p]["momentum_buffer"] = buf

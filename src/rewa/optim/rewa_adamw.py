@@ -9,6 +9,7 @@ from torch import Tensor
 
 from . import _validation as check
 from ._functional import rewa_adamw
+from . import _fused
 from ._fused import fused_rewa_adamw
 from ._latent import LatentOptimizer, default_foreach, default_fused
 
@@ -119,13 +120,15 @@ class ReWAAdamW(LatentOptimizer):
             lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
             K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"],
         )
+        lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
         with self._exact_round_trip(params, latents, fresh):
-            done = 0
-            if default_fused(group["fused"], group["foreach"], params):
-                done, _ = fused_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, **hyper)
-            if done < len(params):
-                rewa_adamw(
-                    params[done:], grads[done:], latents[done:], exp_avgs[done:], exp_avg_sqs[done:],
-                    steps[done:], **hyper, foreach=default_foreach(group["foreach"], params),
-                )
+            fused = default_fused(group["fused"], group["foreach"], params)
+            # The fused path compiles the large tensors and runs small ones through foreach.
+            big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
+            if big:
+                done, _ = fused_rewa_adamw(*(_fused.pick(t, big) for t in lists), **hyper)
+                rest = big[done:] + rest
+            if rest:
+                rewa_adamw(*(_fused.pick(t, rest) for t in lists), **hyper,
+                           foreach=fused or default_foreach(group["foreach"], params))
         self._mark_written(params)
