@@ -129,7 +129,6 @@ class ReWA(LatentOptimizer):
         default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
-        fresh = self._fresh(group, params)
         latents = self._latents(group, params)
         buffers = [self.state[p].get("momentum_buffer") for p in params]
         hyper = dict(
@@ -137,7 +136,7 @@ class ReWA(LatentOptimizer):
             weight_decay=group["weight_decay"], momentum=group["momentum"],
             dampening=group["dampening"], nesterov=group["nesterov"],
         )
-        with self._exact_round_trip(params, latents, fresh):
+        with self._weights_kept_at_zero_lr(group["lr"], params):
             fused = default_fused(group["fused"], group["foreach"], params)
             # The fused path compiles the large tensors and runs small ones through foreach.
             big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))

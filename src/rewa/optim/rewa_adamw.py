@@ -106,7 +106,6 @@ class ReWAAdamW(LatentOptimizer):
         default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
-        fresh = self._fresh(group, params)
         latents = self._latents(group, params)
         states = [self.state[p] for p in params]
         for state in states:
@@ -121,7 +120,7 @@ class ReWAAdamW(LatentOptimizer):
             K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"],
         )
         lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
-        with self._exact_round_trip(params, latents, fresh):
+        with self._weights_kept_at_zero_lr(group["lr"], params):
             fused = default_fused(group["fused"], group["foreach"], params)
             # The fused path compiles the large tensors and runs small ones through foreach.
             big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
