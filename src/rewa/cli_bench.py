@@ -228,8 +228,10 @@ def add_commands(subparsers) -> None:
     # timings are comparable on a shared machine with one thread: that is bench's default
     bench.set_defaults(threads=1)
     bench.add_argument("--repeats", type=int, default=5, help="timed steps per round (default: 5)")
-    bench.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
-    bench.add_argument("--path", nargs="+", default=["loop", "foreach", "fused"], choices=["loop", "foreach", "fused"])
+    bench.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                       help="weight dtypes to time (default: float32 bfloat16)")
+    bench.add_argument("--path", nargs="+", default=["loop", "foreach", "fused"], choices=["loop", "foreach", "fused"],
+                       help="code paths to time (default: loop foreach fused)")
     bench.add_argument("--no-steps", action="store_true", help="skip the step-time table")
     bench.add_argument("--table2", action="store_true", help="also time the paper's Table 2 runs")
     bench.add_argument("--epochs", type=int, default=800, help="Table 2 epochs (default: 800, the paper's)")
