@@ -64,7 +64,7 @@ def test_every_option_has_help_and_threads():
         progs.add(prog)
     leaves = {prog for prog, action in _all_actions(build_parser()) if "--threads" in action.option_strings}
     assert leaves == {"rewa demo", "rewa reproduce theory", "rewa reproduce synthetic", "rewa reproduce sparsity",
-                      "rewa train", "rewa compare"}
+                      "rewa train", "rewa compare", "rewa bench"}
     result = run("demo", "--help")
     assert result.returncode == 0 and "number of features" in result.stdout and "--threads N" in result.stdout
 

@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     sparsity.set_defaults(run=_reproduce_sparsity)
     from .cli_train import add_commands as add_train_commands  # train, compare
     add_train_commands(commands)
+    from .cli_bench import add_commands as add_bench_commands  # bench
+    add_bench_commands(commands)
     return parser
 
 

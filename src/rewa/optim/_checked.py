@@ -14,7 +14,8 @@ raises ``FloatingPointError`` and leaves every tensor as it was, in every group:
   checked; if anything is not finite every guarded group is restored from its copies and
   ``FloatingPointError`` is raised.
 
-A fused step path plugs in by overriding ``_step_group``; the checks stay here.
+A fused step path plugs in by overriding ``_step_group`` (the compiled kernels of ``_fused``
+run inside it), so the checks, the copies and the restore above apply to fused steps alike.
 Parameters on the ``meta`` device have no values: they are skipped by the finite checks.
 """
 
@@ -30,6 +31,8 @@ from torch.optim import Optimizer
 from . import _validation as check
 
 _BOOL_FLAGS = ("nesterov", "check_finite", "decoupled_weight_decay", "proximal")
+# Flags that may also be None ("let the optimizer choose").
+_OPTIONAL_BOOL_FLAGS = ("foreach", "fused")
 
 
 def _has_values(t: Tensor) -> bool:
@@ -93,8 +96,9 @@ class CheckedOptimizer(Optimizer):
         for name in _BOOL_FLAGS:
             if name in group:
                 check.boolean(name, group[name])
-        if "foreach" in group and group["foreach"] is not None:
-            check.boolean("foreach", group["foreach"], allow_none=True)
+        for name in _OPTIONAL_BOOL_FLAGS:
+            if name in group:
+                check.boolean(name, group[name], allow_none=True)
 
     def _check_group(self, group: dict) -> None:
         """Raise ``ValueError`` naming any bad hyperparameter of ``group``."""

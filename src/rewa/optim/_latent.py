@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from numbers import Real
 
 import torch
@@ -21,6 +22,9 @@ from ._functional import latent_from_weight, power_map
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
 _VERSION_KEY = "param_version"
+
+# Hyperparameters a saved group may lack (they choose a code path, not the math).
+_OPTIONAL_KEYS = ("fused",)
 
 # A tensor whose share of exact zeros is at least this warns (the zero saddle).
 ZERO_SHARE_WARNING = 0.5
@@ -44,6 +48,17 @@ def default_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
     if foreach is not None:
         return bool(foreach)
     return all(p.device.type == "cuda" for p in params)
+
+
+def default_fused(fused: bool | None, foreach: bool | None, params: list[Tensor]) -> bool:
+    """The one place that chooses the compiled path: only when asked for.
+
+    ``None`` means no: compiling costs seconds to a minute on the first step (measured on
+    CPU, see ``rewa bench``), more than short runs, tests and examples gain from it.
+    """
+    if fused and foreach:
+        raise ValueError(f"fused={fused} and foreach={foreach} cannot both be True; pick one")
+    return bool(fused)
 
 
 class LatentOptimizer(CheckedOptimizer):
@@ -181,6 +196,20 @@ class LatentOptimizer(CheckedOptimizer):
         unchanged = p == power_map(y, K).to(p.dtype)
         y.copy_(torch.where(unchanged, y, latent_from_weight(p, K, y.dtype)))
 
+    @contextmanager
+    def _weights_kept_at_zero_lr(self, lr: float, params: list[Tensor]):
+        """A step at ``lr = 0`` leaves the weights bitwise as they were.
+
+        It leaves ``y`` unchanged, but ``power_map(latent_from_weight(x))`` is ``x`` only up to
+        rounding, so rewriting ``x`` from a latent just derived from it would move it (by up to
+        6.7e-7 relative for K = 9). ``torch.distributed.checkpoint`` creates optimizer state by
+        such a step. Only at lr 0: one copy of the group's weights for that step; no host sync.
+        """
+        saved = [p.detach().clone() for p in params] if lr == 0 else []
+        yield
+        for p, x in zip(params, saved):
+            p.copy_(x)
+
     def _mark_written(self, params: list[Tensor]) -> None:
         for p in params:
             state = self.state[p]
@@ -239,7 +268,8 @@ class LatentOptimizer(CheckedOptimizer):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"param group {index} of the loaded state dict has {len(saved['params'])} "
                                  f"parameters, this {name}'s has {len(group['params'])}")
-            missing = [key for key in self.defaults if key not in saved]
+            # ``fused`` only picks a code path: checkpoints from before it existed load as None
+            missing = [key for key in self.defaults if key not in saved and key not in _OPTIONAL_KEYS]
             if missing:
                 hint = ""
                 if "decoupled_weight_decay" in missing:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from . import _validation as check
 from ._checked import CheckedOptimizer
+from ._fused import fused_pwd_adamw, fused_pwd_sgd
 
 __all__ = ["PWDSGD", "PWDAdamW", "pwd_shrink_factor", "pwd_sgd", "pwd_adamw"]
 
@@ -101,6 +102,7 @@ class PWDSGD(CheckedOptimizer):
         params: parameters or param groups; every hyperparameter may differ per group.
         lr: ``eta`` (``>= 0``). lambda_p: ``lambda_p >= 0``. p: the norm's exponent, ``p > 0``.
         momentum, dampening, nesterov: as in ``torch.optim.SGD``, on the gradient.
+        fused: one compiled kernel per tensor (see :class:`rewa.ReWA`); ``None``/``False``: the loop.
 
     Notes on departures from the paper:
         * ``|w|^(p-2)`` uses the weight before the step (``s`` refreshed every step, the pWD
@@ -122,9 +124,10 @@ class PWDSGD(CheckedOptimizer):
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3, lambda_p: float = 1e-4, p: float = 0.5,
-                 momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False):
+                 momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False, *,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, lambda_p=lambda_p, p=p, momentum=momentum, dampening=dampening,
-                        nesterov=nesterov)
+                        nesterov=nesterov, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
@@ -134,8 +137,13 @@ class PWDSGD(CheckedOptimizer):
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         states = [self.state[p] for p in params]
         buffers = [s.get("momentum_buffer") for s in states]
-        pwd_sgd(params, grads, buffers, lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"],
-                momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"])
+        hyper = dict(lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"], momentum=group["momentum"],
+                     dampening=group["dampening"], nesterov=group["nesterov"])
+        done = fused_pwd_sgd(params, grads, buffers, **hyper)[0] if group.get("fused") else 0
+        if done < len(params):
+            rest = buffers[done:]
+            pwd_sgd(params[done:], grads[done:], rest, **hyper)
+            buffers[done:] = rest
         for state, buf in zip(states, buffers):
             state["step"] = state.get("step", 0) + 1
             if buf is not None:
@@ -156,6 +164,7 @@ class PWDAdamW(CheckedOptimizer):
     Args:
         params: parameters or param groups. lr: ``eta >= 0``. betas: ``(beta1, beta2)``, each in
         ``[0, 1)``. eps: Adam's constant, ``>= 0``. lambda_p: ``>= 0``. p: ``> 0``.
+        fused: one compiled kernel per tensor (see :class:`rewa.ReWA`); ``None``/``False``: the loop.
 
     Notes on departures from the paper:
         * ``|w|^(p-2)`` uses the weight before the step, refreshed every step.
@@ -175,8 +184,8 @@ class PWDAdamW(CheckedOptimizer):
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, lambda_p: float = 1e-4, p: float = 0.5):
-        defaults = dict(lr=lr, betas=betas, eps=eps, lambda_p=lambda_p, p=p)
+                 eps: float = 1e-8, lambda_p: float = 1e-4, p: float = 0.5, *, fused: bool | None = None):
+        defaults = dict(lr=lr, betas=betas, eps=eps, lambda_p=lambda_p, p=p, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
@@ -192,8 +201,12 @@ class PWDAdamW(CheckedOptimizer):
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         beta1, beta2 = group["betas"]
-        pwd_adamw(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                  [s["step"] + 1 for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
-                  eps=group["eps"], lambda_p=group["lambda_p"], p=group["p"])
+        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        steps = [s["step"] + 1 for s in states]
+        hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], lambda_p=group["lambda_p"],
+                     p=group["p"])
+        done = fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, **hyper)[0] if group.get("fused") else 0
+        if done < len(params):
+            pwd_adamw(params[done:], grads[done:], exp_avgs[done:], exp_avg_sqs[done:], steps[done:], **hyper)
         for state in states:
             state["step"] += 1

@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from torch import Tensor
 
 from . import _validation as check
+from . import _fused
 from ._functional import rewa_sgd, rewa_sgd_bound
-from ._latent import LatentOptimizer, default_foreach
+from ._fused import fused_rewa_sgd
+from ._latent import LatentOptimizer, default_foreach, default_fused
 
 __all__ = ["ReWA", "SparsityConfigWarning"]
 
@@ -59,6 +61,14 @@ class ReWA(LatentOptimizer):
             to ``y`` directly, outside the buffer (the default of earlier versions).
         foreach: use the multi-tensor implementation; ``None`` picks it when every
             parameter is on a CUDA device.
+        fused: run each tensor's update as one compiled kernel (``torch.compile``, one pass
+            over memory; see :mod:`rewa.optim._fused`), with the group's
+            ``decoupled_weight_decay``. The first step pays the compilation (seconds to a
+            minute on CPU, reported in ``rewa.optim._fused.compile_seconds``); ``lr`` and
+            ``weight_decay`` enter as tensors, so schedulers do not recompile. If compilation
+            is unavailable it warns once (``FusedFallbackWarning``) and uses the loop. ``None``
+            (default) means no. Not together with ``foreach=True``. Fused steps are as
+            all-or-nothing as the others (``check_finite``).
         check_finite: a step either completes with finite latents and weights or raises
             ``FloatingPointError`` and changes nothing (see :class:`rewa.optim._checked.CheckedOptimizer`).
             Costs a few reductions and one host sync per step and device; ``False`` removes
@@ -113,12 +123,13 @@ class ReWA(LatentOptimizer):
         *,
         decoupled_weight_decay: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         check_finite: bool = True,
     ):
         defaults = dict(
             lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, momentum=momentum,
             dampening=dampening, nesterov=nesterov, decoupled_weight_decay=decoupled_weight_decay,
-            foreach=foreach, check_finite=check_finite,
+            foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
         problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
@@ -130,6 +141,7 @@ class ReWA(LatentOptimizer):
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
         check.check_momentum(group)
+        default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _guard_tensors(self, group: dict, p: Tensor) -> list[Tensor]:
         buf = self.state[p].get("momentum_buffer") if group["momentum"] != 0 and p in self.state else None
@@ -147,14 +159,26 @@ class ReWA(LatentOptimizer):
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         latents = self._latents(group, params)
         buffers = [self.state[p].get("momentum_buffer") for p in params]
-        rewa_sgd(
-            params, grads, latents, buffers,
+        hyper = dict(
             lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
             dampening=group["dampening"], nesterov=group["nesterov"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
-            foreach=default_foreach(group["foreach"], params),
         )
+        with self._weights_kept_at_zero_lr(group["lr"], params):
+            fused = default_fused(group["fused"], group["foreach"], params)
+            # The fused path compiles the large tensors and runs small ones through foreach.
+            big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
+            if big:
+                bufs = _fused.pick(buffers, big)
+                done, _ = fused_rewa_sgd(*(_fused.pick(t, big) for t in (params, grads, latents)), bufs, **hyper)
+                _fused.put(buffers, big, bufs)
+                rest = big[done:] + rest
+            if rest:
+                bufs = _fused.pick(buffers, rest)
+                rewa_sgd(*(_fused.pick(t, rest) for t in (params, grads, latents)), bufs, **hyper,
+                         foreach=fused or default_foreach(group["foreach"], params))
+                _fused.put(buffers, rest, bufs)
         if group["momentum"] != 0:
             for p, buf in zip(params, buffers):
                 self.state[p]["momentum_buffer"] = buf

@@ -9,8 +9,10 @@ import torch
 from torch import Tensor
 
 from . import _validation as check
+from . import _fused
 from ._functional import rewa_adamw, rewa_adamw_bound
-from ._latent import LatentOptimizer, default_foreach
+from ._fused import fused_rewa_adamw
+from ._latent import LatentOptimizer, default_foreach, default_fused
 from .rewa import SparsityConfigWarning
 
 __all__ = ["ReWAAdamW"]
@@ -46,7 +48,7 @@ class ReWAAdamW(LatentOptimizer):
         K, M, eps: the reparameterization power (``>= 1``), the adaptive power
             (``0 <= M <= K - 1``) and the paper's epsilon (``>= 0``), as in :class:`ReWA`.
         weight_decay: ``lambda``, decoupled decay of ``y`` (AdamW style).
-        foreach, check_finite: as in :class:`ReWA`. The finite-step guarantee's cheap bound
+        foreach, fused, check_finite: as in :class:`ReWA`. The finite-step guarantee's cheap bound
             assumes the betas were the same for every step so far; when they change (a
             scheduler cycling ``beta1``) the bound may be off and a step that overflows may
             not be caught.
@@ -93,11 +95,12 @@ class ReWAAdamW(LatentOptimizer):
         weight_decay: float = 1e-2,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
         check_finite: bool = True,
     ):
         defaults = dict(
             lr=lr, betas=betas, adam_eps=adam_eps, K=K, M=M, eps=eps,
-            weight_decay=weight_decay, foreach=foreach, check_finite=check_finite,
+            weight_decay=weight_decay, foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
         problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
@@ -110,6 +113,7 @@ class ReWAAdamW(LatentOptimizer):
         check.at_least("adam_eps", group["adam_eps"], 0)
         check.check_reparameterization(group["K"], group["M"], group["eps"])
         check.at_least("weight_decay", group["weight_decay"], 0)
+        default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
                       others: list[float], limit: float) -> float:
@@ -127,13 +131,21 @@ class ReWAAdamW(LatentOptimizer):
                 state["exp_avg"] = torch.zeros_like(state["y"])
                 state["exp_avg_sq"] = torch.zeros_like(state["y"])
         beta1, beta2 = group["betas"]
-        rewa_adamw(
-            params, grads, latents,
-            [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-            [s["step"] + 1 for s in states],
+        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        steps = [s["step"] + 1 for s in states]
+        hyper = dict(
             lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
-            K=group["K"], M=group["M"], eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            foreach=default_foreach(group["foreach"], params),
+            K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"],
         )
+        lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
+        with self._weights_kept_at_zero_lr(group["lr"], params):
+            fused = default_fused(group["fused"], group["foreach"], params)
+            # The fused path compiles the large tensors and runs small ones through foreach.
+            big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
+            if big:
+                done, _ = fused_rewa_adamw(*(_fused.pick(t, big) for t in lists), **hyper)
+                rest = big[done:] + rest
+            if rest:
+                rewa_adamw(*(_fused.pick(t, rest) for t in lists), **hyper,
+                           foreach=fused or default_foreach(group["foreach"], params))
         self._mark_written(params)

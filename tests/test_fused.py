@@ -1,0 +1,314 @@
+"""The fused (compiled) path against the single-tensor ground truth, and exact lr=0 steps.
+
+Compiling costs seconds per configuration, so the fused tests share a few configurations that
+together cover: both weight-decay variants, heavy-ball and Nesterov momentum, eps > 0, odd M,
+float64 and float32, ReWA-AdamW and both pWD optimizers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import rewa
+from rewa.optim import _fused
+from rewa.optim._functional import latent_from_weight, power_map
+from rewa.optim.pwd import PWDAdamW, PWDSGD
+
+warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
+
+# Tolerances: the compiled kernel contracts multiplies and adds differently from the eager ops.
+TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rtol=2e-5, atol=1e-7)}
+
+@pytest.fixture(autouse=True)
+def _fuse_every_tensor(monkeypatch):
+    """The models here are small: send every tensor through the compiled kernels."""
+    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 1)
+
+
+REWA = dict(lr=0.05, K=9, M=3, eps=1e-3, weight_decay=0.1, momentum=0.9, nesterov=True)
+
+
+def _model(dtype):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).to(dtype)
+
+
+def _train_pair(make_optimizer, dtype, steps=4, scheduler=None):
+    """The same model trained with the loop (``fused=False``) and with ``fused=True``."""
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(16, 6, dtype=dtype), torch.randn(16, 3, dtype=dtype)
+    models = [_model(dtype), _model(dtype)]
+    optimizers = [make_optimizer(list(m.parameters()), fused) for m, fused in zip(models, (False, True))]
+    for _ in range(steps):
+        for model, opt in zip(models, optimizers):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            opt.step()
+    return models, optimizers
+
+
+def _assert_same(models, optimizers, dtype):
+    (loop_model, fused_model), (loop_opt, fused_opt) = models, optimizers
+    for a, b in zip(loop_model.parameters(), fused_model.parameters()):
+        torch.testing.assert_close(b, a, **TOLERANCE[dtype])
+        state_a, state_b = loop_opt.state[a], fused_opt.state[b]
+        assert state_a.keys() == state_b.keys()
+        for key, value in state_a.items():
+            if isinstance(value, torch.Tensor):
+                torch.testing.assert_close(state_b[key], value, **TOLERANCE[dtype], msg=key)
+            elif key != "param_version":  # a version counter: counts writes, differs by path
+                assert state_b[key] == value, key
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["coupled", "decoupled"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_rewa_matches_loop(dtype, decoupled):
+    """Both weight-decay variants (the group's ``decoupled_weight_decay``) against the loop."""
+    make = lambda ps, fused: rewa.ReWA(ps, **REWA, decoupled_weight_decay=decoupled, fused=fused)  # noqa: E731
+    models, optimizers = _train_pair(make, dtype)
+    _assert_same(models, optimizers, dtype)
+    assert optimizers[1].state[models[1][0].weight]["momentum_buffer"] is not None
+    assert all(group["decoupled_weight_decay"] is decoupled for group in optimizers[1].param_groups)
+
+
+def test_the_two_decay_variants_differ_on_the_fused_path():
+    """The flag reaches the kernel: with momentum the two variants give different weights."""
+    fused_weights = []
+    for decoupled in (False, True):
+        make = lambda ps, fused: rewa.ReWA(ps, **REWA, decoupled_weight_decay=decoupled, fused=fused)  # noqa: E731
+        (_, fused_model), _ = _train_pair(make, torch.float64)
+        fused_weights.append(fused_model[0].weight.detach())
+    assert not torch.allclose(*fused_weights, rtol=1e-6, atol=0)
+
+
+def test_fused_rewa_adamw_matches_loop():
+    make = lambda ps, fused: rewa.ReWAAdamW(ps, lr=0.01, K=9, M=2, weight_decay=0.1, fused=fused)  # noqa: E731
+    _assert_same(*_train_pair(make, torch.float64), torch.float64)
+
+
+def test_fused_pwd_matches_loop():
+    make = lambda ps, fused: PWDSGD(ps, lr=0.05, lambda_p=1e-3, p=0.5, momentum=0.9, fused=fused)  # noqa: E731
+    _assert_same(*_train_pair(make, torch.float64), torch.float64)
+    make = lambda ps, fused: PWDAdamW(ps, lr=0.01, lambda_p=1e-3, p=0.5, fused=fused)  # noqa: E731
+    _assert_same(*_train_pair(make, torch.float64), torch.float64)
+
+
+def test_fused_kernel_coupled_weight_decay_matches_torch_sgd_semantics():
+    """``decoupled_weight_decay=False``: ``d' = d + wd*y``, ``b <- mu b + (1 - tau) d'``,
+    ``y <- y - lr b``, against these formulas written out, for M=2, eps=0, heavy-ball."""
+    torch.manual_seed(2)
+    K, M, lr, wd, mu, tau = 9, 2, 0.05, 0.1, 0.9, 0.2
+    ys = [torch.randn(7, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    grads = [[torch.randn_like(y) for y in ys] for _ in range(3)]
+    xs = [power_map(y, K) for y in ys]
+    buffers = [None, None]
+    ref_y, ref_b = [y.clone() for y in ys], [None, None]
+    for step_grads in grads:
+        done, _ = _fused.fused_rewa_sgd(xs, step_grads, ys, buffers, lr=lr, K=K, M=M, eps=0.0,
+                                        weight_decay=wd, momentum=mu, dampening=tau, nesterov=False,
+                                        decoupled_weight_decay=False)
+        assert done == len(ys)
+        for i, g in enumerate(step_grads):
+            d = ref_y[i].abs() ** M * g + wd * ref_y[i]
+            ref_b[i] = d.clone() if ref_b[i] is None else mu * ref_b[i] + (1 - tau) * d
+            ref_y[i] = ref_y[i] - lr * ref_b[i]
+    for x, y, b, y_ref, b_ref in zip(xs, ys, buffers, ref_y, ref_b):
+        torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(b, b_ref, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(x, power_map(y_ref, K), rtol=1e-12, atol=1e-15)
+
+
+def test_scheduler_changing_lr_does_not_recompile():
+    models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
+    schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5) for opt in optimizers]
+    inputs, targets = torch.randn(16, 6, dtype=torch.float64), torch.randn(16, 3, dtype=torch.float64)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(3):
+            for model, opt, scheduler in zip(models, optimizers, schedulers):
+                opt.zero_grad()
+                torch.nn.functional.mse_loss(model(inputs), targets).backward()
+                opt.step()
+                scheduler.step()
+    assert optimizers[1].param_groups[0]["lr"] < REWA["lr"] / 4
+    _assert_same(models, optimizers, torch.float64)
+
+
+def test_fused_falls_back_to_the_loop_with_one_warning(monkeypatch):
+    def unavailable(fn, **kwargs):
+        def fail(*args):
+            raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(_fused, "_kernels", {})
+    monkeypatch.setattr(_fused, "compile_seconds", {})
+    monkeypatch.setattr(torch, "compile", unavailable)
+    with pytest.warns(_fused.FusedFallbackWarning, match="no C\\+\\+ compiler") as record:
+        models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
+    assert not _fused.compile_seconds
+    assert len([w for w in record if w.category is _fused.FusedFallbackWarning]) == 1
+    _assert_same(models, optimizers, torch.float64)  # the fallback (foreach) path
+
+
+def test_small_tensors_take_the_foreach_path(monkeypatch):
+    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
+    big, small = _fused.split_for_fused([torch.zeros(10, 10), torch.zeros(99), torch.zeros(100)])
+    assert (big, small) == ([0, 2], [1])
+
+
+def test_fused_and_foreach_together_is_an_error():
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        rewa.ReWA([torch.nn.Parameter(torch.ones(2))], fused=True, foreach=True)
+
+
+# ----------------------------------------------------------------------------------------
+# Fused steps are all-or-nothing (issue 9's guarantee): the kernels run inside _step_group
+# ----------------------------------------------------------------------------------------
+
+
+def _state_copy(model, opt):
+    weights = [p.detach().clone() for p in model.parameters()]
+    state = {id(p): {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
+             for p, s in opt.state.items()}
+    return weights, state
+
+
+def _assert_state_unchanged(model, opt, saved):
+    weights, state = saved
+    for p, before in zip(model.parameters(), weights):
+        assert torch.equal(p.detach(), before)
+    assert set(state) == {id(p) for p in opt.state}
+    for p, s in opt.state.items():
+        old = state[id(p)]
+        assert set(s) - {"param_version"} == set(old) - {"param_version"}
+        for key, value in s.items():
+            if key == "param_version":
+                continue
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, old[key]), key
+            else:
+                assert value == old[key], key
+
+
+FUSED_CASES = {
+    "rewa-coupled": lambda groups: rewa.ReWA(groups, **REWA, fused=True),
+    "rewa-decoupled": lambda groups: rewa.ReWA(groups, **REWA, decoupled_weight_decay=True, fused=True),
+    "rewa-adamw": lambda groups: rewa.ReWAAdamW(groups, lr=0.01, K=9, M=2, weight_decay=0.1, fused=True),
+}
+
+
+def _spy_kernels(monkeypatch):
+    """Count the fused drivers' calls, to show the failing step ran through the kernels."""
+    import rewa.optim.rewa as rewa_module
+    import rewa.optim.rewa_adamw as adamw_module
+
+    calls = []
+    for module, name in ((rewa_module, "fused_rewa_sgd"), (adamw_module, "fused_rewa_adamw")):
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, **kwargs):
+            done, finite = _original(*args, **kwargs)
+            calls.append(done)
+            return done, finite
+
+        monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("case", list(FUSED_CASES), ids=str)
+def test_fused_overflowing_step_raises_and_changes_nothing(case, monkeypatch):
+    """Finite gradients, an lr that overflows one group's latents on the fused path:
+    FloatingPointError, and weights, latents, buffers and step counts of both groups unchanged."""
+    calls = _spy_kernels(monkeypatch)
+    model = _model(torch.float32)
+    groups = [{"params": list(model[0].parameters())}, {"params": list(model[2].parameters())}]
+    opt = FUSED_CASES[case](groups)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+
+    def backward():
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+
+    for _ in range(2):
+        backward()
+        opt.step()
+    saved = _state_copy(model, opt)
+    good_lr = opt.param_groups[1]["lr"]
+    opt.param_groups[1]["lr"] = 1e39
+    backward()
+    calls.clear()
+    with pytest.raises(FloatingPointError, match="param group 1.*nothing was updated"):
+        opt.step()
+    assert calls and all(done > 0 for done in calls)  # the compiled kernels did run (and wrote)
+    _assert_state_unchanged(model, opt, saved)
+    opt.param_groups[1]["lr"] = good_lr  # and training goes on, fused
+    opt.step()
+    assert all(bool(p.isfinite().all()) for p in model.parameters())
+    assert all(s["step"] == 3 for s in opt.state.values())
+
+
+def test_fused_overflow_of_the_weights_alone_is_caught():
+    """K = 9, float32: |y| past 3.4e38^(1/9) = 1.9e4 keeps y finite but x = y^9 overflows."""
+    p = torch.nn.Parameter(torch.tensor([1.0e17, 1.0]))  # y = 77.4
+    opt = rewa.ReWA([p], **{**REWA, "lr": 1.0, "weight_decay": 0.0}, fused=True)
+    p.grad = torch.tensor([-3.0e4, 0.0]) / 77.4 ** 3  # |y|^M g with M = 3: a step of 3e4
+    with pytest.raises(FloatingPointError, match="nothing was updated"):
+        opt.step()
+    assert torch.equal(p.detach(), torch.tensor([1.0e17, 1.0]))
+    assert len(opt.state) == 0  # the first step's latent and buffer were not kept
+
+
+# ----------------------------------------------------------------------------------------
+# A step at lr 0 does not move the weights
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("make", [
+    lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9),
+    lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9, foreach=True),
+    lambda ps: rewa.ReWAAdamW(ps, lr=0.0, K=9, M=2, weight_decay=1e-2),
+], ids=["loop", "foreach", "adamw"])
+def test_lr_zero_step_leaves_weights_bitwise_unchanged(make, dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 32).to(dtype)
+    before = [p.detach().clone() for p in model.parameters()]
+    if dtype == torch.float32:  # the round trip x -> y -> x is not exact: it would move weights
+        assert any(not torch.equal(power_map(latent_from_weight(p, 9, torch.float32), 9), p)
+                   for p in model.parameters())
+    opt = make(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # the step torch.distributed.checkpoint takes to create the state
+    opt.step()
+    for p, p_before in zip(model.parameters(), before):
+        assert torch.equal(p, p_before)
+
+
+def test_distributed_checkpoint_round_trip_keeps_weights_and_state():
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+    opt = rewa.ReWA(model.parameters(), lr=0.1, K=9, M=2, momentum=0.9)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(3, 8)).square().sum().backward()
+        opt.step()
+    saved = get_optimizer_state_dict(model, opt)
+
+    fresh_model = torch.nn.Linear(8, 4)
+    fresh_before = [p.detach().clone() for p in fresh_model.parameters()]
+    get_optimizer_state_dict(fresh_model, rewa.ReWA(fresh_model.parameters(), lr=0.1, K=9, M=2))
+    assert all(torch.equal(a, b) for a, b in zip(fresh_before, fresh_model.parameters()))
+
+    restored = torch.nn.Linear(8, 4)
+    restored.load_state_dict(model.state_dict())
+    restored_opt = rewa.ReWA(restored.parameters(), lr=0.1, K=9, M=2, momentum=0.9)
+    set_optimizer_state_dict(restored, restored_opt, saved)
+    for a, b in zip(model.parameters(), restored.parameters()):
+        assert torch.equal(a, b)
+        for key in ("y", "momentum_buffer"):
+            assert torch.equal(opt.state[a][key], restored_opt.state[b][key])
