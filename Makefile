@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/rewa demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(PY) benchmarks/step.py

@@ -187,7 +187,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     args = ["--epochs", "2", "--batch-size", "64", "--method", "rewa", "--M", "2", "--weight-decay", "1e-3"]
     _in_process([*args, "--out", str(tmp_path / "one")])
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          *_cli(*args, "--out", str(tmp_path / "two"))[1:]],
         env=_python_env(), capture_output=True, text=True, timeout=180)
     assert two.returncode == 0, two.stderr[-3000:]

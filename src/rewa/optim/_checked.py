@@ -47,9 +47,17 @@ def max_abs(extremes: tuple[float, float]) -> float:
     return max(-low, high)
 
 
+def _global(value: Tensor) -> Tensor:
+    """A reduction of a sharded (DTensor) tensor as a plain tensor holding the value over all
+    shards, so every rank takes the same decision; plain tensors pass through."""
+    full_tensor = getattr(value, "full_tensor", None)
+    return full_tensor() if full_tensor is not None else value
+
+
 def _to_host(values: list[Tensor]) -> list[float]:
     """0-dim tensors of one device as Python floats, in order, with one transfer: stacked per
     dtype (few kernels), widened (float64; mps has none, float32 there), concatenated."""
+    values = [_global(v) for v in values]
     wide = torch.float32 if values[0].device.type == "mps" else torch.float64
     order: dict[torch.dtype, list[int]] = {}
     for index, v in enumerate(values):
