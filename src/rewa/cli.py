@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="reproduce the paper's claims and results")
     targets = reproduce.add_subparsers(dest="target", required=True)
 
-    theory = targets.add_parser("theory", help="check every Section 3 statement numerically")
+    theory = targets.add_parser("theory", help="check the Section 3 claims listed in the README numerically")
     theory.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
                         help="short runs, under 20 s (default: full runs)")
     theory.add_argument("--out", default="results/theory", help="output directory (default: %(default)s)")
