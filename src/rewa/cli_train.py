@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 
 __all__ = ["add_commands", "compare_runs"]

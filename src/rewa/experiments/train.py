@@ -42,7 +42,6 @@ sparsity, and those of evaluation; none per training step (except the optimizers
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math

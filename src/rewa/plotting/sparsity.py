@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from ..sparsity import SweepResult
 
@@ -62,7 +63,7 @@ def plot_accuracy_vs_compression(
     return fig
 
 
-def save_target_sparsity_figure(results, path) -> "Path":
+def save_target_sparsity_figure(results, path) -> Path:
     """Test accuracy against compression, one point per requested sparsity, saved as PNG.
 
     ``results``: the :class:`rewa.experiments.digits.DigitsResult` list of
