@@ -70,8 +70,6 @@ def save_target_sparsity_figure(results, path) -> Path:
     ``rewa reproduce sparsity``. Two markers per run: the trained model as is, and after
     pruning at the threshold; each point is labelled with its requested sparsity.
     """
-    from pathlib import Path
-
     import matplotlib
 
     if "matplotlib.pyplot" not in __import__("sys").modules:
