@@ -188,31 +188,33 @@ def _scaled_gradient(y: Tensor, g: Tensor, K: float, M: float, eps: float) -> Te
 
 
 # ----------------------------------------------------------------------------------------
-# The kernels: one tensor each, flattened to 1-D; they write in place and return a 0-dim
-# bool (whether the new values are finite) when asked to.
+# The kernels: one tensor each, flattened to 1-D; they write in place. Finiteness is checked
+# by the optimizer's all-or-nothing step (optim/_checked.py), not here.
 # ----------------------------------------------------------------------------------------
 
 
-def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled,
-                     check):
+def _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov):
+    """torch SGD's momentum on the step ``d``: ``b <- buf_coef*b + d_coef*d`` (``(momentum,
+    1 - dampening)``, or ``(0, 1)`` on the first step) written into ``buf``; returns the step."""
+    if momentum == 0:
+        return d
+    b = buf * buf_coef + d * d_coef
+    buf.copy_(b)
+    return d + momentum * b if nesterov else b
+
+
+def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled):
     d = _scaled_gradient(y, g, K, M, eps)
     if not decoupled:
         d = d + wd * y
-    if momentum != 0:
-        # b <- buf_coef*b + d_coef*d: (momentum, 1 - dampening), or (0, 1) on the first step
-        b = buf * buf_coef + d * d_coef
-        buf.copy_(b)
-        v = d + momentum * b if nesterov else b
-    else:
-        v = d
+    v = _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov)
     y_new = y * (1 - lr * wd) - lr * v if decoupled else y - lr * v
     y.copy_(y_new)
     x.copy_(_power_map(y_new, K))
-    return torch.isfinite(y_new).all() if check else None
 
 
 def _rewa_adamw_kernel(x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps,
-                       beta1, beta2, adam_eps, check):
+                       beta1, beta2, adam_eps):
     d = _scaled_gradient(y, g, K, M, eps)
     m = exp_avg + (d - exp_avg) * (1 - beta1)
     v = exp_avg_sq * beta2 + d * d * (1 - beta2)
@@ -221,7 +223,6 @@ def _rewa_adamw_kernel(x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_cor
     exp_avg_sq.copy_(v)
     y.copy_(y_new)
     x.copy_(_power_map(y_new, K))
-    return torch.isfinite(y_new).all() if check else None
 
 
 def _shrink(w, lr, lambda_p, p):
@@ -233,12 +234,7 @@ def _shrink(w, lr, lambda_p, p):
 def _pwd_sgd_kernel(w, g, buf, lr, lambda_p, buf_coef, d_coef, *, p, momentum, nesterov):
     shrink = _shrink(w, lr, lambda_p, p)
     g = g.to(w.dtype)
-    if momentum != 0:
-        b = buf * buf_coef + g * d_coef
-        buf.copy_(b)
-        v = g + momentum * b if nesterov else b
-    else:
-        v = g
+    v = _heavy_ball(g, buf, buf_coef, d_coef, momentum, nesterov)
     w.copy_((w - lr * v) * shrink)
 
 
@@ -259,28 +255,25 @@ def _pwd_adamw_kernel(w, g, exp_avg, exp_avg_sq, lr, lambda_p, step_size, bias_c
 
 
 def fused_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps, weight_decay, momentum,
-                   dampening, nesterov, decoupled_weight_decay: bool = False, check_finite: bool = False):
+                   dampening, nesterov, decoupled_weight_decay: bool = False) -> int:
     """:func:`rewa_sgd` through compiled kernels, one per tensor.
 
-    Returns ``(done, finite)``: the first ``done`` tensors were updated (all of them unless
-    compilation is unavailable or a tensor is not contiguous: the caller runs the rest through
-    the loop), and, with ``check_finite``, one 0-dim bool tensor per updated tensor, whether its
-    new latent is finite (on the device: no host sync here).
+    Returns ``done``: the first ``done`` tensors were updated (all of them unless compilation is
+    unavailable or a tensor is not contiguous: the caller runs the rest through the loop).
 
     ``decoupled_weight_decay=False`` (the default, as in :func:`rewa_sgd`): ``d <- d + wd*y``
     before momentum, ``y <- y - lr v`` (torch SGD); ``True``: ``y <- (1 - lr*wd) y - lr v``. New momentum
     buffers are written into ``momentum_buffers`` where it holds ``None``.
     """
     config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=bool(nesterov),
-                  decoupled=bool(decoupled_weight_decay), check=bool(check_finite))
+                  decoupled=bool(decoupled_weight_decay))
     key = ("ReWA", *config.values())
     if _kernel(key, _rewa_sgd_kernel, config) is None:
-        return 0, []
+        return 0
     device = params[0].device
     lr_t, wd_t = scalar(lr, device), scalar(weight_decay, device)
     steady = (scalar(momentum, device), scalar(1 - dampening, device))
     first = (scalar(0.0, device), scalar(1.0, device))
-    finite = []
     for i, (x, g, y) in enumerate(zip(params, grads, latents)):
         buf = momentum_buffers[i] if momentum != 0 else None
         coefs = steady
@@ -288,37 +281,36 @@ def fused_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps, w
             buf = momentum_buffers[i] = torch.zeros_like(y)
             coefs = first
         args = (x, g, y, buf, lr_t, wd_t, *coefs)
-        if not fusable([x, g, y] + ([buf] if buf is not None else [])) or not _call(key, args, finite):
+        if not fusable([x, g, y] + ([buf] if buf is not None else [])) or not _call(key, args):
             if coefs is first:
                 momentum_buffers[i] = None  # the loop creates it
-            return i, finite
-    return len(params), finite
+            return i
+    return len(params)
 
 
 def fused_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps,
-                     K, M, eps, weight_decay, check_finite: bool = False):
-    """:func:`rewa_adamw` through compiled kernels; ``None`` if they cannot be compiled here."""
-    config = dict(K=K, M=M, eps=eps, beta1=beta1, beta2=beta2, adam_eps=adam_eps, check=bool(check_finite))
+                     K, M, eps, weight_decay) -> int:
+    """:func:`rewa_adamw` through compiled kernels; returns how many leading tensors were updated."""
+    config = dict(K=K, M=M, eps=eps, beta1=beta1, beta2=beta2, adam_eps=adam_eps)
     key = ("ReWA-AdamW", *config.values())
     if _kernel(key, _rewa_adamw_kernel, config) is None:
-        return 0, []
+        return 0
     device = params[0].device
     lr_t, wd_t = scalar(lr, device), scalar(weight_decay, device)
-    finite = []
     for i, (x, g, y, m, v, t) in enumerate(zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps)):
         args = (x, g, y, m, v, lr_t, wd_t, scalar(lr / (1 - beta1**t), device),
                 scalar((1 - beta2**t) ** 0.5, device))
-        if not fusable([x, g, y, m, v]) or not _call(key, args, finite):
-            return i, finite
-    return len(params), finite
+        if not fusable([x, g, y, m, v]) or not _call(key, args):
+            return i
+    return len(params)
 
 
-def fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum, dampening, nesterov):
-    """:func:`rewa.optim.pwd.pwd_sgd` through compiled kernels; ``None`` if unavailable."""
+def fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum, dampening, nesterov) -> int:
+    """:func:`rewa.optim.pwd.pwd_sgd` through compiled kernels; returns how many leading tensors were updated."""
     config = dict(p=p, momentum=momentum, nesterov=bool(nesterov))
     key = ("pWD-SGD", *config.values())
     if _kernel(key, _pwd_sgd_kernel, config) is None:
-        return 0, []
+        return 0
     device = params[0].device
     lr_t, lambda_t = scalar(lr, device), scalar(lambda_p, device)
     steady = (scalar(momentum, device), scalar(1 - dampening, device))
@@ -329,29 +321,29 @@ def fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum,
         if momentum != 0 and buf is None:
             buf = momentum_buffers[i] = torch.zeros_like(w)
             coefs = first
-        if not fusable([w, g] + ([buf] if buf is not None else [])) or not _call(key, (w, g, buf, lr_t, lambda_t, *coefs), []):
+        if not fusable([w, g] + ([buf] if buf is not None else [])) or not _call(key, (w, g, buf, lr_t, lambda_t, *coefs)):
             if coefs is first:
                 momentum_buffers[i] = None  # the loop creates it
-            return i, []
-    return len(params), []
+            return i
+    return len(params)
 
 
-def fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, lambda_p, p):
-    """:func:`rewa.optim.pwd.pwd_adamw` through compiled kernels; ``None`` if unavailable."""
+def fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, lambda_p, p) -> int:
+    """:func:`rewa.optim.pwd.pwd_adamw` through compiled kernels; returns how many leading tensors were updated."""
     config = dict(p=p, beta1=beta1, beta2=beta2, eps=eps)
     key = ("pWD-AdamW", *config.values())
     if _kernel(key, _pwd_adamw_kernel, config) is None:
-        return 0, []
+        return 0
     device = params[0].device
     lr_t, lambda_t = scalar(lr, device), scalar(lambda_p, device)
     for i, (w, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
         args = (w, g, m, v, lr_t, lambda_t, scalar(lr / (1 - beta1**t), device), scalar((1 - beta2**t) ** 0.5, device))
-        if not fusable([w, g, m, v]) or not _call(key, args, []):
-            return i, []
-    return len(params), []
+        if not fusable([w, g, m, v]) or not _call(key, args):
+            return i
+    return len(params)
 
 
-def _call(key: tuple, args: tuple, finite: list) -> bool:
+def _call(key: tuple, args: tuple) -> bool:
     """Run the kernel of ``key`` on one tensor's arguments (flattened to 1-D); ``False`` if it
     cannot be compiled (warned once), in which case nothing of this tensor was written."""
     kernel = _kernels[key]
@@ -366,9 +358,9 @@ def _call(key: tuple, args: tuple, finite: list) -> bool:
             import torch._inductor.config as inductor_config
 
             with inductor_config.patch(compile_threads=1):
-                result = kernel(*flat)
+                kernel(*flat)
         else:
-            result = kernel(*flat)
+            kernel(*flat)
     except _compile_errors() as error:
         _kernels[key] = None
         message = str(error).splitlines()[0] if str(error) else ""
@@ -376,6 +368,4 @@ def _call(key: tuple, args: tuple, finite: list) -> bool:
         return False
     if first:
         compile_seconds[key] = time.perf_counter() - start
-    if result is not None:
-        finite.append(result)
     return True

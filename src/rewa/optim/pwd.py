@@ -139,7 +139,7 @@ class PWDSGD(CheckedOptimizer):
         buffers = [s.get("momentum_buffer") for s in states]
         hyper = dict(lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"], momentum=group["momentum"],
                      dampening=group["dampening"], nesterov=group["nesterov"])
-        done = fused_pwd_sgd(params, grads, buffers, **hyper)[0] if group.get("fused") else 0
+        done = fused_pwd_sgd(params, grads, buffers, **hyper) if group.get("fused") else 0
         if done < len(params):
             rest = buffers[done:]
             pwd_sgd(params[done:], grads[done:], rest, **hyper)
@@ -205,7 +205,7 @@ class PWDAdamW(CheckedOptimizer):
         steps = [s["step"] + 1 for s in states]
         hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], lambda_p=group["lambda_p"],
                      p=group["p"])
-        done = fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, **hyper)[0] if group.get("fused") else 0
+        done = fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, **hyper) if group.get("fused") else 0
         if done < len(params):
             pwd_adamw(params[done:], grads[done:], exp_avgs[done:], exp_avg_sqs[done:], steps[done:], **hyper)
         for state in states:

@@ -171,7 +171,7 @@ class ReWA(LatentOptimizer):
             big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
             if big:
                 bufs = _fused.pick(buffers, big)
-                done, _ = fused_rewa_sgd(*(_fused.pick(t, big) for t in (params, grads, latents)), bufs, **hyper)
+                done = fused_rewa_sgd(*(_fused.pick(t, big) for t in (params, grads, latents)), bufs, **hyper)
                 _fused.put(buffers, big, bufs)
                 rest = big[done:] + rest
             if rest:

@@ -143,7 +143,7 @@ class ReWAAdamW(LatentOptimizer):
             # The fused path compiles the large tensors and runs small ones through foreach.
             big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
             if big:
-                done, _ = fused_rewa_adamw(*(_fused.pick(t, big) for t in lists), **hyper)
+                done = fused_rewa_adamw(*(_fused.pick(t, big) for t in lists), **hyper)
                 rest = big[done:] + rest
             if rest:
                 rewa_adamw(*(_fused.pick(t, rest) for t in lists), **hyper,
