@@ -20,35 +20,11 @@ import warnings
 import torch
 
 import rewa
-
-
-def resnet18_cifar_shapes(num_classes: int = 10) -> list[tuple[int, ...]]:
-    """Parameter shapes of ResNet-18 for 32x32 inputs (3x3 stem, no max-pool): 62 tensors."""
-    shapes = [(64, 3, 3, 3), (64,), (64,)]
-    in_planes = 64
-    for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        for block in range(2):
-            first = block == 0
-            shapes += [(planes, in_planes, 3, 3), (planes,), (planes,), (planes, planes, 3, 3), (planes,), (planes,)]
-            if first and (stride != 1 or in_planes != planes):
-                shapes += [(planes, in_planes, 1, 1), (planes,), (planes,)]
-            in_planes = planes
-    shapes += [(num_classes, 512), (num_classes,)]
-    return shapes
-
-
-def make_params(device: str, seed: int = 0) -> list[torch.nn.Parameter]:
-    gen = torch.Generator().manual_seed(seed)
-    params = []
-    for shape in resnet18_cifar_shapes():
-        p = torch.nn.Parameter((torch.randn(shape, generator=gen) * 0.05).to(device))
-        p.grad = (torch.randn(shape, generator=gen) * 1e-2).to(device)
-        params.append(p)
-    return params
+from rewa.cli_bench import resnet18_cifar_shapes, resnet18_params
 
 
 def time_steps(make_optimizer, device: str, repeats: int, warmup: int = 3) -> list[float]:
-    params = make_params(device)
+    params = resnet18_params(device=device)
     opt = make_optimizer(params)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup):
@@ -72,7 +48,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
 
-    n = sum(p.numel() for p in make_params("cpu"))
+    n = sum(p.numel() for p in resnet18_params())
     print(f"ResNet-18 (CIFAR) parameter set: {len(resnet18_cifar_shapes())} tensors, {n / 1e6:.2f}M weights, "
           f"float32, device {args.device}, {args.threads} threads, {args.repeats} repeats")
 

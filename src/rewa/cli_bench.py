@@ -41,12 +41,13 @@ def resnet18_cifar_shapes(num_classes: int = 10) -> list[tuple[int, ...]]:
     return shapes + [(num_classes, 512), (num_classes,)]
 
 
-def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.nn.Parameter]:
+def resnet18_params(dtype: torch.dtype = torch.float32, device: str = "cpu", seed: int = 0) -> list[torch.nn.Parameter]:
+    """Parameters of :func:`resnet18_cifar_shapes` with random gradients (fixed by ``seed``)."""
     gen = torch.Generator().manual_seed(seed)
     params = []
     for shape in resnet18_cifar_shapes():
-        p = torch.nn.Parameter((torch.randn(shape, generator=gen) * 0.05).to(dtype))
-        p.grad = (torch.randn(shape, generator=gen) * 1e-2).to(dtype)
+        p = torch.nn.Parameter((torch.randn(shape, generator=gen) * 0.05).to(device=device, dtype=dtype))
+        p.grad = (torch.randn(shape, generator=gen) * 1e-2).to(device=device, dtype=dtype)
         params.append(p)
     return params
 
@@ -90,13 +91,13 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
         runs = {}
-        src_params = _params(dtype)
+        src_params = resnet18_params(dtype)
         sources = [torch.randn_like(p) for p in src_params]
         runs["copy", "-"] = (lambda d=src_params, s=sources: [a.data.copy_(b) for a, b in zip(d, s)], None, src_params)
         for (name, path), make in _optimizers().items():
             if path not in paths:
                 continue
-            params = _params(dtype)
+            params = resnet18_params(dtype)
             try:
                 opt = make(params)
             except (ValueError, RuntimeError, TypeError) as error:  # e.g. a torch path missing here
