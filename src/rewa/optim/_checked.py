@@ -129,8 +129,8 @@ class CheckedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         work = self._collect()
-        guarded = self._finite_checks(work)
-        self._apply(work, guarded)
+        guarded, bounds = self._finite_checks(work)
+        self._apply(work, guarded, bounds)
         return loss
 
     def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
@@ -163,9 +163,10 @@ class CheckedOptimizer(Optimizer):
                 work.append((group, params, grads))
         return work
 
-    def _finite_checks(self, work) -> set[int]:
+    def _finite_checks(self, work) -> tuple[set[int], dict[int, list]]:
         """Raise if a gradient of a ``check_finite`` group is nan or inf; return the indices
-        (into ``work``) of the groups whose update bound is not far from overflow.
+        (into ``work``) of the groups whose update bound is not far from overflow, and per
+        group the bounds after the step that ``_guard_needed`` found (for ``_carry_bounds``).
 
         The minimum and maximum of each gradient (nan and +-inf show up in them) and the
         subclass's maxima go to the host in one transfer per device; the search for the
@@ -177,7 +178,7 @@ class CheckedOptimizer(Optimizer):
             if not group.get("check_finite", False):
                 continue
             stats = [list(torch.aminmax(g)) if _has_values(g) else [] for g in grads]
-            extra = self._guard_stats(group, params)
+            extra, context = self._guard_stats(group, params)
             if extra is not None:
                 stats = [s + (e if _has_values(p) else []) for s, e, p in zip(stats, extra, params)]
             slots = []
@@ -188,12 +189,12 @@ class CheckedOptimizer(Optimizer):
                 device_list = by_device.setdefault(p.device, [])
                 slots.append((p.device, len(device_list), len(values)))
                 device_list.extend(values)
-            requests.append((i, slots))
+            requests.append((i, slots, context))
         if not requests:
-            return set()
+            return set(), {}
         host = {device: _to_host(values) for device, values in by_device.items() if values}
-        guarded = set()
-        for i, slots in requests:
+        guarded, bounds = set(), {}
+        for i, slots, context in requests:
             group, params, grads = work[i]
             per_tensor = []
             for index, slot in enumerate(slots):
@@ -205,9 +206,11 @@ class CheckedOptimizer(Optimizer):
                 if not all(math.isfinite(v) for v in values[:2]):
                     self._raise_nonfinite_gradient(group, params[index])
                 per_tensor.append(values)
-            if any(v is not None for v in per_tensor) and self._guard_needed(group, params, per_tensor):
-                guarded.add(i)
-        return guarded
+            if any(v is not None for v in per_tensor):
+                needed, bounds[i] = self._guard_needed(group, params, per_tensor, context)
+                if needed:
+                    guarded.add(i)
+        return guarded, bounds
 
     def _raise_nonfinite_gradient(self, group: dict, p: Tensor) -> None:
         group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
@@ -219,16 +222,23 @@ class CheckedOptimizer(Optimizer):
             "check_finite=False to take the step anyway."
         )
 
-    def _guard_stats(self, group: dict, params: list[Tensor]) -> list[list[Tensor]] | None:
-        """Per parameter, 0-dim tensors (pairs ``aminmax``) the update bound needs; None: no guard."""
-        return None
+    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[list[Tensor]] | None, object]:
+        """Per parameter, 0-dim tensors (pairs ``aminmax``) the update bound needs (None: no
+        guard), and whatever ``_guard_needed`` should get back with their values."""
+        return None, None
 
-    def _guard_needed(self, group: dict, params: list[Tensor], values: list[list[float] | None]) -> bool:
+    def _guard_needed(self, group: dict, params: list[Tensor], values: list[list[float] | None],
+                      context: object) -> tuple[bool, list | None]:
         """Whether the update of ``group`` may produce a non-finite value, from ``values``
-        (per parameter: the gradient's min and max, then the ``_guard_stats``, as floats)."""
-        return False
+        (per parameter: the gradient's min and max, then the ``_guard_stats``, as floats), and
+        per parameter what the step leaves for ``_carry_bounds`` (or ``None``)."""
+        return False, None
 
-    def _apply(self, work, guarded: set[int]) -> None:
+    def _carry_bounds(self, group: dict, params: list[Tensor], bounds: list | None) -> None:
+        """After ``group``'s step: keep what ``_guard_needed`` learned for the next step (a
+        subclass may then leave those tensors out of ``_guard_stats``)."""
+
+    def _apply(self, work, guarded: set[int], bounds: dict[int, list]) -> None:
         """Guarded groups first, each on a copy-backed in-place step that is checked; if one
         fails, all are restored and the error raised. Then the groups proven safe."""
         snapshots = []
@@ -240,6 +250,7 @@ class CheckedOptimizer(Optimizer):
                 snapshots.append(self._snapshot(params))
                 self._step_group(group, params, grads)
                 self._raise_if_nonfinite_result(group, params)
+                self._carry_bounds(group, params, bounds.get(i))
         except BaseException as error:
             for snapshot in reversed(snapshots):
                 self._restore(snapshot)
@@ -253,6 +264,7 @@ class CheckedOptimizer(Optimizer):
         for i, (group, params, grads) in enumerate(work):
             if i not in guarded:
                 self._step_group(group, params, grads)
+                self._carry_bounds(group, params, bounds.get(i))
 
     # -- copies for the guarded path -------------------------------------------------------
 

@@ -472,10 +472,11 @@ def _power_bound(base: float, exponent: float) -> float:
 
 def rewa_sgd_bound(*, y_max: float, grad_max: float, buffer_max: float | None, lr: float, K: float,
                    M: float, weight_decay: float, momentum: float, dampening: float, nesterov: bool,
-                   decoupled_weight_decay: bool, limit: float) -> float:
-    """An upper bound of ``|y|`` after one :func:`rewa_sgd` step, from the largest ``|y|``,
-    ``|g|`` and momentum-buffer entry (``None``: no buffer yet); ``inf`` when an intermediate
-    value may exceed ``limit``. In exact arithmetic, with ``|y|^(K-1)/(|y|^(K-1) + eps) <= 1``:
+                   decoupled_weight_decay: bool, limit: float) -> tuple[float, float | None]:
+    """Upper bounds of ``|y|`` and of the momentum buffer after one :func:`rewa_sgd` step, from
+    the largest ``|y|``, ``|g|`` and buffer entry (``None``: no buffer yet); the buffer's bound
+    is ``None`` without momentum, and the ``|y|`` bound ``inf`` when an intermediate value may
+    exceed ``limit``. In exact arithmetic, with ``|y|^(K-1)/(|y|^(K-1) + eps) <= 1``:
     ``|d| <= max|y|^M max|g| (+ lambda max|y|)``, ``|b'| <= mu max|b| + (1 - tau)|d|``,
     ``|v| <= |b'|`` (``|d| + mu |b'|`` with Nesterov), ``|y'| <= c max|y| + lr |v|`` with
     ``c = 1`` (or ``|1 - lr lambda|`` decoupled). ``K`` is unused: the caller bounds ``|y'|^K``.
@@ -483,16 +484,16 @@ def rewa_sgd_bound(*, y_max: float, grad_max: float, buffer_max: float | None, l
     scale = _power_bound(y_max, M) if M else 1.0
     coupled = not decoupled_weight_decay
     d = scale * grad_max + (weight_decay * y_max if coupled else 0.0)
-    v = d
+    v, b = d, None
     if momentum != 0:
         b = d if buffer_max is None else momentum * buffer_max + (1 - dampening) * d
         v = d + momentum * b if nesterov else b
         if not b < limit:
-            return math.inf
+            return math.inf, b
     if not (scale < limit and d < limit and v < limit):
-        return math.inf
+        return math.inf, b
     shrink = 1.0 if coupled else abs(1 - lr * weight_decay)
-    return shrink * y_max + lr * v
+    return shrink * y_max + lr * v, b
 
 
 def rewa_adamw_bound(*, y_max: float, grad_max: float, step: int, lr: float, beta1: float,

@@ -16,12 +16,17 @@ from numbers import Real
 import torch
 from torch import Tensor
 
-from ._checked import CheckedOptimizer, max_abs
+from ._checked import CheckedOptimizer, _to_host, max_abs
 from ._functional import latent_from_weight, power_map
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
 _VERSION_KEY = "param_version"
+
+# Host-side bounds of |y| and the guarded state after the last step, with the stamp of the
+# tensors they describe; like the version, stripped from ``state_dict()``.
+_BOUNDS_KEY = "update_bounds"
+_ROUNDING_SLACK = 1 + 2.0**-20
 
 # Hyperparameters a saved group may lack (they choose a code path, not the math).
 _OPTIONAL_KEYS = ("fused",)
@@ -132,47 +137,103 @@ class LatentOptimizer(CheckedOptimizer):
     def _latent_current(self, group: dict, p: Tensor) -> bool:
         return self._in_sync(p) and self.state[p].get("K") == group["K"]
 
-    def _guard_stats(self, group: dict, params: list[Tensor]) -> list[list[Tensor]]:
-        stats = []
-        for p in params:
-            state = self.state.get(p) or {}
-            values = []
-            if "y" in state:
-                values += torch.aminmax(state["y"])
-            if not self._latent_current(group, p):
-                values += torch.aminmax(p)  # the latent will be (re-)derived from these weights
-            for t in self._guard_tensors(group, p):
-                values += torch.aminmax(t)
-            stats.append(values)
-        return stats
+    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[list[Tensor]], list]:
+        # Where the last step's bounds still hold, no reduction is needed.
+        carried = [self._carried_bounds(group, p) for p in params]
+        stats = [[] if kept is not None else self._exact_stats(group, p) for p, kept in zip(params, carried)]
+        return stats, carried
 
-    def _guard_needed(self, group: dict, params: list[Tensor], values) -> bool:
+    def _exact_stats(self, group: dict, p: Tensor) -> list[Tensor]:
+        """``aminmax`` of the latent (of the weights if the latent will be re-derived) and of
+        each ``_guard_tensors`` entry."""
+        state = self.state.get(p) or {}
+        values = []
+        if "y" in state:
+            values += torch.aminmax(state["y"])
+        if not self._latent_current(group, p):
+            values += torch.aminmax(p)  # the latent will be (re-)derived from these weights
+        for t in self._guard_tensors(group, p):
+            values += torch.aminmax(t)
+        return values
+
+    def _guard_needed(self, group: dict, params: list[Tensor], values, carried: list) -> tuple[bool, list]:
+        needed, bounds = self._bounds_after_step(group, params, values, carried)
+        if needed and any(kept is not None for kept in carried):
+            # Carried bounds only grow from step to step; measure before paying for copies.
+            exact = []
+            for p, v in zip(params, values):
+                stats = self._exact_stats(group, p) if v is not None else []
+                exact.append(None if v is None else v[:2] + (_to_host(stats) if stats else []))
+            needed, bounds = self._bounds_after_step(group, params, exact, [None] * len(params))
+        return needed, bounds
+
+    def _bounds_after_step(self, group: dict, params: list[Tensor], values, carried: list):
+        """Whether the update may overflow, and per parameter the bounds of ``|y|`` and of the
+        ``_guard_tensors`` after the step (``None`` where unknown), from ``values`` or, where
+        given, the ``carried`` bounds of the last step."""
         K = group["K"]
-        for p, v in zip(params, values):
+        needed, bounds = False, []
+        for p, v, kept in zip(params, values, carried):
             if v is None:
+                bounds.append(None)
                 continue
             state = self.state.get(p) or {}
             grad_max, rest = max_abs(v[0:2]), v[2:]
-            y_max = 0.0
-            if "y" in state:
-                y_max, rest = max_abs(rest[0:2]), rest[2:]
-            if not self._latent_current(group, p):
-                y_max, rest = max(y_max, _root(max_abs(rest[0:2]), K)), rest[2:]
-            others = [max_abs(rest[i:i + 2]) for i in range(0, len(rest), 2)]
+            if kept is not None:
+                y_max, others = kept
+            else:
+                y_max = 0.0
+                if "y" in state:
+                    y_max, rest = max_abs(rest[0:2]), rest[2:]
+                if not self._latent_current(group, p):
+                    y_max, rest = max(y_max, _root(max_abs(rest[0:2]), K)), rest[2:]
+                others = [max_abs(rest[i:i + 2]) for i in range(0, len(rest), 2)]
             latent_limit = torch.finfo(latent_dtype(p)).max
             weight_limit = min(torch.finfo(p.dtype).max, latent_limit)
             # a factor 4 below overflow covers the rounding of every operation
-            bound = self._update_bound(group, p, y_max=y_max, grad_max=grad_max, others=others,
-                                       limit=latent_limit / 4)
-            if not bound < _root(weight_limit / 4, K):
-                return True
-        return False
+            y_bound, others_after = self._update_bound(group, p, y_max=y_max, grad_max=grad_max,
+                                                      others=others, limit=latent_limit / 4)
+            safe = y_bound < _root(weight_limit / 4, K)
+            needed = needed or not safe
+            bounds.append((y_bound, others_after) if safe else None)
+        return needed, bounds
 
     def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
-                      others: list[float], limit: float) -> float:
-        """An upper bound of ``|y|`` after this step (``inf`` if an intermediate may exceed
-        ``limit``), from the largest ``|y|``, ``|g|`` and ``|t|`` for ``_guard_tensors``."""
-        return math.inf
+                      others: list[float], limit: float) -> tuple[float, list[float]]:
+        """Upper bounds of ``|y|`` after this step (``inf`` if an intermediate may exceed
+        ``limit``) and of each ``_guard_tensors`` entry after it, from the largest ``|y|``,
+        ``|g|`` and ``|t|`` for ``_guard_tensors`` before it."""
+        return math.inf, []
+
+    # -- bounds carried from one step to the next --------------------------------------------
+
+    def _stamp(self, group: dict, p: Tensor) -> tuple:
+        """Identity and version counter of the latent and the guarded state: any write to one
+        of them (or a new tensor in its place) changes the stamp."""
+        return tuple((id(t), t._version) for t in (self.state[p]["y"], *self._guard_tensors(group, p)))
+
+    def _carried_bounds(self, group: dict, p: Tensor) -> tuple[float, list[float]] | None:
+        """The bounds of ``|y|`` and the guarded state left by the last step, if nothing has
+        written to them (nor to the weights) since and ``K`` is the same."""
+        state = self.state.get(p)
+        kept = state.get(_BOUNDS_KEY) if state else None
+        if kept is None or not self._latent_current(group, p):
+            return None
+        y_bound, others, stamp = kept
+        return (y_bound, others) if stamp == self._stamp(group, p) else None
+
+    def _carry_bounds(self, group: dict, params: list[Tensor], bounds: list | None) -> None:
+        for p, bound in zip(params, bounds or [None] * len(params)):
+            state = self.state.get(p)
+            if not state or "y" not in state:
+                continue
+            if bound is None:
+                state.pop(_BOUNDS_KEY, None)
+            else:
+                y_bound, others = bound
+                # widened a little: the bounds hold in exact arithmetic, the steps round
+                state[_BOUNDS_KEY] = (y_bound * _ROUNDING_SLACK, [b * _ROUNDING_SLACK for b in others],
+                                      self._stamp(group, p))
 
     def _overflow_hint(self, group: dict, p: Tensor) -> str:
         K = group["K"]
@@ -221,7 +282,7 @@ class LatentOptimizer(CheckedOptimizer):
     def state_dict(self) -> dict:
         sd = super().state_dict()
         sd["state"] = {
-            key: {k: v for k, v in value.items() if k != _VERSION_KEY}
+            key: {k: v for k, v in value.items() if k not in (_VERSION_KEY, _BOUNDS_KEY)}
             for key, value in sd["state"].items()
         }
         return sd
@@ -245,6 +306,7 @@ class LatentOptimizer(CheckedOptimizer):
                 continue
             state = self.state[p]
             state.pop(_VERSION_KEY, None)
+            state.pop(_BOUNDS_KEY, None)
             for key in self._latent_state_keys:
                 if isinstance(saved.get(key), Tensor):
                     state[key] = saved[key].to(device=p.device, dtype=latent_dtype(p), copy=True)

@@ -148,13 +148,14 @@ class ReWA(LatentOptimizer):
         return [] if buf is None else [buf]
 
     def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
-                      others: list[float], limit: float) -> float:
-        return rewa_sgd_bound(
+                      others: list[float], limit: float) -> tuple[float, list[float]]:
+        y_bound, buffer_bound = rewa_sgd_bound(
             y_max=y_max, grad_max=grad_max, buffer_max=others[0] if others else None,
             lr=group["lr"], K=group["K"], M=group["M"], weight_decay=group["weight_decay"],
             momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"],
             decoupled_weight_decay=group["decoupled_weight_decay"], limit=limit,
         )
+        return y_bound, [] if buffer_bound is None else [buffer_bound]
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         latents = self._latents(group, params)

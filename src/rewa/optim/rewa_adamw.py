@@ -116,12 +116,13 @@ class ReWAAdamW(LatentOptimizer):
         default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
-                      others: list[float], limit: float) -> float:
+                      others: list[float], limit: float) -> tuple[float, list[float]]:
         beta1, beta2 = group["betas"]
         step = (self.state[p].get("step", 0) if p in self.state else 0) + 1
-        return rewa_adamw_bound(y_max=y_max, grad_max=grad_max, step=int(step), lr=group["lr"],
-                                beta1=beta1, beta2=beta2, M=group["M"],
-                                weight_decay=group["weight_decay"], limit=limit)
+        y_bound = rewa_adamw_bound(y_max=y_max, grad_max=grad_max, step=int(step), lr=group["lr"],
+                                   beta1=beta1, beta2=beta2, M=group["M"],
+                                   weight_decay=group["weight_decay"], limit=limit)
+        return y_bound, []  # the moments are not part of the bound
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         latents = self._latents(group, params)
