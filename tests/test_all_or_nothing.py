@@ -264,3 +264,78 @@ def test_sparsity_warning_follows_sparsity_configuration():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rewa.ReWA([nn.Parameter(torch.ones(2))], K=3, M=0, eps=0.1)
+
+
+# -- bounds carried from step to step ----------------------------------------------------------
+
+CARRYING = {
+    "rewa-coupled": lambda ps: rewa.ReWA(ps, lr=0.005, K=9, M=2, weight_decay=0.01, momentum=0.9),
+    "rewa-nesterov-decoupled": lambda ps: rewa.ReWA(ps, lr=0.005, K=9, M=2, weight_decay=0.01, momentum=0.9,
+                                                    nesterov=True, decoupled_weight_decay=True),
+    "rewa-adamw": lambda ps: rewa.ReWAAdamW(ps, lr=0.01, K=9, M=2, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("name", CARRYING)
+def test_carried_bounds_stay_above_the_true_maxima(name):
+    """The bounds a step leaves for the next one (instead of new reductions) hold: at every
+    step |y| and the momentum buffer stay below them, and the weights follow the same path as
+    with every bound measured anew (check_finite=False)."""
+    torch.manual_seed(0)
+    checked_params = [nn.Parameter(torch.randn(40, 30) * 0.5), nn.Parameter(torch.randn(7) * 0.5)]
+    plain_params = [nn.Parameter(p.detach().clone()) for p in checked_params]
+    checked = CARRYING[name](checked_params)
+    plain = CARRYING[name](plain_params)
+    for group in plain.param_groups:
+        group["check_finite"] = False
+    targets = [0.5 * torch.randn_like(p) for p in checked_params]
+    for step in range(60):
+        # a quadratic loss's gradient with noise, and now and then a large one
+        noise = 3.0 if step % 17 == 5 else 0.1
+        grads = [p.detach() - t + noise * torch.randn_like(p) for p, t in zip(checked_params, targets)]
+        for params in (checked_params, plain_params):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+        checked.step()
+        plain.step()
+        for p, q in zip(checked_params, plain_params):
+            assert torch.equal(p, q)
+            state = checked.state[p]
+            y_bound, others, _ = state["update_bounds"]
+            assert state["y"].abs().max() <= y_bound
+            if "momentum_buffer" in state:
+                assert state["momentum_buffer"].abs().max() <= others[0]
+
+
+@pytest.mark.parametrize("where", ["latent in place", "new buffer", "weights in place"])
+def test_a_write_outside_the_optimizer_voids_the_carried_bounds(where):
+    """After a few steps something outside the optimizer makes the state huge; the next step
+    must measure it (not trust the last step's bounds), so it raises and changes nothing."""
+    torch.manual_seed(0)
+    p = nn.Parameter(torch.randn(50) * 0.5)
+    opt = rewa.ReWA([p], lr=0.05, K=9, M=2, weight_decay=0.01, momentum=0.9)
+    for _ in range(3):
+        p.grad = torch.randn_like(p)
+        opt.step()
+    state = opt.state[p]
+    with torch.no_grad():
+        if where == "latent in place":
+            state["y"][0] = 1.8e4  # x = y^9 is near float32's largest value
+        elif where == "new buffer":
+            state["momentum_buffer"] = torch.full_like(p, 1e6)
+        else:
+            p[0] = 3e38
+    p.grad = torch.ones_like(p)
+    weights, latent = p.detach().clone(), state["y"].clone()
+    with pytest.raises(FloatingPointError):
+        opt.step()
+    assert torch.equal(p, weights) and torch.equal(state["y"], latent)
+
+
+def test_carried_bounds_are_not_saved():
+    p = nn.Parameter(torch.randn(5))
+    opt = rewa.ReWA([p], lr=0.05, momentum=0.9)
+    p.grad = torch.randn_like(p)
+    opt.step()
+    assert "update_bounds" in opt.state[p]
+    assert "update_bounds" not in opt.state_dict()["state"][0]
