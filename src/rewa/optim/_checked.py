@@ -172,38 +172,38 @@ class CheckedOptimizer(Optimizer):
         subclass's maxima go to the host in one transfer per device; the search for the
         culprit runs only when something is wrong.
         """
-        requests = []  # (work index, per-tensor list of tensors to reduce or None)
+        requests = []  # (work index, per parameter its span of values or None, context)
         by_device: dict[torch.device, list[Tensor]] = {}
         for i, (group, params, grads) in enumerate(work):
             if not group.get("check_finite", False):
                 continue
-            stats = [list(torch.aminmax(g)) if _has_values(g) else [] for g in grads]
             extra, context = self._guard_stats(group, params)
-            if extra is not None:
-                stats = [s + (e if _has_values(p) else []) for s, e, p in zip(stats, extra, params)]
-            slots = []
-            for p, values in zip(params, stats):
-                if not values:
-                    slots.append(None)
+            spans = []
+            for j, g in enumerate(grads):
+                if g.is_meta or g.numel() == 0:
+                    spans.append(None)
                     continue
-                device_list = by_device.setdefault(p.device, [])
-                slots.append((p.device, len(device_list), len(values)))
-                device_list.extend(values)
-            requests.append((i, slots, context))
+                values = by_device.setdefault(g.device, [])
+                start = len(values)
+                values += torch.aminmax(g)
+                if extra is not None:
+                    values += extra[j]
+                spans.append((g.device, start, len(values)))
+            requests.append((i, spans, context))
         if not requests:
             return set(), {}
         host = {device: _to_host(values) for device, values in by_device.items() if values}
         guarded, bounds = set(), {}
-        for i, slots, context in requests:
-            group, params, grads = work[i]
-            per_tensor = []
-            for index, slot in enumerate(slots):
-                if slot is None:
+        for i, spans, context in requests:
+            group, params, _ = work[i]
+            per_tensor: list[list[float] | None] = []
+            for index, span in enumerate(spans):
+                if span is None:
                     per_tensor.append(None)
                     continue
-                device, start, length = slot
-                values = host[device][start:start + length]
-                if not all(math.isfinite(v) for v in values[:2]):
+                device, start, end = span
+                values = host[device][start:end]
+                if not (math.isfinite(values[0]) and math.isfinite(values[1])):
                     self._raise_nonfinite_gradient(group, params[index])
                 per_tensor.append(values)
             if any(v is not None for v in per_tensor):
