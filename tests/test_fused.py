@@ -89,10 +89,11 @@ def test_fused_rewa_adamw_matches_loop():
     _assert_same(*_train_pair(make, torch.float64), torch.float64)
 
 
-def test_fused_pwd_matches_loop():
-    make = lambda ps, fused: PWDSGD(ps, lr=0.05, lambda_p=1e-3, p=0.5, momentum=0.9, fused=fused)  # noqa: E731
+@pytest.mark.parametrize("p", [0.5, 1.0, 0.7])  # the kernel has its own powers for 0.5 and 1
+def test_fused_pwd_matches_loop(p):
+    make = lambda ps, fused: PWDSGD(ps, lr=0.05, lambda_p=1e-3, p=p, momentum=0.9, fused=fused)  # noqa: E731
     _assert_same(*_train_pair(make, torch.float64), torch.float64)
-    make = lambda ps, fused: PWDAdamW(ps, lr=0.01, lambda_p=1e-3, p=0.5, fused=fused)  # noqa: E731
+    make = lambda ps, fused: PWDAdamW(ps, lr=0.01, lambda_p=1e-3, p=p, fused=fused)  # noqa: E731
     _assert_same(*_train_pair(make, torch.float64), torch.float64)
 
 
@@ -312,3 +313,20 @@ def test_distributed_checkpoint_round_trip_keeps_weights_and_state():
         assert torch.equal(a, b)
         for key in ("y", "momentum_buffer"):
             assert torch.equal(opt.state[a][key], restored_opt.state[b][key])
+
+
+def test_fused_none_compiles_only_large_cpu_groups():
+    """``fused=None``: the compiled path for a CPU group whose large tensors hold >= 2**20
+    elements (when torch.compile works here), never for small groups or with foreach=True."""
+    from rewa.optim._latent import FUSED_AUTO_MIN_NUMEL, default_fused
+
+    big = [torch.zeros(FUSED_AUTO_MIN_NUMEL // 2), torch.zeros(FUSED_AUTO_MIN_NUMEL // 2), torch.zeros(10)]
+    small = [torch.zeros(30_000), torch.zeros(1_000_000 // 64, 63)]  # each below 2**15 or the sum below 2**20
+    assert default_fused(None, None, big) is _fused.fused_available()
+    assert default_fused(None, None, small) is False
+    assert default_fused(None, True, big) is False
+    assert default_fused(False, None, big) is False
+    assert default_fused(True, None, small) is True
+    assert default_fused(None, None, [torch.zeros(FUSED_AUTO_MIN_NUMEL, device="meta")]) is False
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        default_fused(True, True, small)

@@ -127,7 +127,8 @@ def _kernel(key: tuple, body: Callable, config: dict) -> Callable | None:
 
 
 def _warn_fallback(key: tuple, reason: str) -> None:
-    warnings.warn(f"fused step for {key[0]} unavailable ({reason}); using the for-loop path",
+    warnings.warn(f"fused step for {key[0]} unavailable ({reason}); using the for-loop path "
+                  "(fused=False chooses it without this warning)",
                   FusedFallbackWarning, stacklevel=4)
 
 
@@ -225,10 +226,20 @@ def _rewa_adamw_kernel(x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_cor
     x.copy_(_power_map(y_new, K))
 
 
+def _abs_pow_negative(a, exponent):
+    """``a^exponent`` for ``a >= 0``; the exponents of p = 1 and p = 0.5 without a
+    transcendental ``pow`` (which made the pWD step compute-bound on CPU)."""
+    if exponent == -1:
+        return 1.0 / a
+    if exponent == -1.5:
+        return 1.0 / (a * a.sqrt())
+    return a.pow(exponent)
+
+
 def _shrink(w, lr, lambda_p, p):
     # 1 / (1 + lr*lambda_p*|w|^(p-2)); exactly 1 when lr*lambda_p = 0 (no 0*inf)
     decay = lr * lambda_p
-    return torch.where(decay == 0, 1.0, 1.0 / (1.0 + decay * w.abs().pow(p - 2)))
+    return torch.where(decay == 0, 1.0, 1.0 / (1.0 + decay * _abs_pow_negative(w.abs(), p - 2)))
 
 
 def _pwd_sgd_kernel(w, g, buf, lr, lambda_p, buf_coef, d_coef, *, p, momentum, nesterov):

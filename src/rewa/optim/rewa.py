@@ -67,12 +67,15 @@ class ReWA(LatentOptimizer):
             minute on CPU, reported in ``rewa.optim._fused.compile_seconds``); ``lr`` and
             ``weight_decay`` enter as tensors, so schedulers do not recompile. If compilation
             is unavailable it warns once (``FusedFallbackWarning``) and uses the loop. ``None``
-            (default) means no. Not together with ``foreach=True``. Fused steps are as
-            all-or-nothing as the others (``check_finite``).
+            (default): fused for CPU groups whose large tensors hold at least 2**20 elements
+            (where the compilation pays for itself within a few hundred steps), not otherwise
+            (on GPUs the foreach path, unmeasured here). Not together with ``foreach=True``.
+            Fused steps are as all-or-nothing as the others (``check_finite``).
         check_finite: a step either completes with finite latents and weights or raises
             ``FloatingPointError`` and changes nothing (see :class:`rewa.optim._checked.CheckedOptimizer`).
-            Costs a few reductions and one host sync per step and device; ``False`` removes
-            every check.
+            Costs one reduction of each gradient and one host sync per step and device (the
+            bounds of ``|y|`` and the buffer carry over from the step before); ``False``
+            removes every check.
 
     Notes on departures from the paper:
         * Powers are taken of ``|y|`` (Remark C.3), so odd or fractional ``M`` keeps the sign
