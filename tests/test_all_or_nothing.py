@@ -339,3 +339,19 @@ def test_carried_bounds_are_not_saved():
     opt.step()
     assert "update_bounds" in opt.state[p]
     assert "update_bounds" not in opt.state_dict()["state"][0]
+
+
+def test_warnings_point_at_the_users_line():
+    """ZeroSaddleWarning (raised deep inside step()) and SparsityConfigWarning (also through
+    create_optimizer) name this file, the line that called the library."""
+    model = nn.Linear(4, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+    opt = rewa.ReWA([model.weight], lr=0.1, K=9, M=2)
+    model(torch.randn(2, 4)).sum().backward()
+    with pytest.warns(rewa.ZeroSaddleWarning) as record:
+        opt.step()
+    assert record[0].filename == __file__
+    with pytest.warns(rewa.SparsityConfigWarning) as record:
+        rewa.create_optimizer("rewa", nn.Linear(4, 3), lr=0.1, K=9, M=0)
+    assert record[0].filename == __file__

@@ -22,6 +22,8 @@ Parameters on the ``meta`` device have no values: they are skipped by the finite
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
 
 import torch
@@ -33,6 +35,19 @@ from . import _validation as check
 _BOOL_FLAGS = ("nesterov", "check_finite", "decoupled_weight_decay", "proximal")
 # Flags that may also be None ("let the optimizer choose").
 _OPTIONAL_BOOL_FLAGS = ("foreach", "fused")
+
+
+_LIBRARY_DIRS = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+                 os.path.dirname(os.path.abspath(torch.__file__)) + os.sep)
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning, issued by the function calling this one, point
+    at the first frame outside this library and torch (the user's ``opt.step()`` line)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _has_values(t: Tensor) -> bool:

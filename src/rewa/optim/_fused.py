@@ -42,6 +42,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ._checked import caller_stacklevel
 from ._functional import _squarings
 
 __all__ = ["FusedFallbackWarning", "fused_available", "fused_rewa_sgd", "fused_rewa_adamw", "fused_pwd_sgd",
@@ -129,7 +130,7 @@ def _kernel(key: tuple, body: Callable, config: dict) -> Callable | None:
 def _warn_fallback(key: tuple, reason: str) -> None:
     warnings.warn(f"fused step for {key[0]} unavailable ({reason}); using the for-loop path "
                   "(fused=False chooses it without this warning)",
-                  FusedFallbackWarning, stacklevel=4)
+                  FusedFallbackWarning, stacklevel=caller_stacklevel())
 
 
 def scalar(value: float, device: torch.device) -> Tensor:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import _fused
-from ._checked import CheckedOptimizer, _to_host, max_abs
+from ._checked import CheckedOptimizer, _to_host, caller_stacklevel, max_abs
 from ._functional import latent_from_weight, power_map
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
@@ -127,7 +127,7 @@ class LatentOptimizer(CheckedOptimizer):
                 f"{'; ...' if len(stuck) > 5 else ''}); with M={group['M']:g}, eps={group['eps']:g} a "
                 "weight at exactly 0 never moves (the zero saddle, Example 3.2). Initialize them "
                 "away from 0, or put them in a group with K=1 or M=0, eps=0.",
-                ZeroSaddleWarning, stacklevel=5,
+                ZeroSaddleWarning, stacklevel=caller_stacklevel(),
             )
 
     def _in_sync(self, p: Tensor) -> bool:

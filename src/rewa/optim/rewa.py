@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from . import _validation as check
 from . import _fused
+from . import _validation as check
+from ._checked import caller_stacklevel
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
 from ._latent import LatentOptimizer, default_foreach, default_fused
@@ -137,7 +138,7 @@ class ReWA(LatentOptimizer):
         super().__init__(params, defaults)
         problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
         if problems:
-            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
+            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=caller_stacklevel())
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from . import _validation as check
 from . import _fused
+from . import _validation as check
+from ._checked import caller_stacklevel
 from ._functional import rewa_adamw, rewa_adamw_bound
 from ._fused import fused_rewa_adamw
 from ._latent import LatentOptimizer, default_foreach, default_fused
@@ -105,7 +106,7 @@ class ReWAAdamW(LatentOptimizer):
         super().__init__(params, defaults)
         problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
         if problems:
-            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
+            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=caller_stacklevel())
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
