@@ -14,7 +14,7 @@ import torch
 
 import rewa
 from rewa.optim import _fused
-from rewa.optim._functional import latent_from_weight, power_map
+from rewa.functional import latent_from_weight, power_map
 from rewa.optim.pwd import PWDAdamW, PWDSGD
 
 warnings.simplefilter("ignore", rewa.SparsityConfigWarning)

@@ -53,8 +53,7 @@ def resnet18_params(dtype: torch.dtype = torch.float32, device: str = "cpu", see
 
 
 def _optimizers() -> dict[tuple[str, str], callable]:
-    import rewa
-    from rewa.optim.pwd import PWDSGD
+    from .optim import PWDSGD, ReWA, ReWAAdamW
 
     def paths(make):
         return {"loop": lambda ps: make(ps, foreach=False), "foreach": lambda ps: make(ps, foreach=True),
@@ -65,10 +64,10 @@ def _optimizers() -> dict[tuple[str, str], callable]:
         table["SGD", path] = make
     for path, make in paths(lambda ps, **kw: torch.optim.AdamW(ps, lr=1e-3, **kw)).items():
         table["AdamW", path] = make
-    for path, make in paths(lambda ps, **kw: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
+    for path, make in paths(lambda ps, **kw: ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
                                                        **kw)).items():
         table["ReWA", path] = make
-    for path, make in paths(lambda ps, **kw: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4,
+    for path, make in paths(lambda ps, **kw: ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4,
                                                             **kw)).items():
         table["ReWA-AdamW", path] = make
     table["pWD-SGD", "loop"] = lambda ps: PWDSGD(ps, lr=0.1, lambda_p=1e-4, p=0.5, momentum=0.9)
@@ -142,7 +141,7 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
 
 def table2(epochs: int, d: int) -> list[dict]:
     """Paper Table 2: time and memory of training the synthetic problem, ReWA vs SGD-l1."""
-    import rewa
+    from .optim import ReWA, SparsityConfigWarning
     from rewa.experiments.synthetic import SyntheticConfig, _epoch_order, cosine_lr, make_problem
     from rewa.penalties import L1
 
@@ -155,8 +154,8 @@ def table2(epochs: int, d: int) -> list[dict]:
             model.weight.copy_(w_init.unsqueeze(0))
         if label.startswith("ReWA"):
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
-                opt = rewa.ReWA(model.parameters(), lr=config.lr, K=9, M=2, weight_decay=0.25)
+                warnings.simplefilter("ignore", SparsityConfigWarning)
+                opt = ReWA(model.parameters(), lr=config.lr, K=9, M=2, weight_decay=0.25)
             l1 = 0.0
         else:
             opt = torch.optim.SGD(model.parameters(), lr=config.lr)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .optim import _validation as check
+from . import _check as check
 from .sparsity import _counted, _check_threshold
 
 __all__ = ["ControllerRecord", "TargetSparsityController", "TargetSparsityWarning"]
@@ -156,7 +156,7 @@ class TargetSparsityController:
         self.threshold = _check_threshold(threshold)
         if self.threshold == 0:
             raise ValueError("threshold=0 must be > 0: the controller compares log-magnitudes with it")
-        check.positive_int("total_calls", total_calls)
+        check.integer("total_calls", total_calls)
         check.real("ramp", ramp)
         if not 0 < ramp <= 1:
             raise ValueError(f"ramp={ramp} must be in (0, 1]")

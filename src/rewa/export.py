@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .optim import _validation as check
+from . import _check as check
 from .param_groups import split_parameters
 
 __all__ = [

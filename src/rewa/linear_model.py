@@ -99,8 +99,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .optim import _validation as check
-from .optim._functional import latent_from_weight, power_map, scaled_gradient
+from . import _check as check
+from ._math import latent_from_weight, power_map, rewa_direction, rewa_update
 
 __all__ = ["ReWARegressor", "ReWAClassifier", "ReWARegressorCV"]
 
@@ -194,8 +194,8 @@ class _Solver:
         for _ in range(max_iter):
             grad = X.T @ dz
             while True:
-                step = scaled_gradient(y, grad, K=self.K, M=M, eps=eps)
-                new_y = y * (1 - lr * alpha) - lr * step if alpha else y - lr * step
+                step = rewa_direction(y, grad, K=self.K, M=M, eps=eps)
+                new_y = rewa_update(y, step, lr=lr, weight_decay=alpha)
                 new_b = intercept - self.intercept_step * dz.sum(0) if self.fit_intercept else intercept
                 new_coef = power_map(new_y, self.K)
                 new_loss, new_dz = self.loss(X, self.target, new_coef, new_b)
@@ -248,7 +248,7 @@ class _Solver:
             coef[~inside] = 0
             _, dz = self.loss(self.X, self.target, coef, intercept)
             grad = self.X.T @ dz
-            push = scaled_gradient(latent, grad, K=self.K, M=self.M, eps=self.eps).abs()
+            push = rewa_direction(latent, grad, K=self.K, M=self.M, eps=self.eps).abs()
             # keep the large latents and every one the update does not clearly shrink
             # (stationary ones have push = alpha |y|; shrinking ones at most half of it), entry
             # by entry (feature, output): the penalty is elementwise, and 0 is a fixed point of
@@ -282,8 +282,8 @@ def _sgd_fit(X, target, loss_name, latent, intercept, *, K, M, eps, alpha, fit_i
             coef = power_map(latent, K)
             _, dz = loss(X[batch], target[batch], coef, intercept)
             dz = dz * (n / len(batch))
-            step = scaled_gradient(latent, X[batch].T @ dz, K=K, M=M, eps=eps)
-            latent = latent * (1 - eta * alpha) - eta * step
+            step = rewa_direction(latent, X[batch].T @ dz, K=K, M=M, eps=eps)
+            latent = rewa_update(latent, step, lr=eta, weight_decay=alpha)
             if fit_intercept:
                 intercept = intercept - eta * dz.sum(0)
             t += 1

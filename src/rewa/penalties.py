@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from .optim import _validation as check
+from . import _check as check
 
 __all__ = ["L1", "Lp", "ClippedLp", "make_penalty", "PENALTY_NAMES", "CLIP_KINDS"]
 

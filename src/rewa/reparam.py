@@ -55,8 +55,8 @@ from collections.abc import Callable
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .optim import _validation as check
-from .optim._functional import latent_from_weight, power_map
+from . import _check as check
+from ._math import latent_from_weight, power_map
 from .param_groups import split_parameters
 
 __all__ = [

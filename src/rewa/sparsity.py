@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from .optim import _validation as check
+from . import _check as check
 from .param_groups import split_parameters
 
 __all__ = [

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..controller import ControllerRecord, TargetSparsityController
-from ..optim import _validation as check
+from .. import _check as check
 from ..optim.rewa import ReWA, SparsityConfigWarning
 from ..optim.rewa_adamw import ReWAAdamW
 from ..param_groups import param_groups
@@ -61,7 +61,7 @@ class DigitsConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
         for name in ("epochs", "batch_size"):
-            check.positive_int(name, getattr(self, name))
+            check.integer(name, getattr(self, name))
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction={self.test_fraction} must be in (0, 1)")
         if not self.threshold >= 0:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..optim import ReWA
-from ..optim import _validation as check
+from .. import _check as check
 
 __all__ = ["RecoveryConfig", "RecoveryResult", "make_regression", "run_recovery"]
 
@@ -42,7 +42,7 @@ class RecoveryConfig:
 
     def __post_init__(self):
         for name in ("d", "n_train", "n_test", "batch_size", "epochs"):
-            check.positive_int(name, getattr(self, name))
+            check.integer(name, getattr(self, name))
         if self.d < 2:
             raise ValueError(f"d={self.d} must be >= 2 (one signal coordinate and noise coordinates)")
         if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs <= self.epochs:

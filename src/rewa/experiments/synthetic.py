@@ -19,8 +19,8 @@ the optimizer's scalar code path. One step for all runs is
         \\frac{|y|^{K-1}}{|y|^{K-1} + \\epsilon}\\, g
 
 with one batched matrix product per direction over the seeds (runs of one seed share the data
-and the batch order). The factor and the map are :func:`rewa.optim._functional.scaled_gradient`
-and :func:`~rewa.optim._functional.power_map`, the functions :class:`rewa.optim.rewa.ReWA` calls,
+and the batch order). The factor and the map are :func:`rewa.functional.rewa_direction`
+and :func:`~rewa.functional.power_map`, the functions :class:`rewa.optim.rewa.ReWA` calls,
 so the engine computes what the optimizer computes (the tests check this against ``ReWA`` run
 one configuration at a time, in float64). The l1 term ``mu sign(x)`` is
 :meth:`rewa.penalties.L1.grad`; with ``K = 1, M = 0, lambda = 0`` it is SGD-l1, the baseline
@@ -75,8 +75,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..optim import _validation as check
-from ..optim._functional import latent_from_weight, power_map, scaled_gradient
+from .. import _check as check
+from .._math import latent_from_weight, power_map, rewa_direction, rewa_update_
 from ..penalties import L1
 from ._progress import progress_bar
 from .recovery import make_regression
@@ -175,7 +175,7 @@ class SyntheticConfig:
 
     def __post_init__(self):
         for name in ("d", "n_train", "n_test", "batch_size", "epochs"):
-            check.positive_int(name, getattr(self, name))
+            check.integer(name, getattr(self, name))
         if self.d < 2:
             raise ValueError(f"d={self.d} must be >= 2 (one signal coordinate and noise coordinates)")
         if self.batch_size > self.n_train:
@@ -471,12 +471,10 @@ def run_sweep(
             if not (isinstance(l1, float) and l1 == 0):
                 grad.add_(l1_penalty.grad(x).mul_(l1))
             for rows, k_, m_, e_ in blocks:
-                scaled = scaled_gradient(y[:, rows], grad[:, rows], K=k_, M=m_, eps=e_, out=step[:, rows])
+                scaled = rewa_direction(y[:, rows], grad[:, rows], K=k_, M=m_, eps=e_, out=step[:, rows])
                 if scaled.data_ptr() != step[:, rows].data_ptr():  # a factor of 1 returns grad itself
                     step[:, rows] = scaled
-            if not (isinstance(decay, float) and decay == 0):
-                y.mul_(1 - lr * decay)
-            y.add_(step, alpha=-lr)
+            rewa_update_(y, step, lr=lr, weight_decay=decay)
             for rows, k_, _, _ in blocks:
                 power_map(y[:, rows], k_, out=x[:, rows])
         if bar is not None:

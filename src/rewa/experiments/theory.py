@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from .. import theory
-from ..optim._functional import power_map, rewa_sgd
+from .._math import power_map
+from ..optim import rewa_sgd
 from ..optim.rewa import ReWA, SparsityConfigWarning
 from ._progress import progress_bar
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import _validation as check
+from .. import _check as check
 
 _BOOL_FLAGS = ("nesterov", "check_finite", "decoupled_weight_decay", "proximal")
 # Flags that may also be None ("let the optimizer choose").

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ._checked import CheckedOptimizer, max_abs
-from ._functional import latent_from_weight, power_map
+from .._math import latent_from_weight, power_map
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.

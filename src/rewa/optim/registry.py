@@ -37,8 +37,8 @@ from torch.optim import Optimizer
 
 from .. import reparam
 from ..param_groups import DENSE_DEFAULTS, split_parameters
-from . import _validation as check
-from .l1 import PenalizedSGD
+from .. import _check as check
+from .penalized import PenalizedSGD
 from .pwd import PWDAdamW, PWDSGD
 from .rewa import ReWA
 from .rewa_adamw import ReWAAdamW

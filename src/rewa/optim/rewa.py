@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from . import _validation as check
+from .. import _check as check
+from ..theory import sparsity_problem
 from . import _fused
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
@@ -132,7 +133,7 @@ class ReWA(LatentOptimizer):
             foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
         if problems:
             warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
 

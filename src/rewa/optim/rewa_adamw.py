@@ -8,7 +8,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from . import _validation as check
+from .. import _check as check
+from ..theory import sparsity_problem
 from . import _fused
 from ._functional import rewa_adamw, rewa_adamw_bound
 from ._fused import fused_rewa_adamw
@@ -103,7 +104,7 @@ class ReWAAdamW(LatentOptimizer):
             weight_decay=weight_decay, foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
         if problems:
             warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
 

@@ -21,10 +21,10 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from . import _validation as check
+from .. import _check as check
+from .._math import heavy_ball
 from ..penalties import CLIP_KINDS, PENALTY_NAMES, make_penalty
 from ._checked import CheckedOptimizer
-from .pwd import heavy_ball
 
 __all__ = ["PenalizedSGD", "penalized_sgd"]
 
@@ -75,7 +75,7 @@ class PenalizedSGD(CheckedOptimizer):
 
     Example:
         >>> import torch
-        >>> from rewa.optim.l1 import PenalizedSGD
+        >>> from rewa.optim.penalized import PenalizedSGD
         >>> x = torch.nn.Parameter(torch.tensor([0.05, -1.0]))
         >>> opt = PenalizedSGD([x], lr=0.1, strength=1.0, penalty="l1", proximal=True)
         >>> x.grad = torch.zeros(2)
