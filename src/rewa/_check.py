@@ -36,9 +36,19 @@ def integer(name: str, value, low: int = 1, high: int | None = None) -> int:
     return value
 
 
-def at_least(name: str, value, low: float) -> None:
+def at_least(name: str, value, low: float) -> float:
+    """``value`` itself, after checking it is a finite real number ``>= low``."""
     if real(name, value) < low:
         raise ValueError(f"{name}={value} must be >= {low:g}")
+    return value
+
+
+def at_most(name: str, value, high: float, high_name: str | None = None) -> float:
+    """``value`` itself, after checking ``value <= high`` (``high_name``: how to show the bound)."""
+    if real(name, value) > high:
+        bound = f"{high_name}={high:g}" if high_name else f"{high:g}"
+        raise ValueError(f"{name}={value} must be <= {bound}")
+    return value
 
 
 def above(name: str, value, low: float) -> None:

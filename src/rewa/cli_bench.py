@@ -142,7 +142,7 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
 def table2(epochs: int, d: int) -> list[dict]:
     """Paper Table 2: time and memory of training the synthetic problem, ReWA vs SGD-l1."""
     from .optim import ReWA, SparsityConfigWarning
-    from rewa.experiments.synthetic import SyntheticConfig, _epoch_order, cosine_lr, make_problem
+    from rewa.experiments.synthetic import SyntheticConfig, epoch_order, cosine_lr, make_problem
     from rewa.penalties import L1
 
     config = SyntheticConfig(d=d, epochs=epochs)
@@ -163,7 +163,7 @@ def table2(epochs: int, d: int) -> list[dict]:
         penalty, total, t = L1(), config.steps_per_epoch * epochs, 0
         start = time.perf_counter()
         for epoch in range(epochs):
-            for batch in _epoch_order(0, epoch, config.n_train).split(config.batch_size):
+            for batch in epoch_order(0, epoch, config.n_train).split(config.batch_size):
                 for group in opt.param_groups:
                     group["lr"] = cosine_lr(t, total, config.lr, config.cosine)
                 opt.zero_grad(set_to_none=True)
@@ -222,7 +222,7 @@ def _bench(args: argparse.Namespace) -> int:
 def add_commands(subparsers) -> None:
     """Add ``bench`` to the ``rewa`` command's subparsers."""
     bench = subparsers.add_parser("bench", help="step times, bandwidth, state memory, Table 2")
-    from .cli import add_common_options
+    from ._cli_options import add_common_options
 
     add_common_options(bench)
     # timings are comparable on a shared machine with one thread: that is bench's default

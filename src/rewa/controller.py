@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import _check as check
-from .sparsity import _counted, _check_threshold
+from .sparsity import counted_tensors
 
 __all__ = ["ControllerRecord", "TargetSparsityController", "TargetSparsityWarning"]
 
@@ -153,7 +153,7 @@ class TargetSparsityController:
             check.at_least("target_compression", target_compression, 1)
             target_sparsity = 1.0 - 1.0 / target_compression
         check.in_half_open("target_sparsity", target_sparsity, 0, 1)
-        self.threshold = _check_threshold(threshold)
+        self.threshold = float(check.at_least("threshold", threshold, 0))
         if self.threshold == 0:
             raise ValueError("threshold=0 must be > 0: the controller compares log-magnitudes with it")
         check.integer("total_calls", total_calls)
@@ -174,7 +174,7 @@ class TargetSparsityController:
                 f"need 0 < min_weight_decay <= max_weight_decay, got {min_weight_decay} and {max_weight_decay}"
             )
 
-        self._entries = _counted(model, include_bias_and_norm)
+        self._entries = counted_tensors(model, include_bias_and_norm)
         weight_ids = {id(e.param) for e in self._entries}
         controlled = [i for i, g in enumerate(optimizer.param_groups) if any(id(p) in weight_ids for p in g["params"])]
         if not controlled:

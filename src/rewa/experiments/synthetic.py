@@ -79,7 +79,7 @@ from .. import _check as check
 from .._math import latent_from_weight, power_map, rewa_direction, rewa_update_
 from ..penalties import L1
 from ._progress import progress_bar
-from .recovery import make_regression
+from .problem import SparseRegression, make_regression
 
 __all__ = [
     "THRESHOLDS",
@@ -87,12 +87,13 @@ __all__ = [
     "Method",
     "SyntheticConfig",
     "RunResult",
-    "SweepResult",
+    "SyntheticSweepResult",
     "FigureResult",
     "decay_from_appendix",
     "make_problem",
     "initial_w0",
     "cosine_lr",
+    "epoch_order",
     "run_sweep",
     "run_one_at_a_time",
     "run_lasso",
@@ -159,13 +160,9 @@ class Method:
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(SparseRegression):
     """The data and the training schedule shared by every run of a sweep (defaults: paper scale)."""
 
-    d: int = 10_000
-    n_train: int = 2_000
-    n_test: int = 2_000
-    noise: float = 1.0
     batch_size: int = 25
     epochs: int = 800
     lr: float = PAPER_LR
@@ -174,18 +171,12 @@ class SyntheticConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        for name in ("d", "n_train", "n_test", "batch_size", "epochs"):
-            check.integer(name, getattr(self, name))
-        if self.d < 2:
-            raise ValueError(f"d={self.d} must be >= 2 (one signal coordinate and noise coordinates)")
-        if self.batch_size > self.n_train:
-            raise ValueError(f"batch_size={self.batch_size} must be <= n_train={self.n_train}")
-        check.at_least("noise", self.noise, 0)
-        check.real("lr", self.lr)
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr} must be > 0")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
+        super().__post_init__()
+        check.integer("batch_size", self.batch_size)
+        check.at_most("batch_size", self.batch_size, self.n_train, "n_train")
+        check.integer("epochs", self.epochs)
+        check.above("lr", self.lr, 0)
+        check.one_of("dtype", self.dtype, ("float32", "float64"))
 
     @property
     def steps_per_epoch(self) -> int:
@@ -231,7 +222,7 @@ class RunResult:
 
 
 @dataclass
-class SweepResult:
+class SyntheticSweepResult:
     """All runs of a sweep, in the order (method, seed) they were requested."""
 
     config: SyntheticConfig
@@ -297,7 +288,7 @@ def _test_batches(seed: int, config: SyntheticConfig, rows: int = 500):
         left -= n
 
 
-def _epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The sample order of one epoch, from ``(seed, epoch)`` alone, so a resumed sweep replays it."""
     gen = torch.Generator().manual_seed((seed + _ORDER_STREAM) * 100_003 + epoch)
     return torch.randperm(n, generator=gen)
@@ -399,7 +390,7 @@ def run_sweep(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_every: float = 60.0,
-) -> SweepResult:
+) -> SyntheticSweepResult:
     """Train every (method, seed) pair on the D.1 problem as one stacked computation.
 
     Args:
@@ -414,7 +405,7 @@ def run_sweep(
             different sweep is ignored (and overwritten).
 
     Returns:
-        A :class:`SweepResult` with one :class:`RunResult` per pair, ordered by method then seed.
+        A :class:`SyntheticSweepResult` with one :class:`RunResult` per pair, ordered by method then seed.
     """
     methods = _unique("methods", methods)
     seeds = _unique("seeds", seeds)
@@ -462,7 +453,7 @@ def run_sweep(
     start = time.perf_counter()
     last_save = start
     for epoch in range(start_epoch, config.epochs):
-        order = torch.stack([_epoch_order(s, epoch, config.n_train) for s in seeds]).to(device)
+        order = torch.stack([epoch_order(s, epoch, config.n_train) for s in seeds]).to(device)
         for k, batch in enumerate(order.split(b, dim=1)):
             lr = cosine_lr(epoch * steps_per_epoch + k, total_steps, config.lr, config.cosine)
             X_batch = X[seed_index, batch]  # (S, b, d)
@@ -487,7 +478,7 @@ def run_sweep(
         bar.close()
     seconds = seconds_before + time.perf_counter() - start
     runs = _measure(x, X, target, seeds, methods, config)
-    return SweepResult(config=config, methods=methods, seeds=seeds, runs=runs, seconds=seconds,
+    return SyntheticSweepResult(config=config, methods=methods, seeds=seeds, runs=runs, seconds=seconds,
                        resumed_from_epoch=start_epoch)
 
 
@@ -549,7 +540,7 @@ def run_one_at_a_time(method: Method, seed: int, config: SyntheticConfig, *, ste
     limit = total if steps is None else min(steps, total)
     t = 0
     for epoch in range(config.epochs):
-        for batch in _epoch_order(seed, epoch, config.n_train).to(device).split(config.batch_size):
+        for batch in epoch_order(seed, epoch, config.n_train).to(device).split(config.batch_size):
             if t == limit:
                 return model.weight.detach().squeeze(0)
             for group in opt.param_groups:
@@ -632,7 +623,7 @@ class FigureResult:
 
     figure: int
     scale: str
-    sweep: SweepResult
+    sweep: SyntheticSweepResult
     lasso: list[RunResult] = field(default_factory=list)
     panels: dict[str, list[Method]] = field(default_factory=dict)
 
