@@ -40,6 +40,8 @@ LAYERS = [
 # Finer order inside packages whose modules build on each other.
 SUBLAYERS = {
     "rewa.sparsity": ["rewa.sparsity.selection", "rewa.sparsity.measure", "rewa.sparsity.masks", "rewa.sparsity"],
+    "rewa.linear_model": ["rewa.linear_model.datafits", "rewa.linear_model.solver", "rewa.linear_model.estimators",
+                          "rewa.linear_model"],
     "rewa.plotting": ["rewa.plotting._pyplot", "rewa.plotting.sparsity", "rewa.plotting.synthetic",
                       "rewa.plotting.theory", "rewa.plotting.training", "rewa.plotting"],
     "rewa.experiments": [
