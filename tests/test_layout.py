@@ -47,7 +47,12 @@ SUBLAYERS = {
     "rewa.experiments": [
         "rewa.experiments._progress", "rewa.experiments.data", "rewa.experiments.models",
         "rewa.experiments.presets", "rewa.experiments.problem", "rewa.experiments.recovery",
-        "rewa.experiments.synthetic", "rewa.experiments.digits", "rewa.experiments.theory",
+        "rewa.experiments.synthetic", "rewa.experiments.digits",
+        "rewa.experiments.theory.records", "rewa.experiments.theory.stepping",
+        "rewa.experiments.theory.lemma_3_1", "rewa.experiments.theory.example_3_2",
+        "rewa.experiments.theory.theorem_3_3", "rewa.experiments.theory.theorem_3_7",
+        "rewa.experiments.theory.example_3_8", "rewa.experiments.theory.theorem_3_10",
+        "rewa.experiments.theory.example_3_12", "rewa.experiments.theory.runner", "rewa.experiments.theory",
         "rewa.experiments.train", "rewa.experiments",
     ],
 }  # fmt: skip
