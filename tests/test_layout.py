@@ -47,7 +47,10 @@ SUBLAYERS = {
     "rewa.experiments": [
         "rewa.experiments._progress", "rewa.experiments.data", "rewa.experiments.models",
         "rewa.experiments.presets", "rewa.experiments.problem", "rewa.experiments.recovery",
-        "rewa.experiments.synthetic", "rewa.experiments.digits",
+        "rewa.experiments.synthetic.config", "rewa.experiments.synthetic.data",
+        "rewa.experiments.synthetic.checkpoints", "rewa.experiments.synthetic.engine",
+        "rewa.experiments.synthetic.lasso", "rewa.experiments.synthetic.figures", "rewa.experiments.synthetic",
+        "rewa.experiments.digits",
         "rewa.experiments.theory.records", "rewa.experiments.theory.stepping",
         "rewa.experiments.theory.lemma_3_1", "rewa.experiments.theory.example_3_2",
         "rewa.experiments.theory.theorem_3_3", "rewa.experiments.theory.theorem_3_7",

@@ -72,7 +72,7 @@ def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
 
 def test_resume_mid_sweep(tmp_path, monkeypatch):
     """Interrupt after epoch 1 of 2 and resume: identical to the uninterrupted run."""
-    import rewa.experiments.synthetic as synthetic
+    import rewa.experiments.synthetic.engine as synthetic  # the engine draws each epoch's order
 
     full = run_sweep(METHODS[:1], (3,), TINY, progress=False)
     path = tmp_path / "s.ckpt"
