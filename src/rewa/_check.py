@@ -78,7 +78,7 @@ def in_half_open(name: str, value, low: float, high: float) -> None:
 
 def one_of(name: str, value, allowed: Collection) -> None:
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, allowed))}")
+        raise ValueError(f"{name}={value!r} must be one of {tuple(allowed)!r}")
 
 
 def check_momentum(group: dict) -> None:

@@ -157,15 +157,10 @@ class TargetSparsityController:
         if self.threshold == 0:
             raise ValueError("threshold=0 must be > 0: the controller compares log-magnitudes with it")
         check.integer("total_calls", total_calls)
-        check.real("ramp", ramp)
-        if not 0 < ramp <= 1:
-            raise ValueError(f"ramp={ramp} must be in (0, 1]")
-        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
-            raise ValueError(f"lookahead={lookahead!r} must be an integer >= 0")
+        check.in_range("ramp", ramp, 0, 1, closed="right")
+        check.integer("lookahead", lookahead, 0)
         for name, value in (("gain", gain), ("max_log_change", max_log_change), ("max_log_decrease", max_log_decrease)):
-            check.real(name, value)
-            if value <= 0:
-                raise ValueError(f"{name}={value} must be > 0")
+            check.above(name, value, 0)
         check.at_least("tolerance", tolerance, 0)
         check.real("min_weight_decay", min_weight_decay)
         check.real("max_weight_decay", max_weight_decay)

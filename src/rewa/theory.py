@@ -266,22 +266,15 @@ def stationarity_residual(x, grad_f, K: float, M: float, eps: float, weight_deca
 
 
 def _check_p(p, low_open: float = 0.0, high: float = 2.0) -> None:
-    check.real("p", p)
-    if not low_open < p <= high:
-        raise ValueError(f"p={p} must be in ({low_open:g}, {high:g}]")
+    check.in_range("p", p, low_open, high, closed="right")
 
 
 def _check_clipping(p, u, d, kind) -> None:
-    check.real("p", p)
-    if not 0 < p < 1:
-        raise ValueError(f"p={p} must be in (0, 1) for clipping (Theorem 3.7 is about l_p with p < 1)")
-    check.real("u", u)
-    if not u > 0:
-        raise ValueError(f"u={u} must be > 0 (the clipping threshold)")
+    check.in_range("p", p, 0, 1, closed="neither")  # Theorem 3.7 is about l_p with p < 1
+    check.above("u", u, 0)  # the clipping threshold
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d={d!r} must be a positive integer (the dimension)")
-    if kind not in CLIPPING_KINDS:
-        raise ValueError(f"kind={kind!r} must be one of {CLIPPING_KINDS}")
+    check.one_of("kind", kind, CLIPPING_KINDS)
 
 
 def lp_penalty(x, p: float) -> np.ndarray:
@@ -350,22 +343,16 @@ def smallest_clipping_error(p: float, d: int, kind: str) -> tuple[float, float]:
 
 def stagnation_ratio(lr: float, weight_decay: float, grad_bound: float) -> float:
     """``C = (1 - lambda*eta) / (eta * B)`` (Appendix C.9); needs ``lr*weight_decay < 1``."""
-    check.real("lr", lr)
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0")
+    check.above("lr", lr, 0)
     check.at_least("weight_decay", weight_decay, 0)
-    check.real("grad_bound", grad_bound)
-    if not grad_bound > 0:
-        raise ValueError(f"grad_bound={grad_bound} must be > 0 (the bound B on |grad f|)")
+    check.above("grad_bound", grad_bound, 0)  # the bound B on |grad f|
     if not lr * weight_decay < 1:
         raise ValueError(f"lr*weight_decay={lr * weight_decay:g} must be < 1 (the decay keeps the sign of y)")
     return (1 - weight_decay * lr) / (lr * grad_bound)
 
 
 def _check_ratio(C) -> None:
-    check.real("C", C)
-    if not C > 0:
-        raise ValueError(f"C={C} must be > 0")
+    check.above("C", C, 0)
 
 
 def stagnation_radius_adaptive_m(C: float, M: float) -> float:
@@ -376,18 +363,14 @@ def stagnation_radius_adaptive_m(C: float, M: float) -> float:
     the theorem says ``M != 0``.
     """
     _check_ratio(C)
-    check.real("M", M)
-    if not M > 1:
-        raise ValueError(f"M={M} must be > 1 for U1 to bound a region around 0")
+    check.above("M", M, 1)  # for U1 to bound a region around 0
     return C ** (1 / (M - 1))
 
 
 def stagnation_radius_plain(C: float, K: float) -> float:
     """U3 = C^(1/(K-2)): without the adaptive rate (Equation 2), ``|y| < U3`` keeps its sign."""
     _check_ratio(C)
-    check.real("K", K)
-    if not K > 2:
-        raise ValueError(f"K={K} must be > 2 for U3 to bound a region around 0")
+    check.above("K", K, 2)  # for U3 to bound a region around 0
     return C ** (1 / (K - 2))
 
 
@@ -405,12 +388,8 @@ def stagnation_radius_adaptive_eps(C: float, K: float, eps: float) -> float:
     root of ``U + eps/U = 1/C`` exists iff ``eps <= 1/(4 C^2)``).
     """
     _check_ratio(C)
-    check.real("K", K)
-    if not K > 2:
-        raise ValueError(f"K={K} must be > 2 for U2 to bound a region around 0")
-    check.real("eps", eps)
-    if not eps > 0:
-        raise ValueError(f"eps={eps} must be > 0 (U2 is the radius of the eps-adaptive update)")
+    check.above("K", K, 2)  # for U2 to bound a region around 0
+    check.above("eps", eps, 0)  # U2 is the radius of the eps-adaptive update
     target = 1 / C
     u_star = (eps * (K - 2)) ** (1 / (K - 1))
 
@@ -452,9 +431,7 @@ def constrained_solution(d: int, u: float, p: float) -> np.ndarray:
     """
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
         raise ValueError(f"d={d!r} must be an integer >= 2")
-    check.real("u", u)
-    if not u > 0:
-        raise ValueError(f"u={u} must be > 0")
+    check.above("u", u, 0)
     check.real("p", p)
     if p != 0:
         _check_p(p)

@@ -58,16 +58,13 @@ class DigitsConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
+        check.one_of("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size"):
             check.integer(name, getattr(self, name))
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction={self.test_fraction} must be in (0, 1)")
-        if not self.threshold >= 0:
-            raise ValueError(f"threshold={self.threshold} must be >= 0")
-        if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
-            raise ValueError(f"target_sparsity={self.target_sparsity} must be in [0, 1)")
+        check.in_range("test_fraction", self.test_fraction, 0, 1, closed="neither")
+        check.at_least("threshold", self.threshold, 0)
+        if self.target_sparsity is not None:
+            check.in_half_open("target_sparsity", self.target_sparsity, 0, 1)
 
 
 @dataclass

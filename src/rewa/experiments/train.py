@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import _check as check
 from ..controller import TargetSparsityController
 from ..optim import SparsityConfigWarning
 from ..optim.registry import create_optimizer, list_methods, method_names
@@ -181,29 +182,19 @@ def _jsonable(value):
     return value
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(str, allowed))}")
-
-
 def _validate(c: TrainConfig) -> None:
-    _choice("dataset", c.dataset, DATASETS)
-    _choice("model", c.model, ("auto", *MODELS))
-    _choice("method", c.method, method_names())
-    _choice("lr_schedule", c.lr_schedule, ("cosine", "step", "cyclic", "constant"))
-    _choice("schedule_per", c.schedule_per, ("epoch", "step"))
-    _choice("prune_scope", c.prune_scope, ("global", "layer"))
-    _choice("device", c.device, ("auto", "cpu", "cuda"))
+    check.one_of("dataset", c.dataset, DATASETS)
+    check.one_of("model", c.model, ("auto", *MODELS))
+    check.one_of("method", c.method, method_names())
+    check.one_of("lr_schedule", c.lr_schedule, ("cosine", "step", "cyclic", "constant"))
+    check.one_of("schedule_per", c.schedule_per, ("epoch", "step"))
+    check.one_of("prune_scope", c.prune_scope, ("global", "layer"))
+    check.one_of("device", c.device, ("auto", "cpu", "cuda"))
     for name in ("epochs", "batch_size", "eval_batch_size"):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        check.integer(name, getattr(c, name))
     for name in ("finetune_epochs", "zero_M_epochs", "num_workers", "max_steps_per_epoch", "seed"):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}={value!r} must be an integer >= 0")
-    if not 0 <= c.val_fraction < 1:
-        raise ValueError(f"val_fraction={c.val_fraction} must be in [0, 1)")
+        check.integer(name, getattr(c, name), 0)
+    check.in_half_open("val_fraction", c.val_fraction, 0, 1)
     if not 0 <= c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
     if c.decay_budget is not None:

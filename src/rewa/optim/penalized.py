@@ -99,10 +99,8 @@ class PenalizedSGD(CheckedOptimizer):
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
         check.at_least("strength", group["strength"], 0)
-        if group["penalty"] not in PENALTY_NAMES:
-            raise ValueError(f"penalty={group['penalty']!r} must be one of {PENALTY_NAMES}")
-        if group["clip"] not in CLIP_KINDS:
-            raise ValueError(f"clip={group['clip']!r} must be one of {CLIP_KINDS}")
+        check.one_of("penalty", group["penalty"], PENALTY_NAMES)
+        check.one_of("clip", group["clip"], CLIP_KINDS)
         penalty = self._penalty(group)
         if group["proximal"] and not penalty.has_prox:
             raise ValueError(

@@ -68,9 +68,7 @@ def pwd_adamw(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
 def _check_pwd(group: dict) -> None:
     check.at_least("lr", group["lr"], 0)
     check.at_least("lambda_p", group["lambda_p"], 0)
-    check.real("p", group["p"])
-    if not group["p"] > 0:
-        raise ValueError(f"p={group['p']} must be > 0")
+    check.above("p", group["p"], 0)
 
 
 class PWDSGD(CheckedOptimizer):

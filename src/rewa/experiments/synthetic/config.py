@@ -29,9 +29,7 @@ def decay_from_appendix(kappa: float, lr: float = PAPER_LR) -> float:
         0.25
     """
     check.at_least("kappa", kappa, 0)
-    check.real("lr", lr)
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0")
+    check.above("lr", lr, 0)
     return round(kappa / lr, 12)
 
 
