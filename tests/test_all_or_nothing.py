@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rewa
-from methods_table import CASES
+from tests.methods_table import CASES
 
 
 def make_model(dtype=torch.float32, seed=0):

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import rewa
-from rewa.optim import _fused
 from rewa.functional import latent_from_weight, power_map
-from rewa.optim.pwd import PWDAdamW, PWDSGD
+from rewa.optim import _fused
+from rewa.optim.pwd import PWDSGD, PWDAdamW
 
 warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
 

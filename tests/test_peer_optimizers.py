@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rewa.optim.penalized import PenalizedSGD
-from rewa.optim.pwd import PWDAdamW, PWDSGD, pwd_shrink_factor
+from rewa.optim.pwd import PWDSGD, PWDAdamW, pwd_shrink_factor
 
 F64 = torch.float64
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from numbers import Real
+from typing import Any
 
 
-def real(name: str, value) -> float:
+def real(name: str, value: Any) -> Any:
     """``value`` itself, after checking it is a finite real number (``bool`` is not)."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name}={value!r} must be a real number, got {type(value).__name__}")
@@ -56,7 +57,7 @@ def above(name: str, value, low: float) -> None:
         raise ValueError(f"{name}={value} must be > {low:g}")
 
 
-def in_range(name: str, value, low: float, high: float, *, closed: str = "both") -> None:
+def in_range(name: str, value, low: float, high: float, *, closed: str = "both") -> Any:
     """``low <= value <= high``; ``closed`` is ``"both"``, ``"left"`` (``value < high``),
     ``"right"`` (``low < value``) or ``"neither"``."""
     value = real(name, value)
@@ -66,14 +67,15 @@ def in_range(name: str, value, low: float, high: float, *, closed: str = "both")
         opening = "[" if closed in ("both", "left") else "("
         closing = "]" if closed in ("both", "right") else ")"
         raise ValueError(f"{name}={value} must be in {opening}{low:g}, {high:g}{closing}")
+    return value
 
 
-def in_closed(name: str, value, low: float, high: float) -> None:
-    in_range(name, value, low, high, closed="both")
+def in_closed(name: str, value, low: float, high: float) -> Any:
+    return in_range(name, value, low, high, closed="both")
 
 
-def in_half_open(name: str, value, low: float, high: float) -> None:
-    in_range(name, value, low, high, closed="left")
+def in_half_open(name: str, value, low: float, high: float) -> Any:
+    return in_range(name, value, low, high, closed="left")
 
 
 def one_of(name: str, value, allowed: Collection) -> None:

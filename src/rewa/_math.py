@@ -77,10 +77,10 @@ def abs_pow(
     if k is None:
         out = torch.abs(y, out=out)
         if exponent > 0:
-            torch.nn.functional.threshold_(out, floor, 0.0)
+            torch.nn.functional.threshold_(out, floor, 0.0)  # type: ignore[attr-defined]
         return out.pow_(exponent)
     out = torch.mul(y, y, out=out)
-    torch.nn.functional.threshold_(out, floor**2, 0.0)
+    torch.nn.functional.threshold_(out, floor**2, 0.0)  # type: ignore[attr-defined]
     # Squaring in place aliases the factor autograd would save (PowerPropagation's forward
     # differentiates through this); the optimizers run without autograd and keep it in place.
     in_place = not (torch.is_grad_enabled() and y.requires_grad)
@@ -126,7 +126,10 @@ def gradient_scale(
         return abs_pow(y, M, out=out)
     ratio = abs_pow(y, K - 1, out=out).reciprocal_().mul_(eps).add_(1).reciprocal_()
     if isinstance(eps, Tensor):
-        ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio) if out is None else ratio.masked_fill_(eps == 0, 1.0)
+        if out is None:
+            ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio)
+        else:
+            ratio = ratio.masked_fill_(eps == 0, 1.0)
     return ratio if is_zero(M) else _times_abs_pow_(ratio, y, M)
 
 

@@ -24,11 +24,9 @@ from ._cli_options import (
     show_progress,
 )
 from ._version import __version__
-
 from .experiments.digits import DigitsConfig, run_target_sparsity_demo
 from .experiments.recovery import RecoveryConfig, run_recovery
 from .experiments.theory import TheoryConfig, run_theory, summary_table, write_theory_results
-
 
 _RECOVERY_HELP = {
     "d": "number of features (one true feature, d - 1 pure noise)",
@@ -124,7 +122,8 @@ def _reproduce_synthetic(args: argparse.Namespace) -> int:
     written = save_figures(result, args.out)
     for row in result.summary():
         print(f"{row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
-              f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  sparsity@1e-6 {row['sparsity@1e-06_mean']:.4f}")
+              f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  "
+              f"sparsity@1e-6 {row['sparsity@1e-06_mean']:.4f}")
     print(f"Figure {args.figure} ({args.scale} scale): {result.sweep.seconds:.1f} s; CSV, JSON and "
           f"{len(written)} figure(s) in {args.out}. Weight decay in Algorithm 1 units: lambda = kappa/eta_0 "
           "(the appendix's per-step 5e-5 at lr 2e-4 is lambda = 0.25).")

@@ -141,9 +141,10 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
 
 def table2(epochs: int, d: int) -> list[dict]:
     """Paper Table 2: time and memory of training the synthetic problem, ReWA vs SGD-l1."""
-    from .optim import ReWA, SparsityConfigWarning
-    from rewa.experiments.synthetic import SyntheticConfig, epoch_order, cosine_lr, make_problem
+    from rewa.experiments.synthetic import SyntheticConfig, cosine_lr, epoch_order, make_problem
     from rewa.penalties import L1
+
+    from .optim import ReWA, SparsityConfigWarning
 
     config = SyntheticConfig(d=d, epochs=epochs)
     X, target, w_init = make_problem(0, config)

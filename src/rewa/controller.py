@@ -152,7 +152,7 @@ class TargetSparsityController:
         if target_compression is not None:
             check.at_least("target_compression", target_compression, 1)
             target_sparsity = 1.0 - 1.0 / target_compression
-        check.in_half_open("target_sparsity", target_sparsity, 0, 1)
+        target_sparsity = check.in_half_open("target_sparsity", target_sparsity, 0, 1)
         self.threshold = float(check.at_least("threshold", threshold, 0))
         if self.threshold == 0:
             raise ValueError("threshold=0 must be > 0: the controller compares log-magnitudes with it")

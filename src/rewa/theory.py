@@ -129,6 +129,7 @@ def sparsity_configuration(K: float, M: float, eps: float) -> SparsityConfigurat
             "and R has no l_p (p < 1) term",
         )
     if M < 2:
+        assert q is not None  # eps > 0 here
         q_text = f"q = (2 - M)/K = {q:.4g}"
         if q < 1:
             return SparsityConfiguration(K, M, eps, "B", p, q, True,

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..controller import ControllerRecord, TargetSparsityController
 from .. import _check as check
+from ..controller import ControllerRecord, TargetSparsityController
 from ..optim.rewa import ReWA, SparsityConfigWarning
 from ..optim.rewa_adamw import ReWAAdamW
 from ..param_groups import param_groups

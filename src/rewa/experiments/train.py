@@ -62,7 +62,6 @@ from ..optim import SparsityConfigWarning
 from ..optim.registry import create_optimizer, list_methods, method_names
 from ..param_groups import split_parameters
 from ..sparsity import FixedMask, prune, sparsity_report, threshold_sweep
-
 from ._progress import progress_bar
 from .data import DATASETS, TensorData, as_float, augment_batch, describe, from_dataset, load_dataset, split_validation
 from .models import MODELS, make_model
@@ -219,8 +218,9 @@ def _validate(c: TrainConfig) -> None:
     if c.finetune_epochs and c.prune_sparsity is None:
         raise ValueError(f"finetune_epochs={c.finetune_epochs} needs prune_sparsity (the mask to fine-tune with)")
     if c.prune_sparsity is not None and c.method in _reparameterizing():
+        usable = ", ".join(m for m in method_names() if m not in _reparameterizing())
         raise ValueError(f"prune_sparsity with method={c.method!r}: pruning a reparameterized model is not "
-                         f"supported; use one of {', '.join(m for m in method_names() if m not in _reparameterizing())}")
+                         f"supported; use one of {usable}")
     if c.resume and not c.out:
         raise ValueError("resume=True needs a run directory (out)")
     parsed = parse_schedule(c.schedule)
@@ -758,8 +758,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             train_seconds = time.perf_counter() - t0
             record = None
             if dist.main:
-                record = _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part, device,
-                                       autocast, opt, sparse_groups, train_seconds,
+                record = _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part,
+                                       device, autocast, opt, sparse_groups, train_seconds,
                                        elapsed_before + time.perf_counter() - start_wall)
                 metrics.append(record)
                 if run_dir is not None:

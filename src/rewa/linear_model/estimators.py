@@ -17,9 +17,9 @@ except ImportError as error:  # the optional dependency: say which extra install
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, check_cv
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _check as check
@@ -125,8 +125,8 @@ class _ReWALinearModel(BaseEstimator):
             warm = Solver(Xt, Tt, loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
                            fit_intercept=fit_intercept, tol=self.tol, max_iter=WARMUP_ITER)
             latent, intercept = warm.fit(latent, intercept, debias=False)
-            steps = 0
-            for attempt in range(SGD_RETRIES):
+            steps, first_lr = 0, lr
+            for _ in range(SGD_RETRIES):
                 gen = torch.Generator().manual_seed(int(seed))
                 new_latent, new_intercept, steps = sgd_fit(
                     Xt, Tt, loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
@@ -139,7 +139,7 @@ class _ReWALinearModel(BaseEstimator):
                 raise FloatingPointError(
                     f"{type(self).__name__}(solver='sgd') diverged at every learning rate down to {lr * 10:.3g}; "
                     "standardize X")
-            if attempt:
+            if lr != first_lr:
                 warnings.warn(f"solver='sgd' diverged; refitted with learning_rate={lr:.3g}",
                               ConvergenceWarning, stacklevel=3)
             latent, intercept = new_latent, new_intercept

@@ -15,8 +15,17 @@ from numbers import Real
 import torch
 from torch import Tensor
 
-from .._math import Number, abs_pow, gradient_scale, heavy_ball, is_zero, normal_floor, power_map, rewa_direction
-from .._math import rewa_update_, squarings
+from .._math import (
+    Number,
+    gradient_scale,
+    heavy_ball,
+    is_zero,
+    normal_floor,
+    power_map,
+    rewa_direction,
+    rewa_update_,
+    squarings,
+)
 
 __all__ = ["rewa_sgd", "rewa_adamw", "rewa_sgd_bound", "rewa_adamw_bound"]
 

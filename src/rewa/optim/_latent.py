@@ -16,8 +16,8 @@ from numbers import Real
 import torch
 from torch import Tensor
 
-from ._checked import CheckedOptimizer, max_abs
 from .._math import latent_from_weight, power_map
+from ._checked import CheckedOptimizer, max_abs
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.

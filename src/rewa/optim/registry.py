@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,7 +67,7 @@ class MethodInfo:
     description: str
     reference: str
     dense: Mapping[str, object] = field(default_factory=dict)
-    fixed: Mapping[str, object] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
     parametrization: Callable[..., nn.Module] | None = None
     parametrization_args: tuple[str, ...] = ()
     check: Callable[[dict], None] | None = None
@@ -88,7 +89,7 @@ class MethodInfo:
 def _class_defaults(cls: type) -> dict:
     return {
         name: p.default
-        for name, p in inspect.signature(cls.__init__).parameters.items()
+        for name, p in inspect.signature(cls).parameters.items()
         if name not in ("self", "params") and p.default is not inspect.Parameter.empty
     }
 
@@ -147,7 +148,8 @@ _TABLE = (
                dense=_NO_STRENGTH, fixed=dict(penalty="lp-clipped", proximal=False)),
     MethodInfo("hadamard", torch.optim.SGD, dict(K=3, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
                "[Cp]: x = y_1*...*y_K, SGD with weight_decay on every factor "
-               "(= l_p, p = 2/K, lambda_p = K*weight_decay/2)", "Hoff 2017; Kolb et al. 2023; " + _PAPER + ", Lemma 3.1",
+               "(= l_p, p = 2/K, lambda_p = K*weight_decay/2)",
+               "Hoff 2017; Kolb et al. 2023; " + _PAPER + ", Lemma 3.1",
                dense=_NO_DECAY, parametrization=reparam.HadamardProduct, parametrization_args=("K",)),
     MethodInfo("hadamard-signed", torch.optim.SGD, dict(offset=0.0, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
                "x = u*u - v*v, SGD with weight_decay on u, v (= l1 with weight weight_decay/2)",
@@ -188,7 +190,9 @@ def _build_reparameterized(row: MethodInfo, model_or_params, hp: dict, include_b
             f"{type(model_or_params).__name__}"
         )
     model = model_or_params
-    factory = partial(row.parametrization, *[hp[k] for k in row.parametrization_args])
+    make = row.parametrization
+    assert make is not None  # only rows with a parametrization are built here
+    factory = partial(make, *[hp[k] for k in row.parametrization_args])
     factory()  # validates the parametrization's own hyperparameters
     sgd_hp = {k: v for k, v in hp.items() if k not in row.parametrization_args}
     _check_sgd(sgd_hp)

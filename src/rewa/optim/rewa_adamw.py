@@ -104,7 +104,8 @@ class ReWAAdamW(LatentOptimizer):
             weight_decay=weight_decay, foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
+        problems.discard(None)
         if problems:
             warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=2)
 

@@ -73,6 +73,7 @@ def prune(
         t = float(check.at_least("threshold", threshold, 0))
         keeps = [m > t for m in magnitudes]
     else:
+        assert sparsity is not None  # exactly one of the two was given (checked above)
         check.in_half_open("sparsity", sparsity, 0, 1)
         if scope == "layer":
             keeps = [_kept_by_magnitude(m, round(sparsity * m.numel())) for m in magnitudes]
@@ -203,7 +204,7 @@ class FixedMask:
                     if key != "step" and isinstance(value, Tensor) and value.shape == p.shape:
                         value.masked_fill_(~keep, 0.0)
 
-    def attach(self, optimizer: torch.optim.Optimizer) -> "FixedMask":
+    def attach(self, optimizer: torch.optim.Optimizer) -> FixedMask:
         """Call :meth:`apply` after every ``optimizer.step()``; returns ``self``."""
         self.apply(optimizer)
         self._handles.append(optimizer.register_step_post_hook(lambda opt, args, kwargs: self.apply(opt)))
@@ -215,7 +216,7 @@ class FixedMask:
             handle.remove()
         self._handles = []
 
-    def __enter__(self) -> "FixedMask":
+    def __enter__(self) -> FixedMask:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -60,7 +60,16 @@ Example:
 """
 
 from .checkpoints import CheckpointWarning
-from .config import PAPER_DECAY, PAPER_LR, THRESHOLDS, Method, RunResult, SyntheticConfig, SyntheticSweepResult, decay_from_appendix
+from .config import (
+    PAPER_DECAY,
+    PAPER_LR,
+    THRESHOLDS,
+    Method,
+    RunResult,
+    SyntheticConfig,
+    SyntheticSweepResult,
+    decay_from_appendix,
+)
 from .data import cosine_lr, epoch_order, initial_w0, make_problem
 from .engine import run_one_at_a_time, run_sweep
 from .figures import FIGURE1_K, FIGURE1_M, FigureResult, figure1_methods, figure2_panels, run_figure, write_results

@@ -46,10 +46,13 @@ def load_checkpoint(path: Path, key: str, shape: tuple[int, ...] | None = None,
         if state["key"] != key:
             return None
         epoch, y = state["epoch"], state["y"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= (epochs if epochs is not None else epoch):
+        last = epochs if epochs is not None else epoch
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= last:
             raise ValueError(f"epoch {epoch!r} is not an integer in [0, {epochs}]")
-        if not isinstance(y, torch.Tensor) or not y.is_floating_point() or (shape is not None and tuple(y.shape) != shape):
-            raise ValueError(f"latents {getattr(y, 'shape', type(y).__name__)!s} are not a floating tensor of shape {shape}")
+        wrong_shape = shape is not None and tuple(getattr(y, "shape", ())) != shape
+        if not isinstance(y, torch.Tensor) or not y.is_floating_point() or wrong_shape:
+            described = getattr(y, "shape", type(y).__name__)
+            raise ValueError(f"latents {described!s} are not a floating tensor of shape {shape}")
         if not isinstance(state["seconds"], (int, float)):
             raise ValueError(f"seconds {state['seconds']!r} is not a number")
     except Exception as error:  # any unreadable file: report it, never fail every rerun

@@ -12,7 +12,6 @@ import torch
 from ... import _check as check
 from ..problem import SparseRegression
 
-
 THRESHOLDS = (1e-7, 5e-7, 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
 PAPER_LR = 2e-4
 PAPER_DECAY = 0.25  # kappa = 5e-5 of Appendix D.1 in Algorithm 1's units: 5e-5 / 2e-4

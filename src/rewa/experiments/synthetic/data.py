@@ -10,7 +10,6 @@ import torch
 from ..problem import make_regression
 from .config import SyntheticConfig
 
-
 _TEST_STREAM, _ORDER_STREAM = 1_000_003, 2_000_029  # offsets that separate a seed's random streams
 
 

@@ -8,11 +8,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-
 from .config import PAPER_DECAY, Method, RunResult, SyntheticConfig, SyntheticSweepResult
 from .engine import run_sweep
 from .lasso import run_lasso
-
 
 FIGURE1_K = (3, 5, 7, 9, 11, 13)
 FIGURE1_M = (0, 2, 4, 6, 8, 10)

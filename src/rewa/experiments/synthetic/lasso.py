@@ -10,7 +10,6 @@ from .config import Method, RunResult, SyntheticConfig
 from .data import make_problem
 from .engine import measure
 
-
 LASSO_LABEL = "Lasso (LassoCV, 5-fold)"
 
 

@@ -73,7 +73,8 @@ def check_example_3_12(config: TheoryConfig) -> ClaimRecord:
     ok = [row_ok(r) for r in rows]
     return ClaimRecord(
         key="example_3_12", claim="Example 3.12",
-        statement="Over ||theta - u1||^2 <= (d-1)u^2: ||theta_0*||_0 = 1, ||theta_1*||_0 = d, ||theta_p*||_0 = 1 for p <= 0.5.",
+        statement="Over ||theta - u1||^2 <= (d-1)u^2: ||theta_0*||_0 = 1, ||theta_1*||_0 = d, "
+                  "||theta_p*||_0 = 1 for p <= 0.5.",
         checked="closed-form solutions feasible with supports 1 / d / 1; boundary grids (d=2, 3) and random boundary "
                 "samples (d=10, 100) contain no better point; grid minimizers (d=2, 3) have the same support",
         inputs=dict(u=u, d=[2, 3, 10, 100], p=norms),

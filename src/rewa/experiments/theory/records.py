@@ -10,7 +10,6 @@ import numpy as np
 from ... import _check as check
 
 
-
 @dataclass(frozen=True)
 class TheoryConfig:
     """Settings of ``rewa reproduce theory``; ``quick`` shortens every run (under 20 s)."""

@@ -10,15 +10,14 @@ from pathlib import Path
 import torch
 
 from .._progress import progress_bar
-from .records import ClaimRecord, TheoryConfig, TheoryResults
-from .lemma_3_1 import check_lemma_3_1
 from .example_3_2 import check_example_3_2
+from .example_3_8 import check_example_3_8
+from .example_3_12 import check_example_3_12
+from .lemma_3_1 import check_lemma_3_1
+from .records import ClaimRecord, TheoryConfig, TheoryResults
 from .theorem_3_3 import check_theorem_3_3
 from .theorem_3_7 import check_theorem_3_7
-from .example_3_8 import check_example_3_8
 from .theorem_3_10 import check_theorem_3_10
-from .example_3_12 import check_example_3_12
-
 
 CHECKS: tuple[tuple[str, Callable[[TheoryConfig], ClaimRecord]], ...] = (
     ("Lemma 3.1", check_lemma_3_1),
@@ -90,9 +89,9 @@ def write_theory_results(results: TheoryResults, out_dir: str | Path, figures: b
     (out / "summary.md").write_text(summary_table(results) + "\n")
     written += [out / "summary.json", out / "summary.md"]
     if figures:
-        from ...plotting.theory import theory_figures
-
         import matplotlib.pyplot as plt
+
+        from ...plotting.theory import theory_figures
 
         for name, figure in theory_figures(results).items():
             path = out / f"{name}.png"
