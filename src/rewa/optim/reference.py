@@ -98,6 +98,22 @@ def _latent(p: torch.Tensor, K: float) -> np.ndarray:
     return np.sign(x) * np.abs(x) ** (1 / K)
 
 
+def _evaluate(closure):
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def _with_gradients(optimizer: torch.optim.Optimizer):
+    """``(group, parameter, its gradient as float64 NumPy, its state)`` for each parameter with a
+    gradient, in group order."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                yield group, p, p.grad.cpu().double().numpy(), optimizer.state[p]
+
+
 class ReWAReference(torch.optim.Optimizer):
     """Algorithm 1 (with torch-SGD momentum) through :func:`rewa_sgd_step`; the latent ``y``
     is ``state["y"]`` (float64), the weights are set to ``sign(y)|y|^K``."""
@@ -111,22 +127,13 @@ class ReWAReference(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+        loss = _evaluate(closure)
+        for group, p, g, state in _with_gradients(self):
+            if not state:
+                state["y"], state["buf"] = _latent(p, group["K"]), None
             hyper = {k: v for k, v in group.items() if k != "params"}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["y"], state["buf"] = _latent(p, group["K"]), None
-                y, x, state["buf"] = rewa_sgd_step(state["y"], p.grad.cpu().double().numpy(),
-                                                   buf=state["buf"], **hyper)
-                state["y"] = y
-                p.copy_(torch.from_numpy(x))
+            state["y"], x, state["buf"] = rewa_sgd_step(state["y"], g, buf=state["buf"], **hyper)
+            p.copy_(torch.from_numpy(x))
         return loss
 
 
@@ -140,23 +147,16 @@ class ReWAAdamWReference(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+        loss = _evaluate(closure)
+        for group, p, g, state in _with_gradients(self):
+            if not state:
+                y = _latent(p, group["K"])
+                state.update(y=y, m=np.zeros_like(y), v=np.zeros_like(y), t=0)
+            state["t"] += 1
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    y = _latent(p, group["K"])
-                    state.update(y=y, m=np.zeros_like(y), v=np.zeros_like(y), t=0)
-                state["t"] += 1
-                state["y"], x, state["m"], state["v"] = rewa_adamw_step(
-                    state["y"], p.grad.cpu().double().numpy(), state["m"], state["v"], state["t"],
-                    lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
-                    K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"])
-                p.copy_(torch.from_numpy(x))
+            state["y"], x, state["m"], state["v"] = rewa_adamw_step(
+                state["y"], g, state["m"], state["v"], state["t"],
+                lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
+                K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"])
+            p.copy_(torch.from_numpy(x))
         return loss

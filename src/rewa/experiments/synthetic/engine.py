@@ -88,7 +88,7 @@ def run_sweep(
     del problems
 
     K = _stacked([float(m.K) for m in methods], dtype, device)
-    decay = _stacked([float(m.weight_decay) for m in methods], dtype, device)
+    weight_decay = _stacked([float(m.weight_decay) for m in methods], dtype, device)
     l1 = _stacked([float(m.l1) for m in methods], dtype, device)
     l1_penalty = L1()
 
@@ -130,7 +130,7 @@ def run_sweep(
                 scaled = rewa_direction(y[:, rows], grad[:, rows], K=k_, M=m_, eps=e_, out=step[:, rows])
                 if scaled.data_ptr() != step[:, rows].data_ptr():  # a factor of 1 returns grad itself
                     step[:, rows] = scaled
-            rewa_update_(y, step, lr=lr, weight_decay=decay)
+            rewa_update_(y, step, lr=lr, weight_decay=weight_decay)
             for rows, k_, _, _ in blocks:
                 power_map(y[:, rows], k_, out=x[:, rows])
         if bar is not None:
