@@ -20,18 +20,22 @@ import warnings
 import numpy as np
 
 
-def datasets():
-    """(name, X_train, X_test, y_train, y_test) for each problem."""
-    from sklearn.datasets import load_breast_cancer, load_digits, load_iris
+def split(X, y, standardize):
+    """A stratified 75/25 split (``random_state=0``), scaled on the training part if asked
+    (tests/test_classifier_vs_l1_logreg.py splits the same way)."""
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    def split(X, y, standardize):
-        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-        if standardize:
-            scaler = StandardScaler().fit(X_train)
-            X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-        return X_train, X_test, y_train, y_test
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    if standardize:
+        scaler = StandardScaler().fit(X_train)
+        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    return X_train, X_test, y_train, y_test
+
+
+def datasets():
+    """(name, X_train, X_test, y_train, y_test) for each problem."""
+    from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 
     X, y = load_digits(return_X_y=True)
     yield ("digits, standardized", *split(X, y, True))

@@ -1,11 +1,6 @@
 import os
-import sys
-from pathlib import Path
 
 import torch
-
-# methods_table.py and reference.py sit beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
 
 # The suite's tensors are small: on a 2-core machine (CI's), intra-op threads cost more than they
 # save and make timings depend on other load. Subprocesses the tests start inherit the setting.

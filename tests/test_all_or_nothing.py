@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import rewa
-from methods_table import CASES
+from tests.asserts import assert_optimizer_state_unchanged
+from tests.methods_table import CASES
 
 
 def make_model(dtype=torch.float32, seed=0):
@@ -34,17 +35,7 @@ def assert_unchanged(model, opt, saved):
     weights, state = saved
     for key, value in model.state_dict().items():
         assert torch.equal(value, weights[key]), key
-    assert set(state) == {id(p) for p in opt.state}
-    for p, s in opt.state.items():
-        old = state[id(p)]
-        assert set(old) == set(s)
-        for key, value in s.items():
-            if key == "param_version":
-                continue
-            if isinstance(value, torch.Tensor):
-                assert torch.equal(value, old[key]), key
-            else:
-                assert value == old[key], key
+    assert_optimizer_state_unchanged(opt, state)
 
 
 def build(case, model, **overrides):

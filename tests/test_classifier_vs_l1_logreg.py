@@ -12,10 +12,9 @@ import torch
 
 pytest.importorskip("sklearn")
 import sklearn  # noqa: E402
+from benchmarks.classifier_vs_l1_logreg import split  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_iris  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from rewa.linear_model import ReWAClassifier  # noqa: E402
 
@@ -27,14 +26,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def split(X, y, standardize):
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    if standardize:
-        scaler = StandardScaler().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    return X_train, X_test, y_train, y_test
 
 
 def l1_logreg(C, X, y):

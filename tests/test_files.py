@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from rewa.experiments.synthetic.checkpoints import CheckpointWarning, load_checkpoint
 from rewa.export import FORMAT, FORMAT_VERSION, SparseCheckpointError, export_sparse, load_sparse
-from rewa.experiments.synthetic import CheckpointWarning, _load_checkpoint
 
 
 def exported(tmp_path):
@@ -145,7 +145,7 @@ def test_corrupt_sweep_checkpoint_is_reported_and_ignored(tmp_path, content):
     else:
         path.write_bytes(content)
     with pytest.warns(CheckpointWarning, match=re.escape(f"ignoring sweep checkpoint {str(path)!r}")):
-        assert _load_checkpoint(path, "k", (1, 2, 3), 10) is None
+        assert load_checkpoint(path, "k", (1, 2, 3), 10) is None
 
 
 def test_sweep_checkpoint_of_this_sweep_loads_and_of_another_is_skipped_silently(tmp_path):
@@ -153,5 +153,5 @@ def test_sweep_checkpoint_of_this_sweep_loads_and_of_another_is_skipped_silently
     torch.save({"key": "k", "epoch": 4, "y": torch.zeros(1, 2, 3), "seconds": 1.0}, path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _load_checkpoint(path, "k", (1, 2, 3), 10)["epoch"] == 4
-        assert _load_checkpoint(path, "other", (1, 2, 3), 10) is None
+        assert load_checkpoint(path, "k", (1, 2, 3), 10)["epoch"] == 4
+        assert load_checkpoint(path, "other", (1, 2, 3), 10) is None

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rewa.optim._functional import abs_pow, gradient_scale, latent_from_weight, power_map, scaled_gradient
+from rewa.functional import abs_pow, gradient_scale, latent_from_weight, power_map, rewa_direction
 
 
 def t(*values, dtype=torch.float64):
@@ -33,7 +33,7 @@ def test_factor_is_one_at_zero_when_eps_is_zero_and_M_is_zero():
 def test_odd_and_real_M_keep_the_gradient_sign(M):
     y = t(-1.5, -0.2, 0.3, 2.0)
     g = t(1.0, -1.0, 1.0, -1.0)
-    d = scaled_gradient(y, g, K=9, M=M, eps=1e-4)
+    d = rewa_direction(y, g, K=9, M=M, eps=1e-4)
     assert torch.isfinite(d).all()
     assert torch.equal(torch.sign(d), torch.sign(g))
 
@@ -69,15 +69,15 @@ def test_tensor_hyperparameters_broadcast_like_scalars():
     torch.testing.assert_close(power_map(y, K)[1], power_map(y[1], 9.0))
 
 
-def test_scaled_gradient_never_modifies_grad():
+def test_rewa_direction_never_modifies_grad():
     y = t(0.5, -0.5)
     g = t(1.0, 2.0)
     for M, eps in ((2, 0.0), (0, 1e-2), (1.5, 1e-3)):
-        d = scaled_gradient(y, g, K=3, M=M, eps=eps)
+        d = rewa_direction(y, g, K=3, M=M, eps=eps)
         d.mul_(7.0)  # a caller may scale its own result in place
         assert torch.equal(g, t(1.0, 2.0))
     # with a factor of exactly 1 the gradient itself comes back, to be read only
-    assert torch.equal(scaled_gradient(y, g, K=3, M=0, eps=0.0), g)
+    assert torch.equal(rewa_direction(y, g, K=3, M=0, eps=0.0), g)
 
 
 def test_float32_latent_keeps_weights_that_underflow():

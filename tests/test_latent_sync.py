@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import rewa
-from rewa.optim._functional import latent_from_weight
+from rewa.functional import latent_from_weight
 
 OPTIMIZERS = [
     lambda ps, **kw: rewa.ReWA(ps, lr=0.05, K=9, M=2, weight_decay=0.01, momentum=0.9, **kw),

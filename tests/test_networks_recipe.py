@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from rewa.experiments.presets import preset
-from rewa.experiments.train import (METHOD_DEFAULTS, TrainConfig, decay_budget, grad_clip_norm, lr_sum,
-                                    resolve_config, train)
+from rewa.experiments.train import (
+    METHOD_DEFAULTS,
+    TrainConfig,
+    decay_budget,
+    grad_clip_norm,
+    lr_sum,
+    resolve_config,
+    train,
+)
 
 pytest.importorskip("sklearn")
 

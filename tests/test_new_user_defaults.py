@@ -20,7 +20,7 @@ def test_rewa_adamw_defaults_are_the_papers_adamw_setting():
     for o in (opt, registry_opt):
         sparse = o.param_groups[0]
         assert (sparse["K"], sparse["M"], sparse["eps"]) == (9, 2, 0.0)
-        assert rewa.lp_exponent(sparse["K"], sparse["M"]) < 1
+        assert rewa.theory.lp_exponent(sparse["K"], sparse["M"]) < 1
 
 
 def test_rewa_adamw_warns_on_settings_that_do_not_sparsify():
@@ -58,7 +58,7 @@ def test_sparsity_report_and_sweep_refuse_a_parametrized_model():
     with pytest.raises(ValueError, match=r"call rewa.reparam.collapse\(model\) first"):
         rewa.sparsity_report(model, 1e-3)
     with pytest.raises(ValueError, match="still carry a parametrization"):
-        rewa.threshold_sweep(model, lambda m: 1.0, [0.0])
+        rewa.sparsity.threshold_sweep(model, lambda m: 1.0, [0.0])
     rewa.collapse(model)
     assert rewa.sparsity_report(model, 0.0).total == 6 * 4 + 4  # the weights, not their 3 factors each
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rewa
-from methods_table import ALL_CASES, CASES, METHOD_CASES
+from tests.methods_table import ALL_CASES, CASES, METHOD_CASES
 
 
 def make_model(seed: int = 0, dtype=torch.float64) -> nn.Module:

@@ -10,7 +10,13 @@ import torch
 
 import rewa
 from rewa.experiments.recovery import RecoveryConfig, run_recovery
-from reference import paper_code_sgd_step, rewa_adamw_step, rewa_sgd_step
+from rewa.optim.reference import (
+    ReWAAdamWReference,
+    ReWAReference,
+    paper_code_sgd_step,
+    rewa_adamw_step,
+    rewa_sgd_step,
+)
 
 SGD_CONFIGS = [
     dict(K=9, M=2, eps=0.0, weight_decay=0.1),
@@ -211,3 +217,38 @@ def test_short_sparse_recovery():
     assert abs(result.w0 - 1) < 0.15
     assert result.above[1e-6] <= 5  # of 2000
     assert result.test_mse < 1.1 * result.oracle_test_mse
+
+
+@pytest.mark.parametrize("path", ["loop", "foreach"])
+@pytest.mark.parametrize("config", SGD_CONFIGS, ids=str)
+def test_rewa_matches_the_reference_optimizer(config, path):
+    """The fast paths against rewa.optim.reference.ReWAReference, optimizer to optimizer."""
+    torch.manual_seed(0)
+    x0 = torch.randn(3, 5, dtype=torch.float64)
+    x0[1, 2] = 0.0
+    fast, slow = torch.nn.Parameter(x0.clone()), torch.nn.Parameter(x0.clone())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
+        opt = rewa.ReWA([fast], lr=0.03, foreach=path == "foreach", **config)
+    ref = ReWAReference([slow], lr=0.03, **config)
+    for _ in range(12):
+        fast.grad, slow.grad = gradient(fast.detach()), gradient(slow.detach())
+        opt.step()
+        ref.step()
+        torch.testing.assert_close(opt.state[fast]["y"], torch.from_numpy(ref.state[slow]["y"]), rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(fast.detach(), slow.detach(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_rewa_adamw_matches_the_reference_optimizer(foreach):
+    torch.manual_seed(2)
+    x0 = torch.randn(9, dtype=torch.float64)
+    config = dict(lr=0.01, K=3, M=1, eps=1e-3, weight_decay=0.1, betas=(0.8, 0.95), adam_eps=1e-8)
+    fast, slow = torch.nn.Parameter(x0.clone()), torch.nn.Parameter(x0.clone())
+    opt = rewa.ReWAAdamW([fast], foreach=foreach, **config)
+    ref = ReWAAdamWReference([slow], **config)
+    for _ in range(12):
+        fast.grad, slow.grad = gradient(fast.detach()), gradient(slow.detach())
+        opt.step()
+        ref.step()
+        torch.testing.assert_close(fast.detach(), slow.detach(), rtol=1e-10, atol=1e-14)

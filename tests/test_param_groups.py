@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import rewa
+from rewa.param_groups import split_parameters
 
 
 class Net(nn.Module):
@@ -23,14 +24,14 @@ class Net(nn.Module):
 
 
 def test_split_parameters_default():
-    sparse, dense = rewa.split_parameters(Net())
+    sparse, dense = split_parameters(Net())
     assert [n for n, _ in sparse] == ["embed.weight", "conv.weight", "head.weight"]
     assert [n for n, _ in dense] == ["scale", "conv.bias", "bn.weight", "bn.bias", "head.bias",
                                      "norm.weight", "norm.bias"]
 
 
 def test_include_bias_and_norm_sparsifies_everything_trainable():
-    sparse, dense = rewa.split_parameters(Net(), include_bias_and_norm=True)
+    sparse, dense = split_parameters(Net(), include_bias_and_norm=True)
     assert dense == [] and len(sparse) == 10
 
 

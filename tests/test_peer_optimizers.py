@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rewa.optim.l1 import PenalizedSGD
-from rewa.optim.pwd import PWDAdamW, PWDSGD, pwd_shrink_factor
+from rewa.optim.penalized import PenalizedSGD
+from rewa.optim.pwd import PWDSGD, PWDAdamW, pwd_shrink_factor
 
 F64 = torch.float64
 

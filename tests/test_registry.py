@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import rewa
-from rewa.optim.l1 import PenalizedSGD
+from rewa.optim.penalized import PenalizedSGD
 from rewa.optim.pwd import PWDSGD
 from rewa.optim.registry import create_optimizer, list_methods, method_names
 from rewa.reparam import factor_parameters

@@ -45,7 +45,7 @@ def test_lightning_configure_optimizers():
     assert opt.state[module.net.weight]["step"] == 8
     assert not torch.equal(module.net.weight, before)
     # the weights are the power map of the optimizer's latent
-    torch.testing.assert_close(module.net.weight.detach(), rewa.power_map(opt.state[module.net.weight]["y"], 3))
+    torch.testing.assert_close(module.net.weight.detach(), rewa.functional.power_map(opt.state[module.net.weight]["y"], 3))
 
 
 def test_hugging_face_trainer_optimizer_cls_and_kwargs(tmp_path):

@@ -72,22 +72,22 @@ def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
 
 def test_resume_mid_sweep(tmp_path, monkeypatch):
     """Interrupt after epoch 1 of 2 and resume: identical to the uninterrupted run."""
-    import rewa.experiments.synthetic as synthetic
+    import rewa.experiments.synthetic.engine as synthetic  # the engine draws each epoch's order
 
     full = run_sweep(METHODS[:1], (3,), TINY, progress=False)
     path = tmp_path / "s.ckpt"
     calls = {"n": 0}
-    real_order = synthetic._epoch_order
+    real_order = synthetic.epoch_order
 
     def interrupting_order(seed, epoch, n):
         if epoch == 1:
             raise KeyboardInterrupt
         return real_order(seed, epoch, n)
 
-    monkeypatch.setattr(synthetic, "_epoch_order", interrupting_order)
+    monkeypatch.setattr(synthetic, "epoch_order", interrupting_order)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(METHODS[:1], (3,), TINY, progress=False, checkpoint=path, checkpoint_every=0)
-    monkeypatch.setattr(synthetic, "_epoch_order", real_order)
+    monkeypatch.setattr(synthetic, "epoch_order", real_order)
     resumed = run_sweep(METHODS[:1], (3,), TINY, progress=False, checkpoint=path)
     assert resumed.resumed_from_epoch == 1
     assert _final_weights(resumed) == _final_weights(full)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+import rewa
 from rewa import theory
-from rewa.optim import _validation
-from rewa.optim._functional import power_map, rewa_sgd
+from rewa.functional import power_map, rewa_sgd
 
 # ----------------------------------------------------------------------------------------
 # p(K, M) and Proposition 3.4
@@ -18,7 +18,7 @@ from rewa.optim._functional import power_map, rewa_sgd
 
 
 def test_lp_exponent_is_the_one_formula():
-    assert theory.lp_exponent is _validation.lp_exponent
+    assert rewa.optim.rewa.sparsity_problem is theory.sparsity_problem  # Proposition 3.4 lives once
     assert theory.lp_exponent(9, 4) == pytest.approx(2 / 3)
     assert theory.lp_exponent(3, 2) == pytest.approx(2 / 3)
     assert theory.lp_exponent(1, 0) == 2

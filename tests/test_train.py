@@ -33,7 +33,7 @@ def _python_env():
     return env
 
 
-@pytest.mark.parametrize("method", rewa.method_names())
+@pytest.mark.parametrize("method", rewa.optim.registry.method_names())
 def test_every_method_trains_one_short_epoch_on_digits(method):
     result = train(TrainConfig(method=method, out="", **FAST))
     (record,) = result.metrics

@@ -3,53 +3,30 @@
 ReWA (Reparameterization, Weight decay, Adaptive learning rate) trains a latent ``y`` with
 ``x = sign(y)|y|^K`` and a per-coordinate step ``|y|^M |y|^(K-1)/(|y|^(K-1) + eps)``, which
 acts like l_p regularization with ``p = 1 + (1 - M)/K``.
+
+The top level holds what a training script needs; the rest is in the submodules
+(:mod:`rewa.functional` for the kernels, :mod:`rewa.optim` for every optimizer,
+:mod:`rewa.penalties`, :mod:`rewa.reparam`, :mod:`rewa.sparsity`, :mod:`rewa.export`, ...).
 """
 
-from . import theory
-from .controller import ControllerRecord, TargetSparsityController, TargetSparsityWarning
-from .export import ExportSummary, SparseCheckpointError, SparseLinear, export_sparse, load_sparse, to_sparse_linear
+from . import functional, theory
+from ._version import __version__
+from .controller import TargetSparsityController, TargetSparsityWarning
+from .export import export_sparse, load_sparse
 from .optim import (
+    PWDSGD,
+    FusedFallbackWarning,
+    PenalizedSGD,
+    PWDAdamW,
     ReWA,
     ReWAAdamW,
     SparsityConfigWarning,
     ZeroSaddleWarning,
-    gradient_scale,
-    latent_from_weight,
-    power_map,
-    rewa_adamw,
-    rewa_sgd,
-    scaled_gradient,
 )
-from .optim._validation import lp_exponent
-from .optim.l1 import PenalizedSGD, penalized_sgd
-from .optim.pwd import PWDAdamW, PWDSGD, pwd_adamw, pwd_sgd, pwd_shrink_factor
-from .optim.registry import MethodInfo, create_optimizer, list_methods, method_names
-from .param_groups import DENSE_DEFAULTS, NORM_LAYERS, param_groups, split_parameters
-from .penalties import L1, ClippedLp, Lp, make_penalty
-from .reparam import (
-    HadamardProduct,
-    PowerPropagation,
-    SignedSquares,
-    collapse,
-    factor_parameters,
-    lp_weight_of_factor_decay,
-    parametrize_model,
-    spred,
-)
-from .sparsity import (
-    FixedMask,
-    SparsityReport,
-    SweepPoint,
-    SweepResult,
-    TensorSparsity,
-    attach_masks,
-    make_masks_permanent,
-    prune,
-    sparsity_report,
-    threshold_sweep,
-)
-
-from ._version import __version__
+from .optim.registry import create_optimizer, list_methods
+from .param_groups import param_groups
+from .reparam import collapse, parametrize_model
+from .sparsity import FixedMask, SparsityReport, prune, sparsity_report
 
 # scikit-learn is an optional dependency (the `sklearn` extra): its estimators load on first use.
 _ESTIMATORS = ("ReWAClassifier", "ReWARegressor", "ReWARegressorCV")
@@ -63,20 +40,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rewa' has no attribute {name!r}")
 
 
-__all__ = sorted(
-    [
-        "ClippedLp", "ControllerRecord", "DENSE_DEFAULTS", "ExportSummary", "FixedMask",
-        "HadamardProduct", "L1", "Lp", "MethodInfo", "NORM_LAYERS", "PWDAdamW", "PWDSGD",
-        "PenalizedSGD", "PowerPropagation", "ReWA", "ReWAAdamW", "SignedSquares", "SparseCheckpointError", "SparseLinear",
-        "SparsityConfigWarning", "SparsityReport", "SweepPoint", "SweepResult",
-        "TargetSparsityController", "TargetSparsityWarning", "TensorSparsity", "ZeroSaddleWarning", "__version__",
-        "attach_masks", "collapse",
-        "create_optimizer", "export_sparse", "factor_parameters", "gradient_scale",
-        "latent_from_weight", "list_methods", "load_sparse", "lp_exponent",
-        "lp_weight_of_factor_decay", "make_masks_permanent", "make_penalty", "method_names",
-        "param_groups", "parametrize_model", "penalized_sgd", "power_map", "prune", "pwd_adamw",
-        "pwd_sgd", "pwd_shrink_factor", "rewa_adamw", "rewa_sgd", "scaled_gradient",
-        "sparsity_report", "split_parameters", "spred", "theory", "threshold_sweep",
-        "to_sparse_linear", *_ESTIMATORS,
-    ]
-)
+__all__ = [
+    # optimizers and how to build them
+    "ReWA", "ReWAAdamW", "PWDSGD", "PWDAdamW", "PenalizedSGD",
+    "param_groups", "create_optimizer", "list_methods",
+    # scikit-learn estimators
+    *_ESTIMATORS,
+    # measuring, pruning, steering and saving sparsity
+    "sparsity_report", "SparsityReport", "prune", "FixedMask", "TargetSparsityController",
+    "export_sparse", "load_sparse", "parametrize_model", "collapse",
+    # warnings
+    "SparsityConfigWarning", "ZeroSaddleWarning", "FusedFallbackWarning", "TargetSparsityWarning",
+    # namespaces
+    "functional", "theory", "__version__",
+]  # fmt: skip

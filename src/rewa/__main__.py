@@ -1,2 +1,3 @@
 from rewa.cli import main
+
 raise SystemExit(main())

@@ -10,81 +10,23 @@ and :func:`require_packages`.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
-import uuid
 from dataclasses import fields
 from pathlib import Path
 
+from ._cli_options import (
+    CommandError,
+    add_common_options,
+    apply_threads,
+    output_directory,
+    require_packages,
+    show_progress,
+)
 from ._version import __version__
-
 from .experiments.digits import DigitsConfig, run_target_sparsity_demo
 from .experiments.recovery import RecoveryConfig, run_recovery
 from .experiments.theory import TheoryConfig, run_theory, summary_table, write_theory_results
-
-
-# -- options and checks every command shares ----------------------------------------------
-
-# the extra of pyproject.toml that installs each optional package
-_EXTRAS = {"matplotlib": "plot", "sklearn": "sklearn", "tqdm": "progress"}
-
-
-class CommandError(Exception):
-    """A problem found before the work starts: printed as ``rewa <command>: error: ...``, exit 2."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
-
-
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """``--threads N``: what every command takes (applied by :func:`main` before the command)."""
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="torch intra-op threads (default: torch's choice, usually the number of "
-                             "cores; on a shared machine --threads 1 is often much faster)")
-
-
-def apply_threads(threads: int | None) -> None:
-    """Set torch's intra-op thread count, or leave torch's default when ``threads`` is None."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def show_progress() -> bool:
-    """Progress bars only on a terminal: redirected output stays free of them."""
-    return sys.stderr.isatty()
-
-
-def require_packages(*modules: str) -> None:
-    """Raise :class:`CommandError` naming the extra to install if a module is not importable."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        extras = ",".join(sorted({_EXTRAS[m] for m in missing}))
-        raise CommandError(f"this command needs {', '.join(missing)}, which is not installed: "
-                           f'pip install "rewa[{extras}]"')
-
-
-def output_directory(out: str) -> Path:
-    """Create ``out`` and prove it writable (a probe file) before any work; else CommandError."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".rewa-write-test-{uuid.uuid4().hex}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise CommandError(f"--out {out!r} is not a writable directory: {error}") from None
-    return path
-
 
 _RECOVERY_HELP = {
     "d": "number of features (one true feature, d - 1 pure noise)",
@@ -180,7 +122,8 @@ def _reproduce_synthetic(args: argparse.Namespace) -> int:
     written = save_figures(result, args.out)
     for row in result.summary():
         print(f"{row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
-              f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  sparsity@1e-6 {row['sparsity@1e-06_mean']:.4f}")
+              f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  "
+              f"sparsity@1e-6 {row['sparsity@1e-06_mean']:.4f}")
     print(f"Figure {args.figure} ({args.scale} scale): {result.sweep.seconds:.1f} s; CSV, JSON and "
           f"{len(written)} figure(s) in {args.out}. Weight decay in Algorithm 1 units: lambda = kappa/eta_0 "
           "(the appendix's per-step 5e-5 at lr 2e-4 is lambda = 0.25).")

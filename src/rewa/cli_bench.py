@@ -55,8 +55,7 @@ def resnet18_params(dtype: torch.dtype = torch.float32, device: str = "cpu", see
 
 
 def _optimizers() -> dict[tuple[str, str], callable]:
-    import rewa
-    from rewa.optim.pwd import PWDSGD
+    from .optim import PWDSGD, ReWA, ReWAAdamW
 
     def paths(make):
         return {"loop": lambda ps: make(ps, foreach=False), "foreach": lambda ps: make(ps, foreach=True),
@@ -67,10 +66,10 @@ def _optimizers() -> dict[tuple[str, str], callable]:
         table["SGD", path] = make
     for path, make in paths(lambda ps, **kw: torch.optim.AdamW(ps, lr=1e-3, **kw)).items():
         table["AdamW", path] = make
-    for path, make in paths(lambda ps, **kw: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
+    for path, make in paths(lambda ps, **kw: ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
                                                        **kw)).items():
         table["ReWA", path] = make
-    for path, make in paths(lambda ps, **kw: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4,
+    for path, make in paths(lambda ps, **kw: ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4,
                                                             **kw)).items():
         table["ReWA-AdamW", path] = make
     # the cost of the all-or-nothing step: the same fused ReWA without its finite checks
@@ -147,9 +146,10 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
 
 def table2(epochs: int, d: int) -> list[dict]:
     """Paper Table 2: time and memory of training the synthetic problem, ReWA vs SGD-l1."""
-    import rewa
-    from rewa.experiments.synthetic import SyntheticConfig, _epoch_order, cosine_lr, make_problem
+    from rewa.experiments.synthetic import SyntheticConfig, cosine_lr, epoch_order, make_problem
     from rewa.penalties import L1
+
+    from .optim import ReWA, SparsityConfigWarning
 
     config = SyntheticConfig(d=d, epochs=epochs)
     X, target, w_init = make_problem(0, config)
@@ -160,8 +160,8 @@ def table2(epochs: int, d: int) -> list[dict]:
             model.weight.copy_(w_init.unsqueeze(0))
         if label.startswith("ReWA"):
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
-                opt = rewa.ReWA(model.parameters(), lr=config.lr, K=9, M=2, weight_decay=0.25)
+                warnings.simplefilter("ignore", SparsityConfigWarning)
+                opt = ReWA(model.parameters(), lr=config.lr, K=9, M=2, weight_decay=0.25)
             l1 = 0.0
         else:
             opt = torch.optim.SGD(model.parameters(), lr=config.lr)
@@ -169,7 +169,7 @@ def table2(epochs: int, d: int) -> list[dict]:
         penalty, total, t = L1(), config.steps_per_epoch * epochs, 0
         start = time.perf_counter()
         for epoch in range(epochs):
-            for batch in _epoch_order(0, epoch, config.n_train).split(config.batch_size):
+            for batch in epoch_order(0, epoch, config.n_train).split(config.batch_size):
                 for group in opt.param_groups:
                     group["lr"] = cosine_lr(t, total, config.lr, config.cosine)
                 opt.zero_grad(set_to_none=True)
@@ -228,7 +228,7 @@ def _bench(args: argparse.Namespace) -> int:
 def add_commands(subparsers) -> None:
     """Add ``bench`` to the ``rewa`` command's subparsers."""
     bench = subparsers.add_parser("bench", help="step times, bandwidth, state memory, Table 2")
-    from .cli import add_common_options
+    from ._cli_options import add_common_options
 
     add_common_options(bench)
     # timings are comparable on a shared machine with one thread: that is bench's default

@@ -31,7 +31,7 @@ def _field_type(f):
 
 def add_commands(subparsers) -> None:
     """Add ``train`` and ``compare`` to the ``rewa`` command's subparsers."""
-    from .cli import add_common_options
+    from ._cli_options import add_common_options
     from .experiments.presets import PRESETS
     from .experiments.train import TrainConfig
 
@@ -178,7 +178,8 @@ def compare_runs(run_dirs, *, reference: str | None = None, split: str = "test")
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .plotting.training import _pyplot, plot_compression_curves
+    from .plotting._pyplot import pyplot
+    from .plotting.training import plot_compression_curves
 
     rows = compare_runs(args.runs, reference=args.reference, split=args.split)
     key = f"{args.split}_accuracy"
@@ -186,7 +187,7 @@ def _compare(args: argparse.Namespace) -> int:
     fig = plot_compression_curves(sweeps, split=args.split, reference=rows[0]["reference_accuracy"],
                                   title=f"{args.split} accuracy vs compression")
     fig.savefig(args.out, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .optim import _validation as check
-from .sparsity import _counted, _check_threshold
+from . import _check as check
+from .sparsity import counted_tensors
 
 __all__ = ["ControllerRecord", "TargetSparsityController", "TargetSparsityWarning"]
 
@@ -152,20 +152,15 @@ class TargetSparsityController:
         if target_compression is not None:
             check.at_least("target_compression", target_compression, 1)
             target_sparsity = 1.0 - 1.0 / target_compression
-        check.in_half_open("target_sparsity", target_sparsity, 0, 1)
-        self.threshold = _check_threshold(threshold)
+        target_sparsity = check.in_half_open("target_sparsity", target_sparsity, 0, 1)
+        self.threshold = float(check.at_least("threshold", threshold, 0))
         if self.threshold == 0:
             raise ValueError("threshold=0 must be > 0: the controller compares log-magnitudes with it")
-        check.positive_int("total_calls", total_calls)
-        check.real("ramp", ramp)
-        if not 0 < ramp <= 1:
-            raise ValueError(f"ramp={ramp} must be in (0, 1]")
-        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
-            raise ValueError(f"lookahead={lookahead!r} must be an integer >= 0")
+        check.integer("total_calls", total_calls)
+        check.in_range("ramp", ramp, 0, 1, closed="right")
+        check.integer("lookahead", lookahead, 0)
         for name, value in (("gain", gain), ("max_log_change", max_log_change), ("max_log_decrease", max_log_decrease)):
-            check.real(name, value)
-            if value <= 0:
-                raise ValueError(f"{name}={value} must be > 0")
+            check.above(name, value, 0)
         check.at_least("tolerance", tolerance, 0)
         check.real("min_weight_decay", min_weight_decay)
         check.real("max_weight_decay", max_weight_decay)
@@ -174,7 +169,7 @@ class TargetSparsityController:
                 f"need 0 < min_weight_decay <= max_weight_decay, got {min_weight_decay} and {max_weight_decay}"
             )
 
-        self._entries = _counted(model, include_bias_and_norm)
+        self._entries = counted_tensors(model, include_bias_and_norm)
         weight_ids = {id(e.param) for e in self._entries}
         controlled = [i for i, g in enumerate(optimizer.param_groups) if any(id(p) in weight_ids for p in g["params"])]
         if not controlled:

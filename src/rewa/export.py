@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .optim import _validation as check
+from . import _check as check
 from .param_groups import split_parameters
 
 __all__ = [
@@ -117,7 +117,9 @@ def _decode(record) -> Tensor:
     if layout not in ("csr", "flat"):
         raise ValueError(f"unknown layout {layout!r}")
     shape = record.get("shape")
-    if not isinstance(shape, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+    sizes_ok = isinstance(shape, (list, tuple)) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    if not sizes_ok:
         raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
     shape = tuple(shape)
     dtype = _dtype_from_name(record.get("dtype"))
@@ -162,9 +164,11 @@ def _check_writable(path: Path) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"cannot write the checkpoint to {str(path)!r}: it is a directory")
     if not parent.is_dir():
-        raise FileNotFoundError(f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} does not exist")
+        raise FileNotFoundError(
+            f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
-        raise PermissionError(f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} is not writable")
+        raise PermissionError(
+            f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} is not writable")
 
 
 class _Terminated(BaseException):
@@ -355,7 +359,8 @@ def load_sparse(path: str | os.PathLike, *, map_location=None) -> OrderedDict[st
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise SparseCheckpointError(f"{where} is not a sparse checkpoint written by rewa.export_sparse")
     if saved.get("version") != FORMAT_VERSION:
-        raise SparseCheckpointError(f"{where} has format version {saved.get('version')!r}; this rewa reads {FORMAT_VERSION}")
+        raise SparseCheckpointError(
+            f"{where} has format version {saved.get('version')!r}; this rewa reads {FORMAT_VERSION}")
     if not isinstance(saved.get("tensors"), dict):
         raise SparseCheckpointError(f"{where} has no 'tensors' dict")
     out: OrderedDict[str, Tensor] = OrderedDict()
@@ -395,7 +400,7 @@ class SparseLinear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "SparseLinear":
+    def from_linear(cls, linear: nn.Linear) -> SparseLinear:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return cls(linear.weight.detach().to_sparse_csr(), linear.bias)

@@ -58,6 +58,7 @@ def param_groups(
     include_bias_and_norm: bool = False,
     dense: Mapping[str, object] | None = None,
     sparse: Mapping[str, object] | None = None,
+    dense_defaults: Mapping[str, object] = DENSE_DEFAULTS,
 ) -> list[dict]:
     """Param groups for any optimizer of this library: one sparsified, one dense.
 
@@ -67,6 +68,8 @@ def param_groups(
         dense: hyperparameters of the dense group; defaults to :data:`DENSE_DEFAULTS`
             (``K = 1, M = 0, eps = 0, weight_decay = 0``). Keys given replace the defaults.
         sparse: hyperparameters of the sparsified group (the optimizer's defaults otherwise).
+        dense_defaults: what ``dense`` is laid over; ReWA's plain settings by default. Other
+            optimizers pass their own (``create_optimizer`` gives pWD ``lambda_p = 0``).
 
     Empty groups are left out. Raises ``ValueError`` if the model has no trainable parameter.
 
@@ -83,5 +86,5 @@ def param_groups(
     if sparse_params:
         groups.append({"params": [p for _, p in sparse_params], **dict(sparse or {})})
     if dense_params:
-        groups.append({"params": [p for _, p in dense_params], **{**DENSE_DEFAULTS, **dict(dense or {})}})
+        groups.append({"params": [p for _, p in dense_params], **{**dense_defaults, **dict(dense or {})}})
     return groups

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from .optim import _validation as check
+from . import _check as check
 
 __all__ = ["L1", "Lp", "ClippedLp", "make_penalty", "PENALTY_NAMES", "CLIP_KINDS"]
 
@@ -87,9 +87,7 @@ class Lp:
     has_prox = False
 
     def __init__(self, p: float):
-        check.real("p", p)
-        if not p > 0:
-            raise ValueError(f"p={p} must be > 0")
+        check.above("p", p, 0)
         self.p = float(p)
 
     def __repr__(self) -> str:
@@ -133,14 +131,9 @@ class ClippedLp:
     has_prox = False
 
     def __init__(self, p: float, threshold: float, kind: str = "l1"):
-        check.real("p", p)
-        if not 0 < p < 1:
-            raise ValueError(f"p={p} must be in (0, 1) for clipped l_p")
-        check.real("threshold", threshold)
-        if not threshold > 0:
-            raise ValueError(f"threshold={threshold} must be > 0")
-        if kind not in CLIP_KINDS:
-            raise ValueError(f"kind={kind!r} must be one of {CLIP_KINDS}")
+        check.in_range("p", p, 0, 1, closed="neither")
+        check.above("threshold", threshold, 0)
+        check.one_of("kind", kind, CLIP_KINDS)
         self.p, self.threshold, self.kind = float(p), float(threshold), kind
 
     def __repr__(self) -> str:

@@ -55,8 +55,8 @@ from collections.abc import Callable
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .optim import _validation as check
-from .optim._functional import latent_from_weight, power_map
+from . import _check as check
+from ._math import latent_from_weight, power_map
 from .param_groups import split_parameters
 
 __all__ = [
@@ -175,7 +175,8 @@ def lp_weight_of_factor_decay(weight_decay: float, K: int) -> float:
 
 
 def _ours(module: nn.Module, tensor_name: str) -> bool:
-    return any(isinstance(p, _Parametrization) for p in module.parametrizations[tensor_name])
+    plist = module.parametrizations[tensor_name]  # type: ignore[index]
+    return any(isinstance(p, _Parametrization) for p in plist)
 
 
 def parametrize_model(
@@ -214,11 +215,11 @@ def parametrize_model(
 
 def factor_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The factors (``original0, original1, ...``) of every parametrization of this library."""
-    factors = []
+    factors: list[nn.Parameter] = []
     for module in model.modules():
         if not parametrize.is_parametrized(module):
             continue
-        for tensor_name, plist in module.parametrizations.items():
+        for tensor_name, plist in module.parametrizations.items():  # type: ignore[union-attr,operator]
             if _ours(module, tensor_name):
                 factors.extend(p for p in plist.parameters(recurse=False))
     return factors

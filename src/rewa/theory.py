@@ -35,12 +35,12 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .optim import _validation as check
-from .optim._validation import SparsityConfiguration, lp_exponent, sparsity_configuration
+from . import _check as check
 from .penalties import CLIP_KINDS as CLIPPING_KINDS
 from .penalties import ClippedLp
 
@@ -54,6 +54,7 @@ __all__ = [
     "implicit_regularizer_grad",
     "lp_exponent",
     "lp_penalty",
+    "sparsity_problem",
     "smallest_clipping_error",
     "sparsity_configuration",
     "stagnation_radius_adaptive_eps",
@@ -67,6 +68,99 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 # Proposition 3.4: Configurations A and B
 # ----------------------------------------------------------------------------------------
+
+
+def lp_exponent(K: float, M: float) -> float:
+    """The l_p exponent of ReWA's implicit regularizer: p = 1 + (1 - M)/K (Theorem 3.3)."""
+    return 1 + (1 - M) / K
+
+
+@dataclass(frozen=True)
+class SparsityConfiguration:
+    """Which of Proposition 3.4's configurations ``(K, M, eps)`` meets, and why.
+
+    ``configuration`` is ``"A"`` (``eps = 0``, ``M > 1``), ``"B"`` (``eps > 0``, ``M < 2``) or
+    ``None``. ``p`` is the exponent of R's first term, ``1 + (1 - M)/K``; ``q`` the exponent
+    ``(2 - M)/K`` of its eps term (``None`` when ``eps = 0``; ``0.0`` stands for the
+    logarithm at ``M = 2``). ``sparse`` says whether R has a term that is sparsity-inducing
+    at 0 (an exponent below 1, a logarithm, or a negative power); ``reason`` explains it.
+    """
+
+    K: float
+    M: float
+    eps: float
+    configuration: str | None
+    p: float
+    q: float | None
+    sparse: bool
+    reason: str
+
+
+def sparsity_configuration(K: float, M: float, eps: float) -> SparsityConfiguration:
+    """Classify ``(K, M, eps)`` by Proposition 3.4, with the reason.
+
+    Configuration A: ``eps = 0`` and ``M > 1``, so ``p = 1 + (1 - M)/K < 1``.
+    Configuration B: ``eps > 0`` and ``M < 2``, so the eps term of R is ``|x|^q`` with
+    ``q = (2 - M)/K``.
+
+    Note (departure): Configuration B gives ``q < 1`` only when ``K > 2 - M``; the
+    proposition leaves this out. For ``K = 1, M = 0`` (plain SGD) or ``K < 2 - M`` the
+    result has ``configuration="B"`` but ``sparse=False`` and the reason says why.
+    Settings outside both configurations may still be sparse (``eps > 0`` with ``M > 1``
+    keeps ``p < 1``); ``sparse`` reports that separately.
+
+    Example:
+        >>> sparsity_configuration(3, 0, 1e-3).configuration
+        'B'
+        >>> sparsity_configuration(9, 1, 0.0).reason[:30]
+        'Neither: eps = 0 needs M > 1 ('
+    """
+    check.check_reparameterization(K, M, eps)
+    p = lp_exponent(K, M)
+    q = None if eps == 0 else (2 - M) / K
+    p_text = f"p = 1 + (1 - M)/K = {p:.4g}"
+    if eps == 0:
+        if M > 1:
+            return SparsityConfiguration(K, M, eps, "A", p, q, True,
+                                         f"Configuration A: eps = 0 and M = {M:g} > 1, so {p_text} < 1")
+        return SparsityConfiguration(
+            K, M, eps, None, p, q, False,
+            f"Neither: eps = 0 needs M > 1 (Configuration A), but M = {M:g}, so {p_text} >= 1 "
+            "and R has no l_p (p < 1) term",
+        )
+    if M < 2:
+        assert q is not None  # eps > 0 here
+        q_text = f"q = (2 - M)/K = {q:.4g}"
+        if q < 1:
+            return SparsityConfiguration(K, M, eps, "B", p, q, True,
+                                         f"Configuration B: eps = {eps:g} > 0 and M = {M:g} < 2, so {q_text} < 1")
+        return SparsityConfiguration(
+            K, M, eps, "B", p, q, p < 1,
+            f"Configuration B by Proposition 3.4's letter (eps > 0, M < 2), but {q_text} >= 1 because "
+            f"K = {K:g} <= 2 - M; " + (f"{p_text} < 1 still induces sparsity" if p < 1 else
+                                       f"{p_text} >= 1 too, so R has no sparsity-inducing term"),
+        )
+    eps_term = "eps*log|x|" if M == 2 else f"eps*K/(2 - M)*|x|^({q:.4g}), unbounded below at 0"
+    return SparsityConfiguration(
+        K, M, eps, None, p, q, True,
+        f"Neither: eps > 0 needs M < 2 (Configuration B), but M = {M:g}; R's eps term is {eps_term} "
+        f"and {p_text} < 1, so R still pulls toward 0, outside Proposition 3.4",
+    )
+
+
+def sparsity_problem(K: float, M: float, eps: float) -> str | None:
+    """Why (K, M, eps) does not induce l_p (p < 1) sparsity, or None.
+
+    The verdict of :func:`sparsity_configuration` (Proposition 3.4 with its departure notes);
+    K = 1 is deliberately plain (the dense groups of :func:`rewa.param_groups`).
+    """
+    if K == 1:
+        return None
+    configuration = sparsity_configuration(K, M, eps)
+    if configuration.sparse:
+        return None
+    return f"K={K:g}, M={M:g}, eps={eps:g} does not induce l_p (p < 1) sparsity: {configuration.reason}"
+
 
 
 # ----------------------------------------------------------------------------------------
@@ -173,22 +267,15 @@ def stationarity_residual(x, grad_f, K: float, M: float, eps: float, weight_deca
 
 
 def _check_p(p, low_open: float = 0.0, high: float = 2.0) -> None:
-    check.real("p", p)
-    if not low_open < p <= high:
-        raise ValueError(f"p={p} must be in ({low_open:g}, {high:g}]")
+    check.in_range("p", p, low_open, high, closed="right")
 
 
 def _check_clipping(p, u, d, kind) -> None:
-    check.real("p", p)
-    if not 0 < p < 1:
-        raise ValueError(f"p={p} must be in (0, 1) for clipping (Theorem 3.7 is about l_p with p < 1)")
-    check.real("u", u)
-    if not u > 0:
-        raise ValueError(f"u={u} must be > 0 (the clipping threshold)")
+    check.in_range("p", p, 0, 1, closed="neither")  # Theorem 3.7 is about l_p with p < 1
+    check.above("u", u, 0)  # the clipping threshold
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d={d!r} must be a positive integer (the dimension)")
-    if kind not in CLIPPING_KINDS:
-        raise ValueError(f"kind={kind!r} must be one of {CLIPPING_KINDS}")
+    check.one_of("kind", kind, CLIPPING_KINDS)
 
 
 def lp_penalty(x, p: float) -> np.ndarray:
@@ -257,22 +344,16 @@ def smallest_clipping_error(p: float, d: int, kind: str) -> tuple[float, float]:
 
 def stagnation_ratio(lr: float, weight_decay: float, grad_bound: float) -> float:
     """``C = (1 - lambda*eta) / (eta * B)`` (Appendix C.9); needs ``lr*weight_decay < 1``."""
-    check.real("lr", lr)
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0")
+    check.above("lr", lr, 0)
     check.at_least("weight_decay", weight_decay, 0)
-    check.real("grad_bound", grad_bound)
-    if not grad_bound > 0:
-        raise ValueError(f"grad_bound={grad_bound} must be > 0 (the bound B on |grad f|)")
+    check.above("grad_bound", grad_bound, 0)  # the bound B on |grad f|
     if not lr * weight_decay < 1:
         raise ValueError(f"lr*weight_decay={lr * weight_decay:g} must be < 1 (the decay keeps the sign of y)")
     return (1 - weight_decay * lr) / (lr * grad_bound)
 
 
 def _check_ratio(C) -> None:
-    check.real("C", C)
-    if not C > 0:
-        raise ValueError(f"C={C} must be > 0")
+    check.above("C", C, 0)
 
 
 def stagnation_radius_adaptive_m(C: float, M: float) -> float:
@@ -283,18 +364,14 @@ def stagnation_radius_adaptive_m(C: float, M: float) -> float:
     the theorem says ``M != 0``.
     """
     _check_ratio(C)
-    check.real("M", M)
-    if not M > 1:
-        raise ValueError(f"M={M} must be > 1 for U1 to bound a region around 0")
+    check.above("M", M, 1)  # for U1 to bound a region around 0
     return C ** (1 / (M - 1))
 
 
 def stagnation_radius_plain(C: float, K: float) -> float:
     """U3 = C^(1/(K-2)): without the adaptive rate (Equation 2), ``|y| < U3`` keeps its sign."""
     _check_ratio(C)
-    check.real("K", K)
-    if not K > 2:
-        raise ValueError(f"K={K} must be > 2 for U3 to bound a region around 0")
+    check.above("K", K, 2)  # for U3 to bound a region around 0
     return C ** (1 / (K - 2))
 
 
@@ -312,12 +389,8 @@ def stagnation_radius_adaptive_eps(C: float, K: float, eps: float) -> float:
     root of ``U + eps/U = 1/C`` exists iff ``eps <= 1/(4 C^2)``).
     """
     _check_ratio(C)
-    check.real("K", K)
-    if not K > 2:
-        raise ValueError(f"K={K} must be > 2 for U2 to bound a region around 0")
-    check.real("eps", eps)
-    if not eps > 0:
-        raise ValueError(f"eps={eps} must be > 0 (U2 is the radius of the eps-adaptive update)")
+    check.above("K", K, 2)  # for U2 to bound a region around 0
+    check.above("eps", eps, 0)  # U2 is the radius of the eps-adaptive update
     target = 1 / C
     u_star = (eps * (K - 2)) ** (1 / (K - 1))
 
@@ -359,9 +432,7 @@ def constrained_solution(d: int, u: float, p: float) -> np.ndarray:
     """
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
         raise ValueError(f"d={d!r} must be an integer >= 2")
-    check.real("u", u)
-    if not u > 0:
-        raise ValueError(f"u={u} must be > 0")
+    check.above("u", u, 0)
     check.real("p", p)
     if p != 0:
         _check_p(p)

@@ -60,10 +60,10 @@ class TensorData:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, index: Tensor) -> "TensorData":
+    def subset(self, index: Tensor) -> TensorData:
         return TensorData(self.x[index], self.y[index], self.mean, self.std)
 
-    def to(self, device) -> "TensorData":
+    def to(self, device) -> TensorData:
         return TensorData(self.x.to(device), self.y.to(device), self.mean, self.std)
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from .. import _check as check
 from ..controller import ControllerRecord, TargetSparsityController
-from ..optim import _validation as check
 from ..optim.rewa import ReWA, SparsityConfigWarning
 from ..optim.rewa_adamw import ReWAAdamW
 from ..param_groups import param_groups
@@ -58,16 +58,13 @@ class DigitsConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
+        check.one_of("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size"):
-            check.positive_int(name, getattr(self, name))
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction={self.test_fraction} must be in (0, 1)")
-        if not self.threshold >= 0:
-            raise ValueError(f"threshold={self.threshold} must be >= 0")
-        if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
-            raise ValueError(f"target_sparsity={self.target_sparsity} must be in [0, 1)")
+            check.integer(name, getattr(self, name))
+        check.in_range("test_fraction", self.test_fraction, 0, 1, closed="neither")
+        check.at_least("threshold", self.threshold, 0)
+        if self.target_sparsity is not None:
+            check.in_half_open("target_sparsity", self.target_sparsity, 0, 1)
 
 
 @dataclass

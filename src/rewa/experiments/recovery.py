@@ -1,7 +1,7 @@
 """Sparse signal recovery on generated data: the short version of the paper's Section 4.1.
 
-``y = X beta* + noise`` with ``X ~ N(0, I_d)``, ``beta* = e_1`` (one nonzero, value 1); a
-linear model without intercept is trained with ReWA-SGD on the mean squared error.
+The problem of :mod:`.problem` (``beta* = e_1``), trained with ReWA-SGD through the optimizer
+class, one run at a time.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .. import _check as check
 from ..optim import ReWA
-from ..optim import _validation as check
+from .problem import SparseRegression, make_regression
 
 __all__ = ["RecoveryConfig", "RecoveryResult", "make_regression", "run_recovery"]
 
@@ -21,7 +22,7 @@ THRESHOLDS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
 
 
 @dataclass(frozen=True)
-class RecoveryConfig:
+class RecoveryConfig(SparseRegression):
     """Settings of one recovery run (defaults: the ``rewa demo`` run, a few seconds on a CPU)."""
 
     d: int = 2000
@@ -41,14 +42,10 @@ class RecoveryConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("d", "n_train", "n_test", "batch_size", "epochs"):
-            check.positive_int(name, getattr(self, name))
-        if self.d < 2:
-            raise ValueError(f"d={self.d} must be >= 2 (one signal coordinate and noise coordinates)")
-        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs={self.warmup_epochs!r} must be an integer in [0, epochs] = [0, {self.epochs}]")
-        if not self.noise >= 0:
-            raise ValueError(f"noise={self.noise} must be >= 0")
+        super().__post_init__()
+        for name in ("batch_size", "epochs"):
+            check.integer(name, getattr(self, name))
+        check.integer("warmup_epochs", self.warmup_epochs, 0, self.epochs)
 
 
 @dataclass
@@ -66,13 +63,6 @@ class RecoveryResult:
         out = asdict(self)
         out["above"] = {f"{t:g}": n for t, n in self.above.items()}
         return out
-
-
-def make_regression(d: int, n: int, noise: float, generator: torch.Generator, dtype=torch.float32):
-    """``(X, y)`` with ``X ~ N(0, I_d)`` and ``y = X[:, 0] + noise * N(0, 1)``."""
-    X = torch.randn(n, d, generator=generator, dtype=dtype)
-    y = X[:, 0] + noise * torch.randn(n, generator=generator, dtype=dtype)
-    return X, y
 
 
 def run_recovery(config: RecoveryConfig = RecoveryConfig()) -> RecoveryResult:

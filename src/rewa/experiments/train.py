@@ -56,8 +56,12 @@ import numpy as np
 import torch
 from torch import nn
 
-import rewa
-
+from .. import _check as check
+from ..controller import TargetSparsityController
+from ..optim import SparsityConfigWarning
+from ..optim.registry import create_optimizer, list_methods, method_names
+from ..param_groups import split_parameters
+from ..sparsity import FixedMask, prune, sparsity_report, threshold_sweep
 from ._progress import progress_bar
 from .data import DATASETS, TensorData, as_float, augment_batch, describe, from_dataset, load_dataset, split_validation
 from .models import MODELS, make_model
@@ -110,7 +114,7 @@ class TrainConfig:
                               "resnet50 for imagefolder")
     augment: bool = _opt(True, "CIFAR augmentation (random crop, padding 4, horizontal flip) on cifar10/100")
     # method and its hyperparameters
-    method: str = _opt("rewa", "a method of rewa.create_optimizer (rewa.list_methods() describes them)")
+    method: str = _opt("rewa", "a method of rewa.create_optimizer (list_methods() describes them)")
     lr: float | None = _opt(None, "base learning rate (default: the method's)")
     momentum: float | None = _opt(None, "SGD momentum (default: the method's)")
     weight_decay: float | None = _opt(None, "weight decay of the sparsified weights (default: the method's)")
@@ -177,29 +181,19 @@ def _jsonable(value):
     return value
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(str, allowed))}")
-
-
 def _validate(c: TrainConfig) -> None:
-    _choice("dataset", c.dataset, DATASETS)
-    _choice("model", c.model, ("auto", *MODELS))
-    _choice("method", c.method, rewa.method_names())
-    _choice("lr_schedule", c.lr_schedule, ("cosine", "step", "cyclic", "constant"))
-    _choice("schedule_per", c.schedule_per, ("epoch", "step"))
-    _choice("prune_scope", c.prune_scope, ("global", "layer"))
-    _choice("device", c.device, ("auto", "cpu", "cuda"))
+    check.one_of("dataset", c.dataset, DATASETS)
+    check.one_of("model", c.model, ("auto", *MODELS))
+    check.one_of("method", c.method, method_names())
+    check.one_of("lr_schedule", c.lr_schedule, ("cosine", "step", "cyclic", "constant"))
+    check.one_of("schedule_per", c.schedule_per, ("epoch", "step"))
+    check.one_of("prune_scope", c.prune_scope, ("global", "layer"))
+    check.one_of("device", c.device, ("auto", "cpu", "cuda"))
     for name in ("epochs", "batch_size", "eval_batch_size"):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        check.integer(name, getattr(c, name))
     for name in ("finetune_epochs", "zero_M_epochs", "num_workers", "max_steps_per_epoch", "seed"):
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}={value!r} must be an integer >= 0")
-    if not 0 <= c.val_fraction < 1:
-        raise ValueError(f"val_fraction={c.val_fraction} must be in [0, 1)")
+        check.integer(name, getattr(c, name), 0)
+    check.in_half_open("val_fraction", c.val_fraction, 0, 1)
     if not 0 <= c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
     if c.decay_budget is not None:
@@ -224,8 +218,9 @@ def _validate(c: TrainConfig) -> None:
     if c.finetune_epochs and c.prune_sparsity is None:
         raise ValueError(f"finetune_epochs={c.finetune_epochs} needs prune_sparsity (the mask to fine-tune with)")
     if c.prune_sparsity is not None and c.method in _reparameterizing():
+        usable = ", ".join(m for m in method_names() if m not in _reparameterizing())
         raise ValueError(f"prune_sparsity with method={c.method!r}: pruning a reparameterized model is not "
-                         f"supported; use one of {', '.join(m for m in rewa.method_names() if m not in _reparameterizing())}")
+                         f"supported; use one of {usable}")
     if c.resume and not c.out:
         raise ValueError("resume=True needs a run directory (out)")
     parsed = parse_schedule(c.schedule)
@@ -294,7 +289,7 @@ def lr_sum(c: TrainConfig, lr: float, steps_per_epoch: int) -> float:
 
 
 def _reparameterizing() -> tuple[str, ...]:
-    return tuple(m.name for m in rewa.list_methods() if m.reparameterizes)
+    return tuple(m.name for m in list_methods() if m.reparameterizes)
 
 
 def parse_schedule(entries) -> dict[str, list[tuple[int, float]]]:
@@ -447,7 +442,7 @@ def _setup_processes(device_kind: str) -> tuple[_Dist, torch.device]:
 
 
 def _method_hyperparameters(c: TrainConfig) -> dict:
-    valid = next(m for m in rewa.list_methods() if m.name == c.method).hyperparameters
+    valid = next(m for m in list_methods() if m.name == c.method).hyperparameters
     hp = {k: v for k, v in METHOD_DEFAULTS.get(c.method, {}).items() if k in valid}
     for name in _SHORTCUT_HYPERPARAMETERS:
         value = getattr(c, name)
@@ -596,7 +591,7 @@ def _accuracy(model: nn.Module, data, c: TrainConfig, device, autocast) -> float
 
 
 def _sparse_groups(opt: torch.optim.Optimizer, model: nn.Module) -> list[dict]:
-    dense = {id(p) for _, p in rewa.split_parameters(model)[1]}
+    dense = {id(p) for _, p in split_parameters(model)[1]}
     return [g for g in opt.param_groups if any(id(p) not in dense for p in g["params"])]
 
 
@@ -683,8 +678,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     if budget is not None:  # the weight decay whose total shrink over the run is the budget
         hp["weight_decay"] = budget / lr_sum(c, hp["lr"], steps)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
-        opt = rewa.create_optimizer(c.method, model, **hp)
+        warnings.simplefilter("ignore", SparsityConfigWarning)
+        opt = create_optimizer(c.method, model, **hp)
     sparse_groups = _sparse_groups(opt, model)
     base_lrs = [g["lr"] for g in opt.param_groups]
     base_values = [dict(g) for g in sparse_groups]
@@ -717,7 +712,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             controller_state = ckpt.get("controller")
             if ckpt.get("masks") is not None:
                 masks = {k: v.to(device) for k, v in ckpt["masks"].items()}
-                fixed_mask = rewa.FixedMask(model, masks).attach(opt)
+                fixed_mask = FixedMask(model, masks).attach(opt)
             start_epoch, metrics, elapsed_before = ckpt["epoch"], ckpt["metrics"], ckpt["wall_seconds"]
             _set_rng_state(ckpt["rng"])
         if dist.main:
@@ -734,7 +729,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     if c.target_sparsity is not None:
         # start from the method's weight decay (a resumed optimizer may hold the fine-tuning one)
         start = base_values[0].get("weight_decay") if base_values else None
-        controller = rewa.TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
+        controller = TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
                                                    threshold=c.target_threshold, total_calls=c.epochs,
                                                    initial_weight_decay=start if start else None)
 
@@ -750,8 +745,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
         for epoch in range(start_epoch, total_epochs):
             finetuning = epoch >= c.epochs
             if finetuning and fixed_mask is None:
-                masks = rewa.prune(model, sparsity=c.prune_sparsity, scope=c.prune_scope, apply=True)
-                fixed_mask = rewa.FixedMask(model, masks).attach(opt)
+                masks = prune(model, sparsity=c.prune_sparsity, scope=c.prune_scope, apply=True)
+                fixed_mask = FixedMask(model, masks).attach(opt)
             _set_epoch_hyperparameters(c, epoch, finetuning, sparse_groups, base_values, hyper_schedule)
             t0 = time.perf_counter()
             loss_sum, correct, seen = _train_epoch(
@@ -763,8 +758,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             train_seconds = time.perf_counter() - t0
             record = None
             if dist.main:
-                record = _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part, device,
-                                       autocast, opt, sparse_groups, train_seconds,
+                record = _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part,
+                                       device, autocast, opt, sparse_groups, train_seconds,
                                        elapsed_before + time.perf_counter() - start_wall)
                 metrics.append(record)
                 if run_dir is not None:
@@ -887,7 +882,7 @@ def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_par
     plain = _plain_copy(model, factory)
     sparsity, compression = {}, {}
     for t in STANDARD_THRESHOLDS:
-        report = rewa.sparsity_report(plain, t)
+        report = sparsity_report(plain, t)
         sparsity[f"{t:g}"], compression[f"{t:g}"] = report.sparsity, report.compression
     group = sparse_groups[0] if sparse_groups else opt.param_groups[0]
     scheduled = {k: group[k] for k in ("K", "M", "eps", "weight_decay", "strength", "lambda_p") if k in group}
@@ -907,14 +902,14 @@ def _sweep(c, model, factory, val_part, test_part, device, autocast) -> list[dic
     for split, data in (("val", val_part), ("test", test_part)):
         if data is None:
             continue
-        result = rewa.threshold_sweep(plain, lambda m, d=data: _accuracy(m, d, c, device, autocast), rows)
+        result = threshold_sweep(plain, lambda m, d=data: _accuracy(m, d, c, device, autocast), rows)
         for point in result.points:
             row = rows[point.threshold]
             row["compression"] = point.compression
             row[f"{split}_accuracy"] = point.metric
     for t, row in rows.items():
         if "compression" not in row:
-            row["compression"] = rewa.sparsity_report(plain, t).compression
+            row["compression"] = sparsity_report(plain, t).compression
         row["sparsity"] = 1 - 1 / row["compression"] if row["compression"] != math.inf else 1.0
     return [_finite(r) for r in rows.values()]
 

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import _validation as check
+from .. import _check as check
 
 _BOOL_FLAGS = ("nesterov", "check_finite", "decoupled_weight_decay", "proximal")
 # Flags that may also be None ("let the optimizer choose").
@@ -69,7 +69,7 @@ def _global(value: Tensor) -> Tensor:
     return full_tensor() if full_tensor is not None else value
 
 
-def _to_host(values: list[Tensor]) -> list[float]:
+def to_host(values: list[Tensor]) -> list[float]:
     """0-dim tensors of one device as Python floats, in order, with one transfer: stacked per
     dtype (few kernels), widened (float64; mps has none, float32 there), concatenated."""
     values = [_global(v) for v in values]
@@ -207,7 +207,7 @@ class CheckedOptimizer(Optimizer):
             requests.append((i, spans, context))
         if not requests:
             return set(), {}
-        host = {device: _to_host(values) for device, values in by_device.items() if values}
+        host = {device: to_host(values) for device, values in by_device.items() if values}
         guarded, bounds = set(), {}
         for i, spans, context in requests:
             group, params, _ = work[i]

@@ -1,19 +1,10 @@
-"""The math of the ReWA updates, as keyword-only functions.
+"""The ReWA updates as keyword-only functions over lists of tensors.
 
-Each update has a plain single-tensor loop, which is the readable ground truth, and a
-multi-tensor (``torch._foreach_*``) twin. :func:`rewa_sgd` and :func:`rewa_adamw` choose
-between them in one place. The optimizer classes keep the books (state, groups, steps) and
-call these functions; the tests call them directly.
-
-Notation (paper, Algorithm 1 and Equation 3): the weights are ``x = sign(y)|y|^K``; ``g`` is
-the gradient of the loss with respect to ``x``. The scaled gradient is
-
-    d = |y|^M * |y|^(K-1) / (|y|^(K-1) + eps) * g
-
-written with absolute values so any real ``M`` keeps the sign of ``g`` (Remark C.3). The
-ratio ``|y|^(K-1) / (|y|^(K-1) + eps)`` is computed as ``1 / (1 + eps / |y|^(K-1))``: it is
-exactly 1 when ``eps = 0`` (the limit at ``y = 0``), 0 at ``y = 0`` when ``eps > 0``, and 1
-when ``|y|^(K-1)`` overflows, so it is never NaN.
+Each update has a single-tensor loop and a multi-tensor (``torch._foreach_*``) twin;
+:func:`rewa_sgd` and :func:`rewa_adamw` choose between them in one place. The optimizer
+classes keep the books (state, groups, steps) and call these functions; the element-wise math
+(power map, gradient scale, heavy ball) is :mod:`rewa._math`, and the paper-literal reference
+the tests hold these against is :mod:`rewa.optim.reference`.
 """
 
 from __future__ import annotations
@@ -24,133 +15,19 @@ from numbers import Real
 import torch
 from torch import Tensor
 
-__all__ = [
-    "abs_pow",
-    "latent_from_weight",
-    "power_map",
-    "gradient_scale",
-    "scaled_gradient",
-    "rewa_sgd",
-    "rewa_adamw",
-]
+from .._math import (
+    Number,
+    gradient_scale,
+    heavy_ball,
+    is_zero,
+    normal_floor,
+    power_map,
+    rewa_direction,
+    rewa_update_,
+    squarings,
+)
 
-Number = float | int
-
-
-def _is_zero(value: Number | Tensor) -> bool:
-    return isinstance(value, Real) and value == 0
-
-
-def _squarings(exponent: Number | Tensor) -> int | None:
-    """``k`` when ``exponent == 2**k`` (k >= 1): then ``|y|^exponent`` is ``k`` squarings of ``y``.
-
-    Repeated squaring costs a multiply per squaring instead of a transcendental ``pow``; it
-    covers the paper's settings (K - 1 = 8 or 2, M = 2 or 4).
-    """
-    if isinstance(exponent, Real) and exponent >= 2 and float(exponent).is_integer():
-        k = int(exponent).bit_length() - 1
-        if 2**k == exponent:
-            return k
-    return None
-
-
-def _normal_floor(dtype: torch.dtype, exponent: float) -> float:
-    """The smallest ``|y|`` whose ``|y|^exponent`` is a normal number of ``dtype``."""
-    return torch.finfo(dtype).tiny ** (1.0 / exponent)
-
-
-def abs_pow(
-    y: Tensor, exponent: Number | Tensor, *, flush_exponent: float | None = None, out: Tensor | None = None
-) -> Tensor:
-    """``|y|^exponent``, with results below the smallest normal number set to 0.
-
-    Subnormal numbers are up to ~100x slower on CPUs, and with K = 9 most unused weights of a
-    sparse model would be subnormal; they carry no information a weight needs (below ~1e-38 in
-    float32), and the latent ``y`` keeps the exact value. With ``flush_exponent`` the result
-    is 0 where ``|y|^flush_exponent`` would be subnormal (``power_map`` flushes by ``|y|^K``).
-    ``pow(0, 0) = 1``. Written into ``out`` (same dtype as ``y``) when given, else a new tensor.
-    """
-    if isinstance(exponent, Tensor):
-        result = y.abs().pow(exponent)
-        result.masked_fill_(result < torch.finfo(y.dtype).tiny, 0.0)
-        return result if out is None else out.copy_(result)
-    floor = _normal_floor(y.dtype, flush_exponent or exponent)
-    k = _squarings(exponent)
-    if k is None:
-        out = torch.abs(y, out=out)
-        if exponent > 0:
-            torch.nn.functional.threshold_(out, floor, 0.0)
-        return out.pow_(exponent)
-    out = torch.mul(y, y, out=out)
-    torch.nn.functional.threshold_(out, floor**2, 0.0)
-    # Squaring in place aliases the factor autograd would save (PowerPropagation's forward
-    # differentiates through this); the optimizers run without autograd and keep it in place.
-    in_place = not (torch.is_grad_enabled() and y.requires_grad)
-    for _ in range(k - 1):
-        out = out.mul_(out) if in_place else out * out
-    return out
-
-
-def power_map(y: Tensor, K: Number | Tensor, *, out: Tensor | None = None) -> Tensor:
-    """The weights of a latent: ``x = sign(y)|y|^K``, computed as ``y * |y|^(K-1)``.
-
-    Weights that would be subnormal are written as 0 (see :func:`abs_pow`). Written into
-    ``out`` (same dtype as ``y``) when given.
-    """
-    if isinstance(K, Real) and K == 1:
-        return y.clone() if out is None else out.copy_(y)
-    if isinstance(K, Tensor):
-        x = abs_pow(y, K - 1).mul_(y)
-        x.masked_fill_(x.abs() < torch.finfo(y.dtype).tiny, 0.0)
-        return x if out is None else out.copy_(x)
-    return abs_pow(y, K - 1, flush_exponent=K, out=out).mul_(y)
-
-
-def latent_from_weight(x: Tensor, K: Number | Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """The latent of a weight: ``y = sign(x)|x|^(1/K)`` (Algorithm 1, line 1), in ``dtype``."""
-    x = x.detach().to(dtype=dtype or x.dtype, copy=True)
-    if isinstance(K, Real) and K == 1:
-        return x
-    return x.abs().pow_(1.0 / K).mul_(x.sign())
-
-
-def gradient_scale(
-    y: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor, out: Tensor | None = None
-) -> Tensor:
-    """The per-coordinate factor ``|y|^M * |y|^(K-1) / (|y|^(K-1) + eps)``.
-
-    ``K``, ``M`` and ``eps`` may be tensors that broadcast against ``y`` (the batched sweep
-    engine stacks configurations along a leading dimension). Written into ``out`` when given.
-    """
-    if _is_zero(M) and _is_zero(eps):
-        return torch.ones_like(y) if out is None else out.fill_(1.0)
-    if _is_zero(eps):
-        return abs_pow(y, M, out=out)
-    ratio = abs_pow(y, K - 1, out=out).reciprocal_().mul_(eps).add_(1).reciprocal_()
-    if isinstance(eps, Tensor):
-        ratio = torch.where(eps == 0, torch.ones_like(ratio), ratio) if out is None else ratio.masked_fill_(eps == 0, 1.0)
-    return ratio if _is_zero(M) else _times_abs_pow_(ratio, y, M)
-
-
-def _times_abs_pow_(out: Tensor, y: Tensor, M: Number | Tensor) -> Tensor:
-    """``out *= |y|^M``; for ``M = 2`` as two products with ``y`` (no temporary tensor)."""
-    if isinstance(M, Real) and M == 2:
-        return out.mul_(y).mul_(y)
-    return out.mul_(abs_pow(y, M))
-
-
-def scaled_gradient(
-    y: Tensor, grad: Tensor, *, K: Number | Tensor, M: Number | Tensor, eps: Number | Tensor, out: Tensor | None = None
-) -> Tensor:
-    """``d = gradient_scale(y) * grad`` in the dtype of ``y``; ``grad`` is never modified.
-
-    When the factor is identically 1 (``M = 0`` and ``eps = 0``) the result may be ``grad``
-    itself (or its cast): callers only read it. Otherwise written into ``out`` when given.
-    """
-    grad = grad.to(y.dtype)
-    if _is_zero(M) and _is_zero(eps):
-        return grad
-    return gradient_scale(y, K=K, M=M, eps=eps, out=out).mul_(grad)
+__all__ = ["rewa_sgd", "rewa_adamw", "rewa_sgd_bound", "rewa_adamw_bound"]
 
 
 def _scratch(param: Tensor, y: Tensor) -> Tensor | None:
@@ -230,34 +107,27 @@ def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, 
         scratch = _scratch(param, y)
         buf = momentum_buffers[i]
         if buf is not None and not nesterov and not coupled:
-            # b <- momentum*b + (1 - dampening) * scale * g, the scaling folded into the update
+            # b <- momentum*b + (1 - dampening) * scale * g, the scaling folded into the update (kept
+            # here too: unfolding it changes the last bit of every trajectory with momentum)
             grad = grad.to(y.dtype)
             buf.mul_(momentum)
-            if _is_zero(M) and _is_zero(eps):
+            if is_zero(M) and is_zero(eps):
                 buf.add_(grad, alpha=1 - dampening)
             else:
                 buf.addcmul_(gradient_scale(y, K=K, M=M, eps=eps, out=scratch), grad, value=1 - dampening)
             step = buf
         else:
-            step = scaled_gradient(y, grad, K=K, M=M, eps=eps, out=scratch)
+            step = rewa_direction(y, grad, K=K, M=M, eps=eps, out=scratch)
             if coupled:
                 step = _with_coupled_decay(step, grad, y, weight_decay, scratch)
-            if momentum != 0:
-                if buf is None:
-                    buf = step.clone()
-                    momentum_buffers[i] = buf
-                else:
-                    buf.mul_(momentum).add_(step, alpha=1 - dampening)
-                step = step.add(buf, alpha=momentum) if nesterov else buf
-        if weight_decay != 0 and not coupled:
-            y.mul_(1 - lr * weight_decay)
-        y.add_(step, alpha=-lr)
+            step = heavy_ball(step, momentum_buffers, i, momentum=momentum, dampening=dampening, nesterov=nesterov)
+        rewa_update_(y, step, lr=lr, weight_decay=0.0 if coupled else weight_decay)
         _write_weights(param, y, K)
 
 
 def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None, out=None):
     """``abs_pow`` over a list, with the same operations (so the same bits) per tensor."""
-    k = _squarings(exponent)
+    k = squarings(exponent)
     # On CPUs the foreach kernels are per-tensor loops, and an out= write saves the copy pass.
     per_tensor_out = out is not None and out[0].device.type == "cpu"
     if k is None:
@@ -271,7 +141,7 @@ def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None, out=None):
             torch._foreach_abs_(out)
         if exponent > 0:
             for t in out:
-                torch.nn.functional.threshold_(t, _normal_floor(t.dtype, flush_exponent or exponent), 0.0)
+                torch.nn.functional.threshold_(t, normal_floor(t.dtype, flush_exponent or exponent), 0.0)
         torch._foreach_pow_(out, exponent)
         return out
     if out is None:
@@ -283,7 +153,7 @@ def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None, out=None):
         torch._foreach_copy_(out, latents)
         torch._foreach_mul_(out, latents)
     for t in out:
-        torch.nn.functional.threshold_(t, _normal_floor(t.dtype, flush_exponent or exponent) ** 2, 0.0)
+        torch.nn.functional.threshold_(t, normal_floor(t.dtype, flush_exponent or exponent) ** 2, 0.0)
     for _ in range(k - 1):
         torch._foreach_mul_(out, out)
     return out
@@ -296,9 +166,9 @@ def _multi_tensor_scratch(params, latents):
 
 def _multi_tensor_gradient_scales(latents, *, K, M, eps, out=None):
     """``gradient_scale`` over a list; ``None`` when the factor is identically 1."""
-    if _is_zero(M) and _is_zero(eps):
+    if is_zero(M) and is_zero(eps):
         return None
-    if _is_zero(eps):
+    if is_zero(eps):
         return _multi_tensor_abs_pow(latents, M, out=out)
     ratio = _multi_tensor_abs_pow(latents, K - 1, out=out)
     torch._foreach_reciprocal_(ratio)
@@ -308,12 +178,12 @@ def _multi_tensor_gradient_scales(latents, *, K, M, eps, out=None):
     if isinstance(M, Real) and M == 2:  # as _times_abs_pow_
         torch._foreach_mul_(ratio, latents)
         torch._foreach_mul_(ratio, latents)
-    elif not _is_zero(M):
+    elif not is_zero(M):
         torch._foreach_mul_(ratio, _multi_tensor_abs_pow(latents, M))
     return ratio
 
 
-def _multi_tensor_scaled_gradients(latents, grads, *, K, M, eps, out=None):
+def _multi_tensor_directions(latents, grads, *, K, M, eps, out=None):
     grads = [g if g.dtype == y.dtype else g.to(y.dtype) for g, y in zip(grads, latents)]
     scales = _multi_tensor_gradient_scales(latents, K=K, M=M, eps=eps, out=out)
     if scales is None:
@@ -352,7 +222,7 @@ def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M
         steps = momentum_buffers
     else:
         scratch = _multi_tensor_scratch(params, latents)
-        steps = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps, out=scratch)
+        steps = _multi_tensor_directions(latents, grads, K=K, M=M, eps=eps, out=scratch)
         if coupled:  # d' = d + weight_decay*y, as torch's foreach SGD; gradients are only read
             if any(s is g for s, g in zip(steps, grads)):
                 steps = torch._foreach_add(steps, latents, alpha=weight_decay)
@@ -418,7 +288,7 @@ def _single_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, ste
                               beta1, beta2, adam_eps, K, M, eps, weight_decay):
     for param, grad, y, exp_avg, exp_avg_sq, step in zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps):
         scratch = _scratch(param, y)
-        d = scaled_gradient(y, grad, K=K, M=M, eps=eps, out=scratch)
+        d = rewa_direction(y, grad, K=K, M=M, eps=eps, out=scratch)
         if weight_decay != 0:
             y.mul_(1 - lr * weight_decay)
         exp_avg.lerp_(d, 1 - beta1)
@@ -435,7 +305,7 @@ def _multi_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, step
     if not params:
         return
     scratch = _multi_tensor_scratch(params, latents)
-    ds = _multi_tensor_scaled_gradients(latents, grads, K=K, M=M, eps=eps, out=scratch)
+    ds = _multi_tensor_directions(latents, grads, K=K, M=M, eps=eps, out=scratch)
     if weight_decay != 0:
         torch._foreach_mul_(latents, 1 - lr * weight_decay)
     torch._foreach_lerp_(exp_avgs, ds, 1 - beta1)

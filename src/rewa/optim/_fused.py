@@ -42,8 +42,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._math import squarings as _squarings
 from ._checked import caller_stacklevel
-from ._functional import _squarings
 
 __all__ = ["FusedFallbackWarning", "fused_available", "fused_rewa_sgd", "fused_rewa_adamw", "fused_pwd_sgd",
            "fused_pwd_adamw", "compile_seconds"]

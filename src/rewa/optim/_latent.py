@@ -16,9 +16,9 @@ from numbers import Real
 import torch
 from torch import Tensor
 
+from .._math import latent_from_weight, power_map
 from . import _fused
-from ._checked import CheckedOptimizer, _to_host, caller_stacklevel, max_abs
-from ._functional import latent_from_weight, power_map
+from ._checked import CheckedOptimizer, to_host, caller_stacklevel, max_abs
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
@@ -179,7 +179,7 @@ class LatentOptimizer(CheckedOptimizer):
             exact = []
             for p, v in zip(params, values):
                 stats = self._exact_stats(group, p) if v is not None else []
-                exact.append(None if v is None else v[:2] + (_to_host(stats) if stats else []))
+                exact.append(None if v is None else v[:2] + (to_host(stats) if stats else []))
             needed, bounds = self._bounds_after_step(group, params, exact, [None] * len(params))
         return needed, bounds
 

@@ -23,7 +23,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from . import _validation as check
+from .. import _check as check
+from .._math import heavy_ball
 from ._checked import CheckedOptimizer
 from ._fused import fused_pwd_adamw, fused_pwd_sgd
 
@@ -35,21 +36,6 @@ def pwd_shrink_factor(w: Tensor, *, lr: float, lambda_p: float, p: float) -> Ten
     if lr * lambda_p == 0:
         return torch.ones_like(w)
     return torch.reciprocal(w.abs().pow(p - 2).mul_(lr * lambda_p).add_(1))
-
-
-def heavy_ball(d: Tensor, buffers: list[Tensor | None], i: int, *, momentum: float,
-               dampening: float, nesterov: bool) -> Tensor:
-    """torch-SGD momentum on ``d``: ``b <- mu b + (1 - tau) d`` (``b = d`` first), returns the
-    direction (``d + mu b`` with Nesterov, else ``b``). Writes a new buffer into ``buffers[i]``."""
-    if momentum == 0:
-        return d
-    buf = buffers[i]
-    if buf is None:
-        buf = d.clone()
-        buffers[i] = buf
-    else:
-        buf.mul_(momentum).add_(d, alpha=1 - dampening)
-    return d.add(buf, alpha=momentum) if nesterov else buf
 
 
 def pwd_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Tensor | None], *,
@@ -82,9 +68,7 @@ def pwd_adamw(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
 def _check_pwd(group: dict) -> None:
     check.at_least("lr", group["lr"], 0)
     check.at_least("lambda_p", group["lambda_p"], 0)
-    check.real("p", group["p"])
-    if not group["p"] > 0:
-        raise ValueError(f"p={group['p']} must be > 0")
+    check.above("p", group["p"], 0)
 
 
 class PWDSGD(CheckedOptimizer):

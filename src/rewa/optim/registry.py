@@ -28,18 +28,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from .. import _check as check
 from .. import reparam
-from ..param_groups import DENSE_DEFAULTS, split_parameters
-from . import _validation as check
-from .l1 import PenalizedSGD
-from .pwd import PWDAdamW, PWDSGD
+from ..param_groups import DENSE_DEFAULTS, param_groups, split_parameters
+from .penalized import PenalizedSGD
+from .pwd import PWDSGD, PWDAdamW
 from .rewa import ReWA
 from .rewa_adamw import ReWAAdamW
 
@@ -48,53 +50,48 @@ __all__ = ["MethodInfo", "create_optimizer", "list_methods", "method_names"]
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """What :func:`list_methods` reports about one method."""
+    """One row of the method table: how to build the method, and what :func:`list_methods` shows.
+
+    ``optimizer`` is built on the param groups with ``fixed`` and the hyperparameters as
+    keyword arguments. A method with a ``parametrization`` first registers
+    ``parametrization(*[hp[k] for k in parametrization_args])`` on the model's sparsified
+    weights (the model is changed in place) and then runs ``optimizer`` on the factors; the
+    remaining hyperparameters are the optimizer's. ``dense`` is what the dense group (biases,
+    norms) gets unless the user's ``dense=`` says otherwise; ``check`` (optional) checks the
+    hyperparameters with messages that state the allowed ranges, before anything is built.
+    """
 
     name: str
+    optimizer: type[Optimizer]
+    hyperparameters: Mapping[str, object]  # name -> default
     description: str
     reference: str
-    hyperparameters: Mapping[str, object]  # name -> default
-    reparameterizes: bool  # registers a parametrization on the model (needs an nn.Module)
+    dense: Mapping[str, object] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    parametrization: Callable[..., nn.Module] | None = None
+    parametrization_args: tuple[str, ...] = ()
+    check: Callable[[dict], None] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("hyperparameters", "dense", "fixed"):  # read-only views: every caller shares the row
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def reparameterizes(self) -> bool:
+        """Whether the method registers a parametrization on the model (needs an nn.Module)."""
+        return self.parametrization is not None
 
     def __str__(self) -> str:
         hps = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{self.name}: {self.description} [{hps}]"
 
 
-@dataclass(frozen=True)
-class _Method:
-    info: MethodInfo
-    build: Callable[[object, dict, bool], Optimizer]
-
-
-_SGD_MOMENTUM = dict(momentum=0.0, dampening=0.0, nesterov=False)
-
-
 def _class_defaults(cls: type) -> dict:
     return {
         name: p.default
-        for name, p in inspect.signature(cls.__init__).parameters.items()
+        for name, p in inspect.signature(cls).parameters.items()
         if name not in ("self", "params") and p.default is not inspect.Parameter.empty
     }
-
-
-def _groups(model_or_params, include_bias_and_norm: bool, dense: Mapping[str, object]) -> list:
-    """Sparse and dense groups of a module; parameters or groups given directly pass through.
-
-    ``dense`` is the dense group's settings: the method's dense defaults with the user's
-    ``dense=`` keys on top.
-    """
-    if not isinstance(model_or_params, nn.Module):
-        return list(model_or_params)
-    sparse_params, dense_params = split_parameters(model_or_params, include_bias_and_norm=include_bias_and_norm)
-    groups = []
-    if sparse_params:
-        groups.append({"params": [p for _, p in sparse_params]})
-    if dense_params:
-        groups.append({"params": [p for _, p in dense_params], **dense})
-    if not groups:
-        raise ValueError(f"{type(model_or_params).__name__} has no trainable parameters")
-    return groups
 
 
 def _check_sgd(hp: dict) -> None:
@@ -111,106 +108,102 @@ def _check_adamw(hp: dict) -> None:
     check.at_least("weight_decay", hp["weight_decay"], 0)
 
 
-def _plain(cls: type, dense: Mapping[str, object], precheck: Callable[[dict], None] | None = None):
-    def build(model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
-        if precheck is not None:
-            precheck(hp)
-            precheck({**hp, **dense_hp})
-        return cls(_groups(model_or_params, include_bias_and_norm, {**dense, **dense_hp}), **hp)
-    return build
-
-
-def _fixed(cls: type, fixed: Mapping[str, object], dense: Mapping[str, object]):
-    """A composition: ``cls`` with some hyperparameters pinned (e.g. the l1 penalty, prox form)."""
-    def build(model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
-        return cls(_groups(model_or_params, include_bias_and_norm, {**dense, **dense_hp}), **fixed, **hp)
-    return build
-
-
-def _reparameterized(make: Callable[[dict], Callable[[], nn.Module]], optimizer_keys: tuple[str, ...]):
-    """Register ``make(hp)()`` on the model's sparsified weights, then SGD on factors + dense.
-
-    Every hyperparameter is checked (the parametrization's by building one) before the model
-    is touched.
-    """
-    def build(model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
-        if not isinstance(model_or_params, nn.Module):
-            raise TypeError(
-                f"this method reparameterizes the model: pass the nn.Module, not "
-                f"{type(model_or_params).__name__}"
-            )
-        model = model_or_params
-        factory = make(hp)
-        factory()  # validates the parametrization's own hyperparameters
-        sgd_hp = {k: hp[k] for k in optimizer_keys}
-        _check_sgd(sgd_hp)
-        dense_sgd = {"weight_decay": 0.0, **{k: v for k, v in dense_hp.items() if k in optimizer_keys}}
-        _check_sgd({**sgd_hp, **dense_sgd})
-        _, dense_params = split_parameters(model, include_bias_and_norm=include_bias_and_norm)
-        reparam.parametrize_model(model, factory, include_bias_and_norm=include_bias_and_norm)
-        groups = [{"params": reparam.factor_parameters(model)}]
-        if dense_params:
-            groups.append({"params": [p for _, p in dense_params], **dense_sgd})
-        return torch.optim.SGD(groups, **sgd_hp)
-    return build
-
-
-_FACTOR_SGD = ("lr", "weight_decay", "momentum", "dampening", "nesterov")
-_PP_SGD = ("lr", "momentum", "dampening", "nesterov")
-
+_SGD_MOMENTUM = dict(momentum=0.0, dampening=0.0, nesterov=False)
 _PAPER = ("Theoretical Analysis of Sparse Optimization with Reparameterization, Weight Decay, "
           "and Adaptive Learning Rate (ICML 2026)")
+_PWD = "Outmezguine & Levi, Decoupled Weight Decay for Any p Norm"
+_NO_STRENGTH = {"strength": 0.0}
+_NO_DECAY = {"weight_decay": 0.0}
 
-_METHODS: dict[str, _Method] = {}
+_TABLE = (
+    MethodInfo("sgd", torch.optim.SGD, dict(lr=1e-3, weight_decay=0.0, **_SGD_MOMENTUM),
+               "torch.optim.SGD (l2 weight decay coupled, on sparsified weights only)", "torch",
+               dense=_NO_DECAY, check=_check_sgd),
+    MethodInfo("adamw", torch.optim.AdamW, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
+               "torch.optim.AdamW (decoupled decay on sparsified weights only)", "Loshchilov & Hutter 2019",
+               dense=_NO_DECAY, check=_check_adamw),
+    MethodInfo("rewa", ReWA, _class_defaults(ReWA),
+               "ReWA on SGD: x = sign(y)|y|^K, adaptive step |y|^M |y|^(K-1)/(|y|^(K-1)+eps), decay on y",
+               _PAPER + ", Algorithm 1", dense=DENSE_DEFAULTS),
+    MethodInfo("rewa-adamw", ReWAAdamW, _class_defaults(ReWAAdamW), "ReWA on AdamW", _PAPER + ", Algorithm 2",
+               dense=DENSE_DEFAULTS),
+    MethodInfo("pwd-sgd", PWDSGD, _class_defaults(PWDSGD), "pWD on SGD: w <- (w - lr*v) / (1 + lr*lambda_p*|w|^(p-2))",
+               _PWD, dense={"lambda_p": 0.0}),
+    MethodInfo("pwd-adamw", PWDAdamW, _class_defaults(PWDAdamW),
+               "pWD on Adam: Adam step, then w <- w_new / (1 + lr*lambda_p*|w|^(p-2))", _PWD,
+               dense={"lambda_p": 0.0}),
+    MethodInfo("l1-prox", PenalizedSGD, dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
+               "SGD + l1, proximal: soft-threshold after each step (exact zeros)", "Lasso / proximal SGD",
+               dense=_NO_STRENGTH, fixed=dict(penalty="l1", proximal=True)),
+    MethodInfo("l1-subgradient", PenalizedSGD, dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
+               "SGD + l1, subgradient: g + strength*sign(x) (the paper's SGD-L1 baseline)", _PAPER + ", Section 4",
+               dense=_NO_STRENGTH, fixed=dict(penalty="l1", proximal=False)),
+    MethodInfo("lp-subgradient", PenalizedSGD, dict(lr=1e-3, strength=1e-5, p=0.5, **_SGD_MOMENTUM),
+               "SGD + strength*||x||_p^p by its (unbounded) gradient p sign(x)|x|^(p-1)", _PAPER + ", [Bp]",
+               dense=_NO_STRENGTH, fixed=dict(penalty="lp", proximal=False)),
+    MethodInfo("lp-clipped", PenalizedSGD,
+               dict(lr=1e-3, strength=1e-5, p=0.5, threshold=1e-2, clip="l1", **_SGD_MOMENTUM),
+               "SGD + strength * clipped l_p (Definition 3.6; clip='constant' or 'l1' at threshold u)",
+               _PAPER + ", Definition 3.6 and Theorem 3.7",
+               dense=_NO_STRENGTH, fixed=dict(penalty="lp-clipped", proximal=False)),
+    MethodInfo("hadamard", torch.optim.SGD, dict(K=3, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
+               "[Cp]: x = y_1*...*y_K, SGD with weight_decay on every factor "
+               "(= l_p, p = 2/K, lambda_p = K*weight_decay/2)",
+               "Hoff 2017; Kolb et al. 2023; " + _PAPER + ", Lemma 3.1",
+               dense=_NO_DECAY, parametrization=reparam.HadamardProduct, parametrization_args=("K",)),
+    MethodInfo("hadamard-signed", torch.optim.SGD, dict(offset=0.0, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
+               "x = u*u - v*v, SGD with weight_decay on u, v (= l1 with weight weight_decay/2)",
+               "Hoff 2017; Kolb et al. 2023",
+               dense=_NO_DECAY, parametrization=reparam.SignedSquares, parametrization_args=("offset",)),
+    MethodInfo("spred", torch.optim.SGD, dict(lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
+               "Spred: x = u*v, SGD with weight_decay on u, v (= l1 with weight weight_decay)", "Liu & Wang 2023",
+               dense=_NO_DECAY, parametrization=reparam.spred),
+    MethodInfo("powerprop", torch.optim.SGD, dict(alpha=2.0, lr=1e-3, **_SGD_MOMENTUM),
+               "PowerPropagation: x = y|y|^(alpha-1), plain SGD, no weight decay", "Schwarz et al. 2021",
+               dense=_NO_DECAY, parametrization=reparam.PowerPropagation, parametrization_args=("alpha",)),
+)
+_METHODS: dict[str, MethodInfo] = {row.name: row for row in _TABLE}
 
 
-def _register(name, description, reference, hyperparameters, build, reparameterizes=False):
-    info = MethodInfo(name, description, reference, MappingProxyType(dict(hyperparameters)), reparameterizes)
-    _METHODS[name] = _Method(info, build)
+def _build(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
+    """``row.optimizer`` on the sparse and dense groups of a module (parameters or groups given
+    directly pass through)."""
+    if row.check is not None:
+        row.check(hp)
+        row.check({**hp, **dense_hp})
+    if isinstance(model_or_params, nn.Module):
+        groups = param_groups(model_or_params, include_bias_and_norm=include_bias_and_norm, dense=dense_hp,
+                              dense_defaults=row.dense)
+    else:
+        groups = list(model_or_params)
+    return row.optimizer(groups, **row.fixed, **hp)
 
 
-_register("sgd", "torch.optim.SGD (l2 weight decay coupled, on sparsified weights only)", "torch",
-          dict(lr=1e-3, weight_decay=0.0, **_SGD_MOMENTUM),
-          _plain(torch.optim.SGD, {"weight_decay": 0.0}, _check_sgd))
-_register("adamw", "torch.optim.AdamW (decoupled decay on sparsified weights only)", "Loshchilov & Hutter 2019",
-          dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
-          _plain(torch.optim.AdamW, {"weight_decay": 0.0}, _check_adamw))
-_register("rewa", "ReWA on SGD: x = sign(y)|y|^K, adaptive step |y|^M |y|^(K-1)/(|y|^(K-1)+eps), decay on y",
-          _PAPER + ", Algorithm 1", _class_defaults(ReWA), _plain(ReWA, DENSE_DEFAULTS))
-_register("rewa-adamw", "ReWA on AdamW", _PAPER + ", Algorithm 2", _class_defaults(ReWAAdamW),
-          _plain(ReWAAdamW, DENSE_DEFAULTS))
-_register("pwd-sgd", "pWD on SGD: w <- (w - lr*v) / (1 + lr*lambda_p*|w|^(p-2))",
-          "Outmezguine & Levi, Decoupled Weight Decay for Any p Norm", _class_defaults(PWDSGD),
-          _plain(PWDSGD, {"lambda_p": 0.0}))
-_register("pwd-adamw", "pWD on Adam: Adam step, then w <- w_new / (1 + lr*lambda_p*|w|^(p-2))",
-          "Outmezguine & Levi, Decoupled Weight Decay for Any p Norm", _class_defaults(PWDAdamW),
-          _plain(PWDAdamW, {"lambda_p": 0.0}))
-_register("l1-prox", "SGD + l1, proximal: soft-threshold after each step (exact zeros)", "Lasso / proximal SGD",
-          dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
-          _fixed(PenalizedSGD, dict(penalty="l1", proximal=True), {"strength": 0.0}))
-_register("l1-subgradient", "SGD + l1, subgradient: g + strength*sign(x) (the paper's SGD-L1 baseline)",
-          _PAPER + ", Section 4", dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
-          _fixed(PenalizedSGD, dict(penalty="l1", proximal=False), {"strength": 0.0}))
-_register("lp-subgradient", "SGD + strength*||x||_p^p by its (unbounded) gradient p sign(x)|x|^(p-1)",
-          _PAPER + ", [Bp]", dict(lr=1e-3, strength=1e-5, p=0.5, **_SGD_MOMENTUM),
-          _fixed(PenalizedSGD, dict(penalty="lp", proximal=False), {"strength": 0.0}))
-_register("lp-clipped", "SGD + strength * clipped l_p (Definition 3.6; clip='constant' or 'l1' at threshold u)",
-          _PAPER + ", Definition 3.6 and Theorem 3.7",
-          dict(lr=1e-3, strength=1e-5, p=0.5, threshold=1e-2, clip="l1", **_SGD_MOMENTUM),
-          _fixed(PenalizedSGD, dict(penalty="lp-clipped", proximal=False), {"strength": 0.0}))
-_register("hadamard", "[Cp]: x = y_1*...*y_K, SGD with weight_decay on every factor "
-          "(= l_p, p = 2/K, lambda_p = K*weight_decay/2)", "Hoff 2017; Kolb et al. 2023; " + _PAPER + ", Lemma 3.1",
-          dict(K=3, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
-          _reparameterized(lambda hp: (lambda: reparam.HadamardProduct(hp["K"])), _FACTOR_SGD), True)
-_register("hadamard-signed", "x = u*u - v*v, SGD with weight_decay on u, v (= l1 with weight weight_decay/2)",
-          "Hoff 2017; Kolb et al. 2023", dict(offset=0.0, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
-          _reparameterized(lambda hp: (lambda: reparam.SignedSquares(hp["offset"])), _FACTOR_SGD), True)
-_register("spred", "Spred: x = u*v, SGD with weight_decay on u, v (= l1 with weight weight_decay)",
-          "Liu & Wang 2023", dict(lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
-          _reparameterized(lambda hp: reparam.spred, _FACTOR_SGD), True)
-_register("powerprop", "PowerPropagation: x = y|y|^(alpha-1), plain SGD, no weight decay",
-          "Schwarz et al. 2021", dict(alpha=2.0, lr=1e-3, **_SGD_MOMENTUM),
-          _reparameterized(lambda hp: (lambda: reparam.PowerPropagation(hp["alpha"])), _PP_SGD), True)
+def _build_reparameterized(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool,
+                           dense_hp: dict) -> Optimizer:
+    """Register the parametrization on the model's sparsified weights, then ``row.optimizer``
+    (SGD) on the factors and the dense group. Every hyperparameter is checked (the
+    parametrization's by building one) before the model is touched."""
+    if not isinstance(model_or_params, nn.Module):
+        raise TypeError(
+            f"this method reparameterizes the model: pass the nn.Module, not "
+            f"{type(model_or_params).__name__}"
+        )
+    model = model_or_params
+    make = row.parametrization
+    assert make is not None  # only rows with a parametrization are built here
+    factory = partial(make, *[hp[k] for k in row.parametrization_args])
+    factory()  # validates the parametrization's own hyperparameters
+    sgd_hp = {k: v for k, v in hp.items() if k not in row.parametrization_args}
+    _check_sgd(sgd_hp)
+    dense_sgd = {**row.dense, **{k: v for k, v in dense_hp.items() if k in sgd_hp}}
+    _check_sgd({**sgd_hp, **dense_sgd})
+    _, dense_params = split_parameters(model, include_bias_and_norm=include_bias_and_norm)
+    reparam.parametrize_model(model, factory, include_bias_and_norm=include_bias_and_norm)
+    groups = [{"params": reparam.factor_parameters(model)}]
+    if dense_params:
+        groups.append({"params": [p for _, p in dense_params], **dense_sgd})
+    return row.optimizer(groups, **sgd_hp)
 
 
 def method_names() -> list[str]:
@@ -227,7 +220,7 @@ def list_methods() -> list[MethodInfo]:
         >>> dict(spred.hyperparameters)
         {'lr': 0.001, 'weight_decay': 0.0001, 'momentum': 0.0, 'dampening': 0.0, 'nesterov': False}
     """
-    return [m.info for m in _METHODS.values()]
+    return list(_TABLE)
 
 
 def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
@@ -264,7 +257,7 @@ def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
     method = _METHODS.get(name)
     if method is None:
         raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(_METHODS)}")
-    valid = method.info.hyperparameters
+    valid = method.hyperparameters
     unknown = sorted(set(hyperparameters) - set(valid))
     if unknown:
         raise TypeError(
@@ -283,4 +276,5 @@ def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
             f"dense={dense!r} needs the nn.Module (it builds the dense group); with parameters or "
             "groups given directly, set each group's hyperparameters in the group"
         )
-    return method.build(model_or_params, {**valid, **hyperparameters}, include_bias_and_norm, dense)
+    build = _build_reparameterized if method.reparameterizes else _build
+    return build(method, model_or_params, {**valid, **hyperparameters}, include_bias_and_norm, dense)

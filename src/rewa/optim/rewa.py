@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
+from .. import _check as check
+from ..theory import sparsity_problem
 from . import _fused
-from . import _validation as check
 from ._checked import caller_stacklevel
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
@@ -136,7 +137,8 @@ class ReWA(LatentOptimizer):
             foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
+        problems.discard(None)
         if problems:
             warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=caller_stacklevel())
 

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from .. import _check as check
+from ..theory import sparsity_problem
 from . import _fused
-from . import _validation as check
 from ._checked import caller_stacklevel
 from ._functional import rewa_adamw, rewa_adamw_bound
 from ._fused import fused_rewa_adamw
@@ -104,7 +105,8 @@ class ReWAAdamW(LatentOptimizer):
             weight_decay=weight_decay, foreach=foreach, fused=fused, check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {check.sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups} - {None}
+        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
+        problems.discard(None)
         if problems:
             warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=caller_stacklevel())
 

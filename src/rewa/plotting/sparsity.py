@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..sparsity import SweepResult
+from ._pyplot import pyplot
 
 __all__ = ["plot_accuracy_vs_compression", "save_target_sparsity_figure"]
 
@@ -31,11 +32,7 @@ def plot_accuracy_vs_compression(
         >>> fig.axes[0].get_xscale()
         'log'
     """
-    import matplotlib
-
-    if "matplotlib.pyplot" not in __import__("sys").modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     series = {"": results} if isinstance(results, SweepResult) else dict(results)
     if not series:
@@ -70,11 +67,7 @@ def save_target_sparsity_figure(results, path) -> Path:
     ``rewa reproduce sparsity``. Two markers per run: the trained model as is, and after
     pruning at the threshold; each point is labelled with its requested sparsity.
     """
-    import matplotlib
-
-    if "matplotlib.pyplot" not in __import__("sys").modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if not results:
         raise ValueError("results is empty: nothing to plot")

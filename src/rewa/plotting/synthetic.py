@@ -20,29 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ._pyplot import pyplot
+
 __all__ = ["plot_figure1", "plot_figure2", "plot_w0_by_seed", "save_figures", "UNITS_NOTE"]
 
 UNITS_NOTE = r"$\lambda$ in Algorithm 1 units ($\lambda=\kappa/\eta_0$; appendix $\kappa$=5e-5 $\to\lambda$=0.25)"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_figure1(result):
     """Mean test MSE over seeds on the (K, M) grid; white where ``M > K - 1`` (not run)."""
-    from ..experiments.synthetic import FIGURE1_K, FIGURE1_M
-
-    plt = _pyplot()
+    plt = pyplot()
     summary = {(row["K"], row["M"]): row for row in result.sweep.summary()}
-    grid = np.full((len(FIGURE1_K), len(FIGURE1_M)), np.nan)
-    for i, K in enumerate(FIGURE1_K):
-        for j, M in enumerate(FIGURE1_M):
+    # the grid's axes are the values run: every K has M = 0, every M is run at the largest K
+    k_values = sorted({K for K, _ in summary})
+    m_values = sorted({M for _, M in summary})
+    grid = np.full((len(k_values), len(m_values)), np.nan)
+    for i, K in enumerate(k_values):
+        for j, M in enumerate(m_values):
             if (K, M) in summary:
                 grid[i, j] = summary[(K, M)]["test_mse_mean"]
     fig, ax = plt.subplots(figsize=(6.2, 4.8))
@@ -54,8 +48,8 @@ def plot_figure1(result):
         for j in range(grid.shape[1]):
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(FIGURE1_M)), [str(m) for m in FIGURE1_M])
-    ax.set_yticks(range(len(FIGURE1_K)), [str(k) for k in FIGURE1_K])
+    ax.set_xticks(range(len(m_values)), [str(m) for m in m_values])
+    ax.set_yticks(range(len(k_values)), [str(k) for k in k_values])
     ax.set_xlabel("M")
     ax.set_ylabel("K")
     fig.colorbar(image, ax=ax, label=f"test MSE (mean of {len(result.sweep.seeds)} seeds; Bayes {bayes:g})")
@@ -68,11 +62,10 @@ def plot_figure1(result):
 
 
 def _sparsity_curve(ax, runs, label):
-    from ..experiments.synthetic import THRESHOLDS
-
-    values = np.array([[r.below[t] for t in THRESHOLDS] for r in runs])
+    thresholds = list(runs[0].below)  # as the sweep measured them
+    values = np.array([[r.below[t] for t in thresholds] for r in runs])
     mse = np.array([r.test_mse for r in runs])
-    ax.errorbar(THRESHOLDS, values.mean(0), yerr=values.std(0), marker="o", ms=3, capsize=2,
+    ax.errorbar(thresholds, values.mean(0), yerr=values.std(0), marker="o", ms=3, capsize=2,
                 label=f"{label} (test MSE {mse.mean():.3f})")
 
 
@@ -81,7 +74,7 @@ def plot_figure2(result):
 
     The legend gives each method's mean test MSE.
     """
-    plt = _pyplot()
+    plt = pyplot()
     titles = {"a": "(a) algorithms", "b": "(b) reparameterization K", "c": "(c) adaptive lr M (K=9)",
               "d": "(d) weight decay (K=9, M=5)"}
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey=True)
@@ -110,7 +103,7 @@ def plot_w0_by_seed(sweep, initial_w0: dict[int, float] | None = None):
     With ``initial_w0`` (seed -> starting value) the markers are filled when the start had
     the right sign and hollow when it had the wrong one (the zero saddle of Example 3.2).
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(sweep.methods)))
     for row, method in enumerate(sweep.methods):
         for run in sweep.for_method(method):
@@ -125,7 +118,7 @@ def plot_w0_by_seed(sweep, initial_w0: dict[int, float] | None = None):
 
 def save_figures(result, out_dir: str | Path) -> list[Path]:
     """Write the figure of ``result`` as PNG into ``out_dir``; returns the paths."""
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig = plot_figure1(result) if result.figure == 1 else plot_figure2(result)

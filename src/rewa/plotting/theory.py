@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from ._pyplot import pyplot
+
 __all__ = [
     "plot_clipped_penalties",
     "plot_example_3_2",
@@ -25,22 +27,13 @@ __all__ = [
 ]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _floats(values) -> np.ndarray:
     return np.array([float(v) for v in values])  # JSON may hold "inf"
 
 
 def plot_example_3_2(record):
     """|y(t) - 1| of the adaptive and non-adaptive updates, with the bound, one panel per K."""
-    plt = _pyplot()
+    plt = pyplot()
     runs = record.measured["runs"]
     fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 3.2), sharey=True)
     for ax, run in zip(np.atleast_1d(axes), runs):
@@ -62,7 +55,7 @@ def plot_example_3_2(record):
 
 def plot_example_3_8(record):
     """Number of nonzeros of x over time, with and without weight decay."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     d, R = record.inputs["d"], record.inputs["R"]
     for run in record.measured["runs"]:
@@ -81,7 +74,7 @@ def plot_example_3_8(record):
 
 def plot_theorem_3_3(record):
     """||V * grad(f + lambda R)||^2 against T, with log T / sqrt T, one panel per problem."""
-    plt = _pyplot()
+    plt = pyplot()
     runs = record.measured["runs"]
     problems = list(dict.fromkeys(r["problem"] for r in runs))
     fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 3.5), sharey=True)
@@ -102,7 +95,7 @@ def plot_theorem_3_3(record):
 
 def plot_theorem_3_7_tradeoff(record):
     """Smallest E2 reachable with E1 <= sqrt(d), against p, for both clippings and each d."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = record.measured["rows"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, kind in zip(axes, ("constant", "l1")):
@@ -128,7 +121,7 @@ def plot_clipped_penalties(p: float = 0.5, u: float = 0.5):
     """|x|^p with its constant and l1 clipping at ``u`` (the paper's Figure 5)."""
     from ..theory import clipped_lp_penalty, lp_penalty
 
-    plt = _pyplot()
+    plt = pyplot()
     x = np.linspace(-2, 2, 2001)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), sharey=True)
     for ax, kind in zip(axes, ("constant", "l1")):

@@ -6,19 +6,9 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ._pyplot import pyplot
+
 __all__ = ["plot_training_curves", "plot_compression_curves", "save_run_figures"]
-
-
-def _pyplot():
-    import sys
-
-    import matplotlib
-
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_training_curves(metrics: Sequence[Mapping], *, title: str | None = None):
@@ -31,7 +21,7 @@ def plot_training_curves(metrics: Sequence[Mapping], *, title: str | None = None
         >>> len(plot_training_curves(rows).axes)
         4
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.3))
     epochs = [m["epoch"] for m in metrics]
     axes[0].plot(epochs, [m["loss"] for m in metrics])
@@ -73,7 +63,7 @@ def plot_compression_curves(runs: Mapping[str, Sequence[Mapping]], *, split: str
         >>> plot_compression_curves({"a": sweep}).axes[0].get_xscale()
         'log'
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     key = f"{split}_accuracy"
     for label, sweep in runs.items():
@@ -95,7 +85,7 @@ def plot_compression_curves(runs: Mapping[str, Sequence[Mapping]], *, split: str
 
 def save_run_figures(metrics, sweep, run_dir, *, title: str | None = None) -> list[Path]:
     """``training_curves.png`` and ``accuracy_vs_compression.png`` in ``run_dir``."""
-    plt = _pyplot()
+    plt = pyplot()
     run_dir = Path(run_dir)
     written = []
     if metrics:

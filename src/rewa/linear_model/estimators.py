@@ -1,84 +1,7 @@
-"""scikit-learn estimators fitted with ReWA: sparse least squares and sparse logistic regression.
-
-The model's coefficients are ``w = sign(y)|y|^K``; the solver runs ReWA's update (paper,
-Algorithm 1, full batch) on the latent ``y``:
-
-.. math::
-
-    y \\leftarrow (1 - \\eta\\alpha)\\, y - \\eta\\, |y|^M
-        \\frac{|y|^{K-1}}{|y|^{K-1} + \\epsilon}\\, \\nabla_w L(w)
-
-with ``L`` the mean squared error ``||Xw + b - t||^2 / (2n)`` (regressor), the mean
-logistic loss (classifier, two classes) or the mean softmax cross-entropy
-``-(1/n) sum_i log softmax(x_i^T W + b)_{c_i}`` (classifier, more than two classes; one-vs-rest
-logistic losses with ``multi_class="ovr"``), using the functions of
-:mod:`rewa.optim._functional` (the same code as the ``ReWA`` optimizer). ReWA behaves like
-l_p regularization with ``p = 1 + (1 - M)/K`` (Theorem 3.3); with the defaults ``K = 9,
-M = 2`` that is ``p ~ 0.89``.
-
-The default solver (``solver="gd"``) works in three phases, each a run of that update:
-
-1. **Warm-up** (``M = 0``, ``eps = 0``) from ``y = 0``: without the ``|y|^M`` factor a latent at zero
-   moves with its gradient, so every coordinate, the true ones included, starts on the right
-   side of zero. This is how the solver handles the zero saddle of Example 3.2 (with
-   ``M > 0`` a coordinate that starts with the wrong sign crosses zero very slowly).
-   It stops when the loss improves by less than ``tol`` (relative) per iteration and the
-   latent moves by less than ``sqrt(tol)`` times its largest entry (relative: at the flat start
-   ``w = y^K ~ 0`` neither the loss nor ``y`` moves much in absolute terms).
-2. **Selection** (``M`` as given, decay ``alpha``) on a working set: the coordinates whose
-   latent is at least half the largest one. After it converges, every coordinate outside is
-   checked with ReWA's own criterion: its update shrinks it when
-   ``|y_j|^M |g_j| < alpha |y_j|``; coordinates outside that would not clearly shrink
-   (push at least half the decay) join the working set and the phase repeats. Small
-   entries (feature, output) that clearly shrink are set to exactly 0, which is a fixed
-   point of each entry's update when ``M > 0``.
-3. **Debiasing** (``debias=True``): the decay is switched off on the selected support, so the
-   coefficients converge to least squares (or logistic regression) on that support. ``alpha``
-   then only decides the support, as in a relaxed Lasso.
-
-The step is ``eta = 1/K`` (``learning_rate="auto"``), halved whenever the loss rises: with
-standardized features the effective step on a coefficient near 1 is ``eta K |y|^(K-1) = 1``,
-so no tuning is needed. With ``fit_intercept`` the features are centred first (the intercept
-is not decayed, so ``b = b' - mean(X) w`` makes this the same problem, better conditioned when
-features have large means, as raw iris does). ``solver="sgd"`` instead runs the paper's recipe (mini-batches,
-cosine schedule, ``max_iter`` epochs, from the warm-up start) for comparison.
-
-**Choosing alpha.** ``alpha`` is the size of correlation ``|X_j^T r|/n`` a coordinate needs
-to survive. The default ``alpha="auto"`` scales with the data: ``alpha = alpha_ratio *
-alpha_max``, with ``alpha_max = max_j |X_j^T r_0|/n`` the smallest value at which ``w = 0`` is
-stationary (as ``Lasso``/``LassoCV`` define it; ``r_0`` the centred target, or the logistic
-gradient at ``w = 0``); ``alpha_ratio`` is 0.1 for the regressor and 0.01 for the classifier.
-The fitted ``alpha_`` and ``alpha_max_`` are stored. To choose alpha by cross-validation use
-:class:`ReWARegressorCV`. Larger ``alpha`` gives sparser models. A fit whose coefficients are
-all (numerically) zero warns (``ConvergenceWarning``); a diverging solver never returns
-non-finite coefficients (``solver="sgd"`` retries with a 10x smaller step, then raises
-``FloatingPointError``).
-
-Notes on departures from the paper:
-    * Full-batch updates, a three-phase schedule of ``M`` and ``alpha``, working sets and the
-      debiasing phase are this solver's choices, not the paper's (which trains with SGD and a
-      cosine schedule: ``solver="sgd"``).
-    * Coefficients set to 0 by the working-set check keep latent 0, a fixed point of ReWA when
-      ``M > 0`` (Example 3.2's saddle), so the result is a stationary point of the update.
-
-Reference:
-    Theoretical Analysis of Sparse Optimization with Reparameterization, Weight Decay, and
-    Adaptive Learning Rate (ICML 2026), Algorithm 1, Theorem 3.3, Example 3.2, Section 4.1.
-
-Example:
-    >>> import numpy as np
-    >>> from rewa.linear_model import ReWARegressor
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((200, 50))
-    >>> y = 2 * X[:, 0] - X[:, 3] + 0.1 * rng.standard_normal(200)
-    >>> model = ReWARegressor().fit(X, y)
-    >>> np.flatnonzero(model.coef_).tolist()
-    [0, 3]
-"""
+"""The scikit-learn estimators: parameters, checks and the fitting loop around :mod:`.solver`."""
 
 from __future__ import annotations
 
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -94,205 +17,17 @@ except ImportError as error:  # the optional dependency: say which extra install
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, check_cv
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .optim import _validation as check
-from .optim._functional import latent_from_weight, power_map, scaled_gradient
+from .. import _check as check
+from .._math import latent_from_weight, power_map
+from .datafits import CURVATURE, alpha_max, read_only_tensor
+from .solver import NULL, SGD_RETRIES, WARMUP_ITER, Solver, sgd_fit
 
-__all__ = ["ReWARegressor", "ReWAClassifier", "ReWARegressorCV"]
-
-_KEEP = 0.5  # working set: latents at least this fraction of the largest
-_WARMUP_TOL = 1e-3  # the warm-up only has to put the signal on the right side of zero
-_WARMUP_ITER = 100
-_NULL = 1e-8  # a fit whose features move the prediction by less than this (relative) is null
-_SGD_RETRIES = 4  # a diverged SGD run is repeated with a 10x smaller step, this many times in all
-_GROW = 1.5  # step growth after an accepted step (backtracking halves it)
-
-
-# ----------------------------------------------------------------------------------------
-# Losses: each returns (loss, gradient w.r.t. the coefficients, gradient w.r.t. intercepts)
-# ----------------------------------------------------------------------------------------
-
-
-def _squared_loss(X, target, coef, intercept):
-    residual = X @ coef + intercept - target
-    n = X.shape[0]
-    return 0.5 * float((residual * residual).sum()) / n, residual / n
-
-
-def _logistic_loss(X, target, coef, intercept):
-    logits = X @ coef + intercept
-    n = X.shape[0]
-    loss = float(torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")) / n
-    return loss, (torch.sigmoid(logits) - target) / n
-
-
-def _multinomial_loss(X, target, coef, intercept):
-    """Softmax cross-entropy ``-(1/n) sum_i log softmax(z_i)_{c_i}`` with ``z = X W + b`` and
-    one-hot targets; its gradient in ``z`` is ``(softmax(z) - T)/n``."""
-    logits = X @ coef + intercept
-    n = X.shape[0]
-    log_p = torch.log_softmax(logits, dim=1)
-    loss = -float((target * log_p).sum()) / n
-    return loss, (log_p.exp() - target) / n
-
-
-_LOSSES = {"squared": _squared_loss, "logistic": _logistic_loss, "multinomial": _multinomial_loss}
-# 1 / (largest curvature of the loss in one sample's logits): the intercept's step and the
-# factor of ||X||_2^2/n in SGD's automatic step (sigmoid' <= 1/4; softmax Hessian <= 1/2)
-_CURVATURE = {"squared": 1.0, "logistic": 0.25, "multinomial": 0.5}
-
-
-def _read_only_tensor(a) -> torch.Tensor:
-    """A float64 tensor sharing memory with ``a`` where possible; the solver only reads it.
-
-    torch warns that it cannot mark a read-only NumPy array (scikit-learn's checks pass such
-    arrays) as read-only; nothing here writes to it, so that warning is silenced.
-    """
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(a)
-
-
-def _alpha_max(X, T, loss, fit_intercept) -> float:
-    """The smallest alpha at which w = 0 is stationary: ``max_j |X_j^T r_0| / n``, with ``r_0``
-    the residual (squared loss, data already centred) or the logistic / softmax gradient at
-    ``w = 0`` (with the best intercept, which predicts the class frequencies; both losses give
-    ``r_0 = T - mean(T)``). The same scale as the Lasso's and LassoCV's ``alpha_max``."""
-    if loss == "squared":
-        residual = T
-    else:
-        residual = T - (T.mean(0) if fit_intercept else 0.5)
-    return float((X.T @ residual).abs().max()) / X.shape[0]
-
-
-class _Solver:
-    """ReWA's full-batch update on a latent ``(d, k)`` with a working set of rows (features)."""
-
-    def __init__(self, X, target, loss, *, K, M, eps, alpha, fit_intercept, tol, max_iter):
-        self.X, self.target, self.loss = X, target, _LOSSES[loss]
-        self.K, self.M, self.eps, self.alpha = K, M, eps, alpha
-        self.fit_intercept, self.tol, self.max_iter = fit_intercept, tol, max_iter
-        self.intercept_step = 1.0 / _CURVATURE[loss]  # 1 / curvature of the loss in b
-        self.n_iter = 0
-        self.converged = True
-
-    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0,
-             relative=False):
-        """Iterate the update on ``latent[rows]`` until the relative loss change is below tol and the
-        latent moves by less than ``sqrt(tol)`` (``relative=True``: times its largest entry)."""
-        eps = self.eps if eps is None else eps
-        tol = self.tol if tol is None else tol
-        X = self.X[:, rows] if rows is not None else self.X
-        y = latent[rows] if rows is not None else latent
-        coef = power_map(y, self.K)
-        loss, dz = self.loss(X, self.target, coef, intercept)
-        for _ in range(max_iter):
-            grad = X.T @ dz
-            while True:
-                step = scaled_gradient(y, grad, K=self.K, M=M, eps=eps)
-                new_y = y * (1 - lr * alpha) - lr * step if alpha else y - lr * step
-                new_b = intercept - self.intercept_step * dz.sum(0) if self.fit_intercept else intercept
-                new_coef = power_map(new_y, self.K)
-                new_loss, new_dz = self.loss(X, self.target, new_coef, new_b)
-                # Armijo-type test against the first-order change (which the decay may make
-                # positive): a rise well beyond it means the step is too long.
-                linear = float((grad * (new_coef - coef)).sum()) + float((dz.sum(0) * (new_b - intercept)).sum())
-                if math.isfinite(new_loss) and new_loss - loss <= linear + 0.5 * abs(linear) + 1e-12 * (1 + loss):
-                    break
-                lr /= 2
-                if lr < 1e-12:
-                    raise FloatingPointError("ReWA solver: the step size underflowed; is X standardized?")
-            self.n_iter += 1
-            lr *= grow  # the warm-up tries longer steps: its flat start (w = y^K near 0) needs them
-            change = abs(loss - new_loss) / max(abs(loss), 1e-12)
-            moved = float((new_y - y).abs().max())
-            if relative:  # the warm-up's flat start: w = y^K ~ 0 moves neither the loss nor y much
-                moved /= max(float(new_y.abs().max()), 1e-300)
-            y, coef, intercept, loss, dz = new_y, new_coef, new_b, new_loss, new_dz
-            if change < tol and moved < math.sqrt(tol):
-                break
-        else:
-            if tol <= self.tol:  # the warm-up's budget is a cap, not a failure
-                self.converged = False
-        if rows is not None:
-            latent[rows] = y
-        else:
-            latent = y
-        return latent, intercept, lr
-
-    def fit(self, latent, intercept, *, debias):
-        d = latent.shape[0]
-        lr = 1.0 / self.K
-        budget = self.max_iter
-        # Phase 1: M = 0, eps = 0 warm-up (crosses zero freely; see the module notes).
-        latent, intercept, lr = self._run(latent, intercept, None, M=0, alpha=self.alpha, lr=lr,
-                                          max_iter=min(budget, _WARMUP_ITER), eps=0.0, tol=_WARMUP_TOL,
-                                          grow=_GROW, relative=True)
-        lr = min(lr, 1.0 / self.K)  # the later phases start from the standard step again
-        if self.M == 0:
-            return latent, intercept
-        # Phase 2: selection on working sets.
-        magnitude = latent.abs().amax(1)
-        rows = torch.nonzero(magnitude >= _KEEP * magnitude.max()).squeeze(1)
-        for _ in range(20):
-            latent, intercept, lr = self._run(latent, intercept, rows, M=self.M, alpha=self.alpha, lr=lr,
-                                              max_iter=max(1, budget // 2))
-            inside = torch.zeros(d, dtype=torch.bool)
-            inside[rows] = True
-            coef = power_map(latent, self.K)
-            coef[~inside] = 0
-            _, dz = self.loss(self.X, self.target, coef, intercept)
-            grad = self.X.T @ dz
-            push = scaled_gradient(latent, grad, K=self.K, M=self.M, eps=self.eps).abs()
-            # keep the large latents and every one the update does not clearly shrink
-            # (stationary ones have push = alpha |y|; shrinking ones at most half of it), entry
-            # by entry (feature, output): the penalty is elementwise, and 0 is a fixed point of
-            # each entry's update when M > 0
-            size = latent.abs()
-            kept = ((size >= _KEEP * size.max()) | (push >= 0.5 * self.alpha * size)) & (size > 0)
-            keep = kept.any(1)
-            if not (keep & ~inside).any():
-                latent[~kept] = 0
-                break
-            rows = torch.nonzero(keep | inside).squeeze(1)
-        # Phase 3: no decay on the support (least squares / logistic fit on it).
-        if debias:
-            rows = torch.nonzero(latent.abs().amax(1) > 0).squeeze(1)
-            if len(rows):
-                latent, intercept, lr = self._run(latent, intercept, rows, M=self.M, alpha=0.0, lr=lr,
-                                                  max_iter=max(1, budget // 4))
-        return latent, intercept
-
-
-def _sgd_fit(X, target, loss_name, latent, intercept, *, K, M, eps, alpha, fit_intercept, epochs,
-             batch_size, lr, generator):
-    """The paper's recipe: mini-batch ReWA-SGD with a cosine schedule (after the M=0 warm-up)."""
-    loss = _LOSSES[loss_name]
-    n = X.shape[0]
-    total = epochs * math.ceil(n / batch_size)
-    t = 0
-    for _ in range(epochs):
-        for batch in torch.randperm(n, generator=generator).split(batch_size):
-            eta = lr * (1 + math.cos(math.pi * t / total)) / 2
-            coef = power_map(latent, K)
-            _, dz = loss(X[batch], target[batch], coef, intercept)
-            dz = dz * (n / len(batch))
-            step = scaled_gradient(latent, X[batch].T @ dz, K=K, M=M, eps=eps)
-            latent = latent * (1 - eta * alpha) - eta * step
-            if fit_intercept:
-                intercept = intercept - eta * dz.sum(0)
-            t += 1
-    return latent, intercept, t
-
-
-# ----------------------------------------------------------------------------------------
-# Estimators
-# ----------------------------------------------------------------------------------------
+__all__ = ["ReWAClassifier", "ReWARegressor", "ReWARegressorCV"]
 
 
 class _ReWALinearModel(BaseEstimator):
@@ -344,7 +79,7 @@ class _ReWALinearModel(BaseEstimator):
         check.check_reparameterization(self.K, self.M, self.eps)
         n, d = X.shape
         k = T.shape[1]
-        Xt, Tt = _read_only_tensor(X), _read_only_tensor(T)
+        Xt, Tt = read_only_tensor(X), read_only_tensor(T)
         x_offset = torch.zeros(d, dtype=torch.float64)
         if self.fit_intercept:
             # centre X: the intercept is not decayed, so fitting (w, b') on X - mean(X) and
@@ -356,7 +91,7 @@ class _ReWALinearModel(BaseEstimator):
             if loss == "squared":
                 t_offset = Tt.mean(0)
                 Tt = Tt - t_offset
-        self.alpha_max_ = _alpha_max(Xt, Tt, loss, self.fit_intercept)
+        self.alpha_max_ = alpha_max(Xt, Tt, loss, self.fit_intercept)
         alpha = self.alpha_ratio * self.alpha_max_ if self.alpha == "auto" else float(self.alpha)
         self.alpha_ = alpha
         intercept = torch.zeros(k, dtype=torch.float64)
@@ -368,7 +103,7 @@ class _ReWALinearModel(BaseEstimator):
                 intercept = intercept + x_offset @ power_map(latent, self.K)
         fit_intercept = self.fit_intercept and loss != "squared"
         if self.solver == "gd":
-            solver = _Solver(Xt, Tt, loss, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
+            solver = Solver(Xt, Tt, loss, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
                              fit_intercept=fit_intercept, tol=self.tol, max_iter=self.max_iter)
             latent, intercept = solver.fit(latent, intercept, debias=self.debias)
             self.n_iter_ = solver.n_iter
@@ -382,18 +117,18 @@ class _ReWALinearModel(BaseEstimator):
                 # of it for the logistic loss, half for softmax): the step on w near |y| = 1 is
                 # then at most 1/L
                 curvature = float(torch.linalg.matrix_norm(Xt, ord=2)) ** 2 / n
-                curvature *= _CURVATURE[loss]
+                curvature *= CURVATURE[loss]
                 lr = 1.0 / (self.K * max(curvature, 1e-12))
             else:
                 lr = float(self.learning_rate)
             # the warm-up's budget does not depend on the epochs (max_iter) of SGD
-            warm = _Solver(Xt, Tt, loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
-                           fit_intercept=fit_intercept, tol=self.tol, max_iter=_WARMUP_ITER)
+            warm = Solver(Xt, Tt, loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
+                           fit_intercept=fit_intercept, tol=self.tol, max_iter=WARMUP_ITER)
             latent, intercept = warm.fit(latent, intercept, debias=False)
-            steps = 0
-            for attempt in range(_SGD_RETRIES):
+            steps, first_lr = 0, lr
+            for _ in range(SGD_RETRIES):
                 gen = torch.Generator().manual_seed(int(seed))
-                new_latent, new_intercept, steps = _sgd_fit(
+                new_latent, new_intercept, steps = sgd_fit(
                     Xt, Tt, loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
                     fit_intercept=fit_intercept, epochs=self.max_iter, batch_size=min(self.batch_size, n),
                     lr=lr, generator=gen)
@@ -404,7 +139,7 @@ class _ReWALinearModel(BaseEstimator):
                 raise FloatingPointError(
                     f"{type(self).__name__}(solver='sgd') diverged at every learning rate down to {lr * 10:.3g}; "
                     "standardize X")
-            if attempt:
+            if lr != first_lr:
                 warnings.warn(f"solver='sgd' diverged; refitted with learning_rate={lr:.3g}",
                               ConvergenceWarning, stacklevel=3)
             latent, intercept = new_latent, new_intercept
@@ -418,7 +153,7 @@ class _ReWALinearModel(BaseEstimator):
             coef[coef.abs() <= self.threshold] = 0
         # the contribution of each feature to the prediction, against the targets' spread
         effect = float((coef.abs() * Xt.std(0).unsqueeze(1)).max()) if d else 0.0
-        if effect <= _NULL * max(float(Tt.std()), 1e-300):
+        if effect <= NULL * max(float(Tt.std()), 1e-300):
             warnings.warn(
                 f"{type(self).__name__}: every coefficient is (numerically) 0 with alpha={alpha:.4g}; "
                 f"alpha_max={self.alpha_max_:.4g} (the largest |X_j^T r|/n at w = 0) zeroes every coefficient. "

@@ -21,10 +21,10 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from . import _validation as check
+from .. import _check as check
+from .._math import heavy_ball
 from ..penalties import CLIP_KINDS, PENALTY_NAMES, make_penalty
 from ._checked import CheckedOptimizer
-from .pwd import heavy_ball
 
 __all__ = ["PenalizedSGD", "penalized_sgd"]
 
@@ -75,7 +75,7 @@ class PenalizedSGD(CheckedOptimizer):
 
     Example:
         >>> import torch
-        >>> from rewa.optim.l1 import PenalizedSGD
+        >>> from rewa.optim.penalized import PenalizedSGD
         >>> x = torch.nn.Parameter(torch.tensor([0.05, -1.0]))
         >>> opt = PenalizedSGD([x], lr=0.1, strength=1.0, penalty="l1", proximal=True)
         >>> x.grad = torch.zeros(2)
@@ -99,10 +99,8 @@ class PenalizedSGD(CheckedOptimizer):
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
         check.at_least("strength", group["strength"], 0)
-        if group["penalty"] not in PENALTY_NAMES:
-            raise ValueError(f"penalty={group['penalty']!r} must be one of {PENALTY_NAMES}")
-        if group["clip"] not in CLIP_KINDS:
-            raise ValueError(f"clip={group['clip']!r} must be one of {CLIP_KINDS}")
+        check.one_of("penalty", group["penalty"], PENALTY_NAMES)
+        check.one_of("clip", group["clip"], CLIP_KINDS)
         penalty = self._penalty(group)
         if group["proximal"] and not penalty.has_prox:
             raise ValueError(
