@@ -73,8 +73,8 @@ def _optimizers() -> dict[tuple[str, str], callable]:
                                                             **kw)).items():
         table["ReWA-AdamW", path] = make
     # the cost of the all-or-nothing step: the same fused ReWA without its finite checks
-    table[UNCHECKED, "fused"] = lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
-                                                     fused=True, check_finite=False)
+    table[UNCHECKED, "fused"] = lambda ps: ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
+                                                fused=True, check_finite=False)
     table["pWD-SGD", "loop"] = lambda ps: PWDSGD(ps, lr=0.1, lambda_p=1e-4, p=0.5, momentum=0.9)
     table["pWD-SGD", "fused"] = lambda ps: PWDSGD(ps, lr=0.1, lambda_p=1e-4, p=0.5, momentum=0.9, fused=True)
     return table
@@ -197,7 +197,8 @@ def _bench(args: argparse.Namespace) -> int:
           f"{n / 1e6:.2f}M weights), {args.repeats} repeats x 3 rounds")
     if not args.no_steps:
         rows = step_table(args.dtype, args.path, args.repeats)
-        peers = {"ReWA": "SGD", UNCHECKED: "SGD", "pWD-SGD": "SGD", "ReWA-AdamW": "AdamW", "SGD": "SGD", "AdamW": "AdamW"}
+        peers = {"ReWA": "SGD", UNCHECKED: "SGD", "pWD-SGD": "SGD", "ReWA-AdamW": "AdamW", "SGD": "SGD",
+                 "AdamW": "AdamW"}
         best_peer = {}
         for r in rows:
             if r["optimizer"] in ("SGD", "AdamW") and r["path"] == "foreach":

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .._math import latent_from_weight, power_map
 from . import _fused
-from ._checked import CheckedOptimizer, to_host, caller_stacklevel, max_abs
+from ._checked import CheckedOptimizer, caller_stacklevel, max_abs, to_host
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
