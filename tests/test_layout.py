@@ -56,7 +56,7 @@ SUBLAYERS = {
         "rewa.experiments.theory.theorem_3_3", "rewa.experiments.theory.theorem_3_7",
         "rewa.experiments.theory.example_3_8", "rewa.experiments.theory.theorem_3_10",
         "rewa.experiments.theory.example_3_12", "rewa.experiments.theory.runner", "rewa.experiments.theory",
-        "rewa.experiments.train", "rewa.experiments",
+        "rewa.experiments.train_config", "rewa.experiments.train", "rewa.experiments",
     ],
 }  # fmt: skip
 
