@@ -25,6 +25,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 import torch
 from torch import Tensor
@@ -44,7 +45,8 @@ _LIBRARY_DIRS = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + o
 def caller_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning, issued by the function calling this one, point
     at the first frame outside this library and torch (the user's ``opt.step()`` line)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS):
         frame, level = frame.f_back, level + 1
     return level
@@ -178,7 +180,7 @@ class CheckedOptimizer(Optimizer):
                 work.append((group, params, grads))
         return work
 
-    def _finite_checks(self, work) -> tuple[set[int], dict[int, list]]:
+    def _finite_checks(self, work) -> tuple[set[int], dict[int, list | None]]:
         """Raise if a gradient of a ``check_finite`` group is nan or inf; return the indices
         (into ``work``) of the groups whose update bound is not far from overflow, and per
         group the bounds after the step that ``_guard_needed`` found (for ``_carry_bounds``).
@@ -187,28 +189,30 @@ class CheckedOptimizer(Optimizer):
         subclass's maxima go to the host in one transfer per device; the search for the
         culprit runs only when something is wrong.
         """
-        requests = []  # (work index, per parameter its span of values or None, context)
+        # (work index, per parameter its span of values or None, context)
+        requests: list[tuple[int, list[tuple[torch.device, int, int] | None], object]] = []
         by_device: dict[torch.device, list[Tensor]] = {}
         for i, (group, params, grads) in enumerate(work):
             if not group.get("check_finite", False):
                 continue
             extra, context = self._guard_stats(group, params)
-            spans = []
+            spans: list[tuple[torch.device, int, int] | None] = []
             for j, g in enumerate(grads):
                 if g.is_meta or g.numel() == 0:
                     spans.append(None)
                     continue
-                values = by_device.setdefault(g.device, [])
-                start = len(values)
-                values += torch.aminmax(g)
+                device_values = by_device.setdefault(g.device, [])
+                start = len(device_values)
+                device_values += torch.aminmax(g)
                 if extra is not None:
-                    values += extra[j]
-                spans.append((g.device, start, len(values)))
+                    device_values += extra[j]
+                spans.append((g.device, start, len(device_values)))
             requests.append((i, spans, context))
         if not requests:
             return set(), {}
         host = {device: to_host(values) for device, values in by_device.items() if values}
-        guarded, bounds = set(), {}
+        guarded: set[int] = set()
+        bounds: dict[int, list | None] = {}
         for i, spans, context in requests:
             group, params, _ = work[i]
             per_tensor: list[list[float] | None] = []
@@ -253,7 +257,7 @@ class CheckedOptimizer(Optimizer):
         """After ``group``'s step: keep what ``_guard_needed`` learned for the next step (a
         subclass may then leave those tensors out of ``_guard_stats``)."""
 
-    def _apply(self, work, guarded: set[int], bounds: dict[int, list]) -> None:
+    def _apply(self, work, guarded: set[int], bounds: dict[int, list | None]) -> None:
         """Guarded groups first, each on a copy-backed in-place step that is checked; if one
         fails, all are restored and the error raised. Then the groups proven safe."""
         snapshots = []

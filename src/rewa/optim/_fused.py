@@ -333,7 +333,8 @@ def fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum,
         if momentum != 0 and buf is None:
             buf = momentum_buffers[i] = torch.zeros_like(w)
             coefs = first
-        if not fusable([w, g] + ([buf] if buf is not None else [])) or not _call(key, (w, g, buf, lr_t, lambda_t, *coefs)):
+        tensors = [w, g] + ([buf] if buf is not None else [])
+        if not fusable(tensors) or not _call(key, (w, g, buf, lr_t, lambda_t, *coefs)):
             if coefs is first:
                 momentum_buffers[i] = None  # the loop creates it
             return i

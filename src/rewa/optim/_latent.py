@@ -3,7 +3,8 @@
 The latent lives in ``self.state[p]["y"]``, in float32 (float64 for float64 weights), and
 is never recomputed from the weights, except at the coordinates where something outside the
 optimizer changed them in place (noticed through the parameter's version counter, or after
-loading a state dict) and when the group's ``K`` changed. This class does only that book-keeping; the update math is in ``_functional``.
+loading a state dict) and when the group's ``K`` changed. This class does only that
+book-keeping; the update math is in ``_functional``.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class LatentOptimizer(CheckedOptimizer):
     def _in_sync(self, p: Tensor) -> bool:
         """The latent exists and the weights are what this optimizer last wrote."""
         state = self.state.get(p)
-        return bool(state) and "y" in state and state.get(_VERSION_KEY) == p._version
+        return state is not None and "y" in state and state.get(_VERSION_KEY) == p._version
 
     def _mark_in_sync(self, p: Tensor) -> None:
         self.state[p][_VERSION_KEY] = p._version
@@ -163,7 +164,7 @@ class LatentOptimizer(CheckedOptimizer):
         """``aminmax`` of the latent (of the weights if the latent will be re-derived) and of
         each ``_guard_tensors`` entry."""
         state = self.state.get(p) or {}
-        values = []
+        values: list[Tensor] = []
         if "y" in state:
             values += torch.aminmax(state["y"])
         if not self._latent_current(group, p):
@@ -172,7 +173,8 @@ class LatentOptimizer(CheckedOptimizer):
             values += torch.aminmax(t)
         return values
 
-    def _guard_needed(self, group: dict, params: list[Tensor], values, carried: list) -> tuple[bool, list]:
+    def _guard_needed(self, group: dict, params: list[Tensor], values, context: object) -> tuple[bool, list]:
+        carried: list = context  # type: ignore[assignment]  # what _guard_stats returned
         needed, bounds = self._bounds_after_step(group, params, values, carried)
         if needed and any(kept is not None for kept in carried):
             # Carried bounds only grow from step to step; measure before paying for copies.
@@ -188,7 +190,8 @@ class LatentOptimizer(CheckedOptimizer):
         ``_guard_tensors`` after the step (``None`` where unknown), from ``values`` or, where
         given, the ``carried`` bounds of the last step."""
         K = group["K"]
-        needed, bounds = False, []
+        needed = False
+        bounds: list[tuple[float, list[float]] | None] = []
         for p, v, kept in zip(params, values, carried):
             if v is None:
                 bounds.append(None)
@@ -313,7 +316,7 @@ class LatentOptimizer(CheckedOptimizer):
         super().load_state_dict(state_dict)
         # torch casts floating state to each parameter's dtype; the latent and its buffers
         # must stay in float32 (or float64), so take them again from the saved tensors.
-        saved_to_param = {}
+        saved_to_param: dict[object, Tensor] = {}
         for saved_group, group in zip(state_dict["param_groups"], self.param_groups):
             saved_to_param.update(zip(saved_group["params"], group["params"]))
         for saved_id, saved in state_dict["state"].items():
@@ -339,7 +342,7 @@ class LatentOptimizer(CheckedOptimizer):
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
                              f"this {name} has {len(self.param_groups)}")
-        saved_to_param = {}
+        saved_to_param: dict[object, Tensor] = {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
                 raise ValueError(f"param group {index} of the loaded state dict has no 'params' list")
@@ -387,8 +390,9 @@ def _check_param_state(state: dict, p: Tensor, tensor_keys: tuple[str, ...], whe
             continue
         value = state[key]
         if not isinstance(value, Tensor) or not value.is_floating_point():
+            dtype = f" of dtype {value.dtype}" if isinstance(value, Tensor) else ""
             raise ValueError(f"state {key!r} of the {described} must be a floating-point tensor, "
-                             f"got {type(value).__name__}" + (f" of dtype {value.dtype}" if isinstance(value, Tensor) else ""))
+                             f"got {type(value).__name__}{dtype}")
         if value.shape != p.shape:
             raise ValueError(f"state {key!r} of the {described} has shape {tuple(value.shape)}; "
                              f"it must be the parameter's shape {tuple(p.shape)}")
@@ -396,7 +400,7 @@ def _check_param_state(state: dict, p: Tensor, tensor_keys: tuple[str, ...], whe
         step = state["step"]
         if isinstance(step, Tensor) and step.numel() == 1:
             step = step.item()
-        if isinstance(step, bool) or not isinstance(step, Real) or step != int(step) or step < 0:
+        if isinstance(step, bool) or not isinstance(step, Real) or not float(step).is_integer() or step < 0:
             raise ValueError(f"state 'step' of the {described} must be a non-negative integer, got {state['step']!r}")
     if "y" in state:
         K = state.get("K")

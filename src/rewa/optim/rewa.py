@@ -138,9 +138,9 @@ class ReWA(LatentOptimizer):
         )
         super().__init__(params, defaults)
         problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
-        problems.discard(None)
-        if problems:
-            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=caller_stacklevel())
+        messages = sorted(problem for problem in problems if problem is not None)
+        if messages:
+            warnings.warn("; ".join(messages), SparsityConfigWarning, stacklevel=caller_stacklevel())
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
@@ -178,13 +178,14 @@ class ReWA(LatentOptimizer):
             big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
             if big:
                 bufs = _fused.pick(buffers, big)
-                done = fused_rewa_sgd(*(_fused.pick(t, big) for t in (params, grads, latents)), bufs, **hyper)
+                done = fused_rewa_sgd(_fused.pick(params, big), _fused.pick(grads, big), _fused.pick(latents, big),
+                                      bufs, **hyper)
                 _fused.put(buffers, big, bufs)
                 rest = big[done:] + rest
             if rest:
                 bufs = _fused.pick(buffers, rest)
-                rewa_sgd(*(_fused.pick(t, rest) for t in (params, grads, latents)), bufs, **hyper,
-                         foreach=fused or default_foreach(group["foreach"], params))
+                rewa_sgd(_fused.pick(params, rest), _fused.pick(grads, rest), _fused.pick(latents, rest), bufs,
+                         **hyper, foreach=fused or default_foreach(group["foreach"], params))
                 _fused.put(buffers, rest, bufs)
         if group["momentum"] != 0:
             for p, buf in zip(params, buffers):

@@ -106,9 +106,9 @@ class ReWAAdamW(LatentOptimizer):
         )
         super().__init__(params, defaults)
         problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
-        problems.discard(None)
-        if problems:
-            warnings.warn("; ".join(sorted(problems)), SparsityConfigWarning, stacklevel=caller_stacklevel())
+        messages = sorted(problem for problem in problems if problem is not None)
+        if messages:
+            warnings.warn("; ".join(messages), SparsityConfigWarning, stacklevel=caller_stacklevel())
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
