@@ -316,6 +316,7 @@ def test_fused_none_compiles_only_large_cpu_groups():
     assert default_fused(None, None, big) is _fused.fused_available()
     assert default_fused(None, None, small) is False
     assert default_fused(None, True, big) is False
+    assert default_fused(None, False, big) is False  # foreach=False asks for the loop
     assert default_fused(False, None, big) is False
     assert default_fused(True, None, small) is True
     assert default_fused(None, None, [torch.zeros(FUSED_AUTO_MIN_NUMEL, device="meta")]) is False

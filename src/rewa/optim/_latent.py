@@ -69,14 +69,15 @@ def default_fused(fused: bool | None, foreach: bool | None, params: list[Tensor]
 
     ``True``/``False`` as given. ``None``: compiled on CPU when the group's large tensors hold
     at least ``FUSED_AUTO_MIN_NUMEL`` elements and ``torch.compile`` is supported, else not;
-    also not when ``foreach=True`` was asked for, and not on other devices, where it has not
+    also not when ``foreach`` was given (``False`` asks for the loop, ``True`` for the
+    multi-tensor path), and not on other devices, where it has not
     been measured (there the foreach path, as torch's optimizers choose, is the default).
     """
     if fused and foreach:
         raise ValueError(f"fused={fused} and foreach={foreach} cannot both be True; pick one")
     if fused is not None:
         return bool(fused)
-    if foreach or not params or not all(type(p) in (Tensor, torch.nn.Parameter) and p.device.type == "cpu"
+    if foreach is not None or not params or not all(type(p) in (Tensor, torch.nn.Parameter) and p.device.type == "cpu"
                                         for p in params):
         return False
     large = sum(p.numel() for p in params if p.numel() >= _fused.FUSED_MIN_NUMEL)
