@@ -70,8 +70,8 @@ class ReWA(LatentOptimizer):
             ``weight_decay`` enter as tensors, so schedulers do not recompile. If compilation
             is unavailable it warns once (``FusedFallbackWarning``) and uses the loop. ``None``
             (default): fused for CPU groups whose large tensors hold at least 2**20 elements
-            (where the compilation pays for itself within a few hundred steps), not otherwise
-            (on GPUs the foreach path, unmeasured here). Not together with ``foreach=True``.
+            (where the compilation pays for itself within a few hundred steps) unless ``foreach``
+            is given, not otherwise (on GPUs the foreach path, unmeasured here). Not together with ``foreach=True``.
             Fused steps are as all-or-nothing as the others (``check_finite``).
         check_finite: a step either completes with finite latents and weights or raises
             ``FloatingPointError`` and changes nothing (see :class:`rewa.optim._checked.CheckedOptimizer`).
