@@ -25,7 +25,8 @@ the epochs (the same total epochs as every other method). Penalty strengths are 
 budget (see ``_BUDGETS_*``).
 
 ``--scale smoke`` checks the pipeline in seconds (it is what the tests run); ``quick`` and
-``full`` are the benchmark. Results: ``OUT/results.json``, ``OUT/table.md`` and one
+``full`` are the benchmark (``--settings`` and ``--epochs`` override a scale's settings and
+epochs, e.g. ``--settings digits-cnn mnist1d-cnn``). Results: ``OUT/results.json``, ``OUT/table.md`` and one
 ``OUT/<setting>.png`` (accuracy vs compression) per setting.
 
 Example: ``python benchmarks/networks.py --scale quick --threads 1 --out results/networks``
@@ -95,7 +96,9 @@ METHODS: dict[str, tuple[dict | None, list[dict]]] = {
 }
 
 SETTINGS = {"digits-mlp": ("digits", "mlp"), "digits-cnn": ("digits", "cnn"),
-            "mnist1d-mlp": ("mnist1d", "mlp"), "mnist1d-cnn": ("mnist1d", "cnn")}
+            "mnist1d-mlp": ("mnist1d", "mlp"), "mnist1d-cnn": ("mnist1d", "cnn"),
+            # the small CNN with batch-norm after each convolution (its scales and shifts stay dense)
+            "digits-cnn-bn": ("digits", "cnn-bn"), "mnist1d-cnn-bn": ("mnist1d", "cnn-bn")}
 
 SCALES = {
     # epochs, grid points per method, seeds, settings, methods (None: all)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import rewa
 from rewa.experiments.presets import preset
 from rewa.experiments.train import (
     METHOD_DEFAULTS,
@@ -162,3 +163,25 @@ def test_networks_benchmark_smoke(tmp_path):
     assert (tmp_path / "results.json").exists()
     # every method has the same grid budget
     assert len({len(grid) for _, grid in module.METHODS.values()}) == 1
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 40)])
+def test_cnn_bn_is_the_cnn_with_batch_norm_kept_dense(shape):
+    from rewa.experiments.models import make_model
+
+    plain, bn = make_model("cnn", shape, 10), make_model("cnn-bn", shape, 10)
+    norms = [m for m in bn.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert [m.num_features for m in norms] == [32, 64]
+    sparse, dense = rewa.split_parameters(bn)
+    assert [p.shape for _, p in sparse] == [p.shape for _, p in rewa.split_parameters(plain)[0]]
+    norm_params = {id(p) for m in norms for p in m.parameters()}
+    assert norm_params <= {id(p) for _, p in dense}
+    assert bn(torch.randn(4, *shape)).shape == (4, 10)
+
+
+def test_networks_benchmark_runs_a_cnn_bn_setting(tmp_path):
+    module = _benchmark()
+    assert module.SETTINGS["digits-cnn-bn"] == ("digits", "cnn-bn")
+    assert module.main(["--scale", "smoke", "--settings", "digits-cnn-bn", "--methods", "sgd", "rewa (recipe)",
+                        "--out", str(tmp_path), "--no-figures"]) == 0
+    assert "### digits-cnn-bn" in (tmp_path / "table.md").read_text()

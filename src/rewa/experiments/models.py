@@ -4,6 +4,8 @@ import beside every torch build, so nothing is taken from it).
 * ``mlp``: LeNet-300-100 (LeCun et al. 1998): flatten, 300, 100, classes, ReLU between.
 * ``cnn``: two 3x3 convolutions (32, 64) with ReLU and 2x max-pool each, then 128, classes;
   1-d convolutions for inputs ``(C, L)``, 2-d for ``(C, H, W)``.
+* ``cnn-bn``: ``cnn`` with batch-norm after each convolution (before its ReLU; the convolutions
+  then have no bias). :func:`rewa.param_groups` keeps the batch-norm scales and shifts dense.
 * ``resnet18``: the CIFAR ResNet-18 (He et al. 2016; 3x3 stem with stride 1, no max-pool),
   basic blocks [2, 2, 2, 2].
 * ``resnet50``: the ImageNet ResNet-50 (7x7 stem, stride 2, 3x3 max-pool), bottlenecks
@@ -22,7 +24,7 @@ from torch import nn
 
 __all__ = ["MODELS", "make_model"]
 
-MODELS = ("mlp", "cnn", "resnet18", "resnet50")
+MODELS = ("mlp", "cnn", "cnn-bn", "resnet18", "resnet50")
 
 
 def _mlp(input_shape, classes: int) -> nn.Module:
@@ -31,15 +33,20 @@ def _mlp(input_shape, classes: int) -> nn.Module:
                          nn.Linear(100, classes))
 
 
-def _cnn(input_shape, classes: int) -> nn.Module:
+def _cnn(input_shape, classes: int, batch_norm: bool = False) -> nn.Module:
     if len(input_shape) not in (2, 3):
-        raise ValueError(f"model 'cnn' needs inputs (C, L) or (C, H, W), got shape {tuple(input_shape)}")
-    conv, pool = (nn.Conv1d, nn.MaxPool1d) if len(input_shape) == 2 else (nn.Conv2d, nn.MaxPool2d)
+        name = "cnn-bn" if batch_norm else "cnn"
+        raise ValueError(f"model {name!r} needs inputs (C, L) or (C, H, W), got shape {tuple(input_shape)}")
+    conv, pool, norm = ((nn.Conv1d, nn.MaxPool1d, nn.BatchNorm1d) if len(input_shape) == 2
+                        else (nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d))
     spatial = list(input_shape[1:])
     layers: list[nn.Module] = []
     channels = input_shape[0]
     for width in (32, 64):
-        layers += [conv(channels, width, 3, padding=1), nn.ReLU()]
+        if batch_norm:
+            layers += [conv(channels, width, 3, padding=1, bias=False), norm(width), nn.ReLU()]
+        else:
+            layers += [conv(channels, width, 3, padding=1), nn.ReLU()]
         if min(spatial) >= 2:  # tiny inputs (8x8 digits) still take two pools; never below 1
             layers.append(pool(2))
             spatial = [s // 2 for s in spatial]
@@ -137,8 +144,8 @@ def make_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.
     input_shape = tuple(int(s) for s in input_shape)
     if name == "mlp":
         return _init(_mlp(input_shape, num_classes))
-    if name == "cnn":
-        return _init(_cnn(input_shape, num_classes))
+    if name in ("cnn", "cnn-bn"):
+        return _init(_cnn(input_shape, num_classes, batch_norm=name == "cnn-bn"))
     if name in ("resnet18", "resnet50"):
         if len(input_shape) != 3:
             raise ValueError(f"model {name!r} needs image inputs (C, H, W), got shape {input_shape}")
