@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import rewa
 from rewa.experiments.presets import preset
 from rewa.experiments.train import (
     METHOD_DEFAULTS,
@@ -19,6 +18,7 @@ from rewa.experiments.train import (
     resolve_config,
     train,
 )
+from rewa.param_groups import split_parameters
 
 pytest.importorskip("sklearn")
 
@@ -172,8 +172,8 @@ def test_cnn_bn_is_the_cnn_with_batch_norm_kept_dense(shape):
     plain, bn = make_model("cnn", shape, 10), make_model("cnn-bn", shape, 10)
     norms = [m for m in bn.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert [m.num_features for m in norms] == [32, 64]
-    sparse, dense = rewa.split_parameters(bn)
-    assert [p.shape for _, p in sparse] == [p.shape for _, p in rewa.split_parameters(plain)[0]]
+    sparse, dense = split_parameters(bn)
+    assert [p.shape for _, p in sparse] == [p.shape for _, p in split_parameters(plain)[0]]
     norm_params = {id(p) for m in norms for p in m.parameters()}
     assert norm_params <= {id(p) for _, p in dense}
     assert bn(torch.randn(4, *shape)).shape == (4, 10)
