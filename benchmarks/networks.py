@@ -191,7 +191,7 @@ def run_one(config: TrainConfig, val, test) -> dict:
         warnings.simplefilter("ignore")
         try:
             result = train(config, train_data=_TRAIN[0], val_data=val, test_data=test)
-        except (FloatingPointError, RuntimeError, AttributeError) as error:  # a failed run counts as diverged
+        except (FloatingPointError, RuntimeError) as error:  # a failed run counts as diverged
             return {"config": config.to_dict(), "diverged": True, "error": f"{type(error).__name__}: {error}",
                     "epoch_seconds": math.nan}
     model = result.model

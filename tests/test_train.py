@@ -55,7 +55,10 @@ def test_run_directory_files_and_fields(tmp_path):
     assert [m["epoch"] for m in lines] == [1, 2]
     for m in lines:
         assert {"loss", "train_accuracy", "val_accuracy", "test_accuracy", "sparsity", "compression", "lr", "M",
-                "weight_decay", "epoch_seconds", "wall_seconds"} <= set(m)
+                "weight_decay", "epoch_seconds", "wall_seconds", "latent_max_abs"} <= set(m)
+    # the largest |y| of the sparsified tensors: the largest weight is its K-th power
+    largest_weight = max(float(p.abs().max()) for p in result.model.parameters() if p.dim() > 1)
+    assert lines[-1]["latent_max_abs"] ** lines[-1]["K"] == pytest.approx(largest_weight, rel=1e-5)
     # the schedules: M = 0 then the method's 2; weight decay 0 then 1e-3
     assert [(m["M"], m["weight_decay"]) for m in lines] == [(0.0, 0.0), (2, 1e-3)]
     sweep = json.loads((out / "sweep.json").read_text())

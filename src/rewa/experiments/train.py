@@ -592,6 +592,10 @@ def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_par
         sparsity[f"{t:g}"], compression[f"{t:g}"] = report.sparsity, report.compression
     group = sparse_groups[0] if sparse_groups else opt.param_groups[0]
     scheduled = {k: group[k] for k in ("K", "M", "eps", "weight_decay", "strength", "lambda_p") if k in group}
+    latents = [opt.state[p]["y"] for g in (sparse_groups or opt.param_groups) for p in g["params"]
+               if "y" in opt.state.get(p, {})]
+    if latents:  # ReWA's latents: how far |y| runs (one host sync per epoch)
+        scheduled["latent_max_abs"] = float(torch.stack([y.abs().max() for y in latents]).max())
     return {
         "epoch": epoch + 1, "stage": "finetune" if finetuning else "train", "loss": loss,
         "train_accuracy": train_acc,
