@@ -28,7 +28,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto
 
-# ruff (lint rules and per-file exceptions in pyproject.toml) and mypy on src/rewa.
+# ruff (lint rules and per-file exceptions in pyproject.toml; formatting) and mypy on src/rewa.
 LINT_STAMP := $(VENV)/.lint-installed
 $(LINT_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev]"
@@ -36,6 +36,7 @@ $(LINT_STAMP): $(STAMP)
 
 lint: $(LINT_STAMP)
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
 
 bench: $(STAMP)

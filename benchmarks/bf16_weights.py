@@ -49,8 +49,12 @@ def run(config: DigitsConfig, dtype: torch.dtype) -> dict:
     seconds = time.perf_counter() - start
     report = sparsity_report(model, config.threshold)
     latent_dtypes = sorted({str(s["y"].dtype) for s in opt.state.values() if "y" in s})
-    return dict(accuracy=evaluate_accuracy(model.float(), X_test.float(), y_test), sparsity=report.sparsity,
-                seconds=seconds, latent=",".join(latent_dtypes))
+    return dict(
+        accuracy=evaluate_accuracy(model.float(), X_test.float(), y_test),
+        sparsity=report.sparsity,
+        seconds=seconds,
+        latent=",".join(latent_dtypes),
+    )
 
 
 def compare(config: DigitsConfig, seeds) -> list[dict]:
@@ -72,30 +76,45 @@ def main(argv=None) -> int:
     parser.add_argument("--K", type=float, default=9)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = DigitsConfig(optimizer=args.optimizer, epochs=args.epochs, K=args.K, weight_decay=args.weight_decay,
-                          **({"lr": args.lr} if args.lr is not None else {}))
-    print(f"digits MLP 64-{'-'.join(map(str, config.hidden))}-10, {config.optimizer}, K={config.K:g}, "
-          f"M={config.M:g}, lr={config.lr:g}, weight_decay={config.weight_decay:g}, {config.epochs} epochs, "
-          f"batch {config.batch_size}, threshold {config.threshold:g}; torch {torch.__version__}, "
-          f"{args.threads} thread(s)")
+    config = DigitsConfig(
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        K=args.K,
+        weight_decay=args.weight_decay,
+        **({"lr": args.lr} if args.lr is not None else {}),
+    )
+    print(
+        f"digits MLP 64-{'-'.join(map(str, config.hidden))}-10, {config.optimizer}, K={config.K:g}, "
+        f"M={config.M:g}, lr={config.lr:g}, weight_decay={config.weight_decay:g}, {config.epochs} epochs, "
+        f"batch {config.batch_size}, threshold {config.threshold:g}; torch {torch.__version__}, "
+        f"{args.threads} thread(s)"
+    )
     print("| seed | dtype | latent | test accuracy | sparsity | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
     rows = compare(config, args.seeds)
     for row in rows:
         for dtype in ("float32", "bfloat16"):
             r = row[dtype]
-            print(f"| {row['seed']} | {dtype} | {r['latent']} | {r['accuracy']:.2%} | {r['sparsity']:.2%} | "
-                  f"{r['seconds']:.1f} |")
-    mean = {d: {k: statistics.mean(row[d][k] for row in rows) for k in ("accuracy", "sparsity")}
-            for d in ("float32", "bfloat16")}
+            print(
+                f"| {row['seed']} | {dtype} | {r['latent']} | {r['accuracy']:.2%} | {r['sparsity']:.2%} | "
+                f"{r['seconds']:.1f} |"
+            )
+    mean = {
+        d: {k: statistics.mean(row[d][k] for row in rows) for k in ("accuracy", "sparsity")}
+        for d in ("float32", "bfloat16")
+    }
     d_acc = 100 * (mean["bfloat16"]["accuracy"] - mean["float32"]["accuracy"])
     d_sp = 100 * (mean["bfloat16"]["sparsity"] - mean["float32"]["sparsity"])
     ok = abs(d_acc) <= 0.5 and abs(d_sp) <= 1.0
-    print(f"mean over {len(rows)} seed(s): float32 {mean['float32']['accuracy']:.2%} acc, "
-          f"{mean['float32']['sparsity']:.2%} sparse; bfloat16 {mean['bfloat16']['accuracy']:.2%} acc, "
-          f"{mean['bfloat16']['sparsity']:.2%} sparse")
-    print(f"bf16 - fp32: accuracy {d_acc:+.2f} points (target |.| <= 0.5), sparsity {d_sp:+.2f} points "
-          f"(target |.| <= 1): {'met' if ok else 'NOT met'}")
+    print(
+        f"mean over {len(rows)} seed(s): float32 {mean['float32']['accuracy']:.2%} acc, "
+        f"{mean['float32']['sparsity']:.2%} sparse; bfloat16 {mean['bfloat16']['accuracy']:.2%} acc, "
+        f"{mean['bfloat16']['sparsity']:.2%} sparse"
+    )
+    print(
+        f"bf16 - fp32: accuracy {d_acc:+.2f} points (target |.| <= 0.5), sparsity {d_sp:+.2f} points "
+        f"(target |.| <= 1): {'met' if ok else 'NOT met'}"
+    )
     return 0 if ok else 1
 
 

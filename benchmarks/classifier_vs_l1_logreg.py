@@ -92,8 +92,12 @@ def matched_logreg(X, y, target, steps):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    parser.add_argument("--multi-class", choices=("multinomial", "ovr"), default="multinomial",
-                        help="ReWAClassifier's multi_class (default: multinomial, its default)")
+    parser.add_argument(
+        "--multi-class",
+        choices=("multinomial", "ovr"),
+        default="multinomial",
+        help="ReWAClassifier's multi_class (default: multinomial, its default)",
+    )
     parser.add_argument("--steps", type=int, default=12, help="bisection steps on log10(C) (default: 12)")
     args = parser.parse_args()
     import torch
@@ -101,10 +105,14 @@ def main() -> None:
     from rewa.linear_model import ReWAClassifier
 
     torch.set_num_threads(args.threads)
-    print(f"ReWAClassifier(multi_class={args.multi_class!r}) vs L1 LogisticRegression(saga), "
-          f"25% stratified test split, {args.threads} thread(s)")
-    print("| dataset | ReWA acc | ReWA nonzero | L1-LogReg C | L1-LogReg acc | L1-LogReg nonzero | "
-          "within 2 pts | ReWA fit s | L1-LogReg fit s |")
+    print(
+        f"ReWAClassifier(multi_class={args.multi_class!r}) vs L1 LogisticRegression(saga), "
+        f"25% stratified test split, {args.threads} thread(s)"
+    )
+    print(
+        "| dataset | ReWA acc | ReWA nonzero | L1-LogReg C | L1-LogReg acc | L1-LogReg nonzero | "
+        "within 2 pts | ReWA fit s | L1-LogReg fit s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, X_train, X_test, y_train, y_test in datasets():
         rewa, rewa_s, rewa_warn = fit_timed(ReWAClassifier(multi_class=args.multi_class), X_train, y_train)
@@ -113,8 +121,11 @@ def main() -> None:
         lr_acc = lr.score(X_test, y_test)
         ok = "yes" if rewa_acc >= lr_acc - 0.02 - 1e-12 else "no"
         notes = "".join(f" ({count} warning{'s' * (count > 1)})" if count else "" for count in (rewa_warn,))
-        print(f"| {name} | {rewa_acc:.3f}{notes} | {rewa_share:.3f} | {C:.3g} | {lr_acc:.3f} | {lr_share:.3f} | "
-              f"{ok} | {rewa_s:.2f} | {lr_s:.2f} |", flush=True)
+        print(
+            f"| {name} | {rewa_acc:.3f}{notes} | {rewa_share:.3f} | {C:.3g} | {lr_acc:.3f} | {lr_share:.3f} | "
+            f"{ok} | {rewa_s:.2f} | {lr_s:.2f} |",
+            flush=True,
+        )
         assert math.isfinite(rewa_acc)
 
 

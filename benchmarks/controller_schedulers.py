@@ -30,8 +30,14 @@ def make_scheduler(name: str, opt, epochs: int):
         return sched.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)
     if name == "warmup-cosine":
         warm = max(1, epochs // 10)
-        return sched.SequentialLR(opt, [sched.LinearLR(opt, start_factor=0.1, total_iters=warm),
-                                        sched.CosineAnnealingLR(opt, T_max=epochs - warm)], milestones=[warm])
+        return sched.SequentialLR(
+            opt,
+            [
+                sched.LinearLR(opt, start_factor=0.1, total_iters=warm),
+                sched.CosineAnnealingLR(opt, T_max=epochs - warm),
+            ],
+            milestones=[warm],
+        )
     raise ValueError(f"unknown schedule {name!r}")
 
 
@@ -44,8 +50,9 @@ def run(schedule: str, target: float, epochs: int, seed: int = 0) -> dict:
     model = make_mlp((300, 100))
     opt = rewa.ReWAAdamW(rewa.param_groups(model, sparse={"weight_decay": 1e-2}), lr=3e-3)
     scheduler = make_scheduler(schedule, opt, epochs)
-    controller = rewa.TargetSparsityController(opt, model, target_sparsity=target, threshold=1e-3,
-                                               total_calls=epochs, allow_lr_schedule=True)
+    controller = rewa.TargetSparsityController(
+        opt, model, target_sparsity=target, threshold=1e-3, total_calls=epochs, allow_lr_schedule=True
+    )
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     torch.set_flush_denormal(True)
@@ -61,17 +68,27 @@ def run(schedule: str, target: float, epochs: int, seed: int = 0) -> dict:
                 scheduler.step()
     torch.set_flush_denormal(False)
     report = rewa.sparsity_report(model, 1e-3)
-    return dict(schedule=schedule, target=target, sparsity=report.sparsity,
-                accuracy=evaluate_accuracy(model, X_test, y_test), weight_decay=controller.weight_decay,
-                warned=any("missed its target" in str(w.message) for w in caught), seconds=time.perf_counter() - start)
+    return dict(
+        schedule=schedule,
+        target=target,
+        sparsity=report.sparsity,
+        accuracy=evaluate_accuracy(model, X_test, y_test),
+        weight_decay=controller.weight_decay,
+        warned=any("missed its target" in str(w.message) for w in caught),
+        seconds=time.perf_counter() - start,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40, help="epochs per run (default: 40)")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.9], help="requested sparsities")
-    parser.add_argument("--schedules", nargs="+", default=["constant", "cosine", "step", "warmup-cosine"],
-                        help="learning-rate schedules to run")
+    parser.add_argument(
+        "--schedules",
+        nargs="+",
+        default=["constant", "cosine", "step", "warmup-cosine"],
+        help="learning-rate schedules to run",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,8 +98,11 @@ def main() -> None:
     for target in args.targets:
         for schedule in args.schedules:
             r = run(schedule, target, args.epochs)
-            print(f"| {r['schedule']} | {target:.0%} | {r['sparsity']:.2%} | {r['accuracy']:.2%} | "
-                  f"{r['weight_decay']:.3g} | {'yes' if r['warned'] else 'no'} | {r['seconds']:.1f} |", flush=True)
+            print(
+                f"| {r['schedule']} | {target:.0%} | {r['sparsity']:.2%} | {r['accuracy']:.2%} | "
+                f"{r['weight_decay']:.3g} | {'yes' if r['warned'] else 'no'} | {r['seconds']:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

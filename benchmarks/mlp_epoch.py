@@ -21,8 +21,9 @@ import rewa
 
 def mlp() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(784, 300), torch.nn.ReLU(), torch.nn.Linear(300, 100),
-                               torch.nn.ReLU(), torch.nn.Linear(100, 10))
+    return torch.nn.Sequential(
+        torch.nn.Linear(784, 300), torch.nn.ReLU(), torch.nn.Linear(300, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10)
+    )
 
 
 def main(argv=None) -> None:
@@ -39,12 +40,15 @@ def main(argv=None) -> None:
     y = torch.randint(0, 10, (args.samples,), generator=gen)
     cases = {
         "torch SGD(momentum=0.9)": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
-        "ReWA K=9 M=2 momentum=0.9 (loop)": lambda ps: rewa.ReWA(ps, lr=0.05, K=9, M=2, weight_decay=1e-4,
-                                                                 momentum=0.9),
-        "ReWA K=9 M=2 momentum=0.9 (foreach)": lambda ps: rewa.ReWA(ps, lr=0.05, K=9, M=2, weight_decay=1e-4,
-                                                                    momentum=0.9, foreach=True),
-        "ReWA K=9 M=2 momentum=0.9 (fused)": lambda ps: rewa.ReWA(ps, lr=0.05, K=9, M=2, weight_decay=1e-4,
-                                                                  momentum=0.9, fused=True),
+        "ReWA K=9 M=2 momentum=0.9 (loop)": lambda ps: rewa.ReWA(
+            ps, lr=0.05, K=9, M=2, weight_decay=1e-4, momentum=0.9
+        ),
+        "ReWA K=9 M=2 momentum=0.9 (foreach)": lambda ps: rewa.ReWA(
+            ps, lr=0.05, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=True
+        ),
+        "ReWA K=9 M=2 momentum=0.9 (fused)": lambda ps: rewa.ReWA(
+            ps, lr=0.05, K=9, M=2, weight_decay=1e-4, momentum=0.9, fused=True
+        ),
     }
     runs = {}
     for name, make in cases.items():
@@ -59,7 +63,7 @@ def main(argv=None) -> None:
 
         start = time.perf_counter()
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x[:args.batch]), y[:args.batch]).backward()
+        torch.nn.functional.cross_entropy(model(x[: args.batch]), y[: args.batch]).backward()
         opt.step()  # the fused path compiles here
         print(f"{name}: first step {time.perf_counter() - start:.1f} s")
         runs[name] = epoch
@@ -70,10 +74,14 @@ def main(argv=None) -> None:
             epoch()
             times[name].append(time.perf_counter() - start)
     ref = min(times["torch SGD(momentum=0.9)"])
-    print(f"MLP 784-300-100-10, {args.samples} samples, batch {args.batch}, {args.threads} thread(s), "
-          f"{args.rounds} rounds")
+    print(
+        f"MLP 784-300-100-10, {args.samples} samples, batch {args.batch}, {args.threads} thread(s), "
+        f"{args.rounds} rounds"
+    )
     for name, ts in times.items():
-        print(f"{name:38s} min {min(ts):6.2f} s  median {statistics.median(ts):6.2f} s  ratio (min) {min(ts) / ref:.2f}x")
+        print(
+            f"{name:38s} min {min(ts):6.2f} s  median {statistics.median(ts):6.2f} s  ratio (min) {min(ts) / ref:.2f}x"
+        )
 
 
 if __name__ == "__main__":

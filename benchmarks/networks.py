@@ -74,40 +74,71 @@ _BUDGETS_FACTORS = (0.03, 0.1, 0.01, 0.3)
 _BUDGETS_REWA = (0.5, 1.0, 0.25, 2.0)
 
 METHODS: dict[str, tuple[dict | None, list[dict]]] = {
-    "sgd": (dict(method="sgd", momentum=0.9, weight_decay=1e-4),
-            [dict(lr=0.05), dict(lr=0.1), dict(lr=0.02), dict(lr=0.2)]),
-    "adamw": (dict(method="adamw", weight_decay=1e-2),
-              [dict(lr=1e-3), dict(lr=3e-3), dict(lr=3e-4), dict(lr=1e-2)]),
+    "sgd": (
+        dict(method="sgd", momentum=0.9, weight_decay=1e-4),
+        [dict(lr=0.05), dict(lr=0.1), dict(lr=0.02), dict(lr=0.2)],
+    ),
+    "adamw": (dict(method="adamw", weight_decay=1e-2), [dict(lr=1e-3), dict(lr=3e-3), dict(lr=3e-4), dict(lr=1e-2)]),
     "rewa (recipe)": (None, [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA]),
-    "rewa-adamw": (dict(method="rewa-adamw", lr=3e-3, K=9, M=2, eps=0.0),
-                   [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA]),
+    "rewa-adamw": (
+        dict(method="rewa-adamw", lr=3e-3, K=9, M=2, eps=0.0),
+        [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA],
+    ),
     "l1-subgradient": (dict(method="l1-subgradient", **_SGD), [dict(budget=("strength", b)) for b in _BUDGETS_L1]),
     "l1-prox": (dict(method="l1-prox", **_SGD), [dict(budget=("strength", b)) for b in _BUDGETS_L1]),
-    "pwd p=1": (dict(method="pwd-sgd", options=(("p", 1.0),), **_SGD),
-                [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1]),
-    "pwd p=0.5": (dict(method="pwd-sgd", options=(("p", 0.5),), **_SGD),
-                  [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1]),
-    "hadamard K=3": (dict(method="hadamard", options=(("K", 3),), **_SGD),
-                     [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS]),
+    "pwd p=1": (
+        dict(method="pwd-sgd", options=(("p", 1.0),), **_SGD),
+        [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1],
+    ),
+    "pwd p=0.5": (
+        dict(method="pwd-sgd", options=(("p", 0.5),), **_SGD),
+        [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1],
+    ),
+    "hadamard K=3": (
+        dict(method="hadamard", options=(("K", 3),), **_SGD),
+        [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS],
+    ),
     "spred": (dict(method="spred", **_SGD), [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS]),
     "powerprop": (dict(method="powerprop", **_SGD), [dict(options=(("alpha", a),)) for a in (3.0, 4.0, 2.0, 5.0)]),
-    "magnitude-prune": (dict(method="sgd", momentum=0.9, weight_decay=1e-4, lr=0.05, prune_scope="layer"),
-                        [dict(prune_sparsity=s) for s in (0.98, 0.99, 0.95, 0.995)]),
+    "magnitude-prune": (
+        dict(method="sgd", momentum=0.9, weight_decay=1e-4, lr=0.05, prune_scope="layer"),
+        [dict(prune_sparsity=s) for s in (0.98, 0.99, 0.95, 0.995)],
+    ),
 }
 
-SETTINGS = {"digits-mlp": ("digits", "mlp"), "digits-cnn": ("digits", "cnn"),
-            "mnist1d-mlp": ("mnist1d", "mlp"), "mnist1d-cnn": ("mnist1d", "cnn"),
-            # the small CNN with batch-norm after each convolution (its scales and shifts stay dense)
-            "digits-cnn-bn": ("digits", "cnn-bn"), "mnist1d-cnn-bn": ("mnist1d", "cnn-bn")}
+SETTINGS = {
+    "digits-mlp": ("digits", "mlp"),
+    "digits-cnn": ("digits", "cnn"),
+    "mnist1d-mlp": ("mnist1d", "mlp"),
+    "mnist1d-cnn": ("mnist1d", "cnn"),
+    # the small CNN with batch-norm after each convolution (its scales and shifts stay dense)
+    "digits-cnn-bn": ("digits", "cnn-bn"),
+    "mnist1d-cnn-bn": ("mnist1d", "cnn-bn"),
+}
 
 SCALES = {
     # epochs, grid points per method, seeds, settings, methods (None: all)
-    "smoke": dict(epochs=1, grid=1, seeds=1, settings=("digits-mlp",), methods=("sgd", "rewa (recipe)", "l1-prox"),
-                  max_steps_per_epoch=3, timing_rounds=1),
-    "quick": dict(epochs=30, grid=3, seeds=3, settings=("digits-mlp", "mnist1d-mlp"), methods=None,
-                  max_steps_per_epoch=0, timing_rounds=3),
-    "full": dict(epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0,
-                 timing_rounds=3),
+    "smoke": dict(
+        epochs=1,
+        grid=1,
+        seeds=1,
+        settings=("digits-mlp",),
+        methods=("sgd", "rewa (recipe)", "l1-prox"),
+        max_steps_per_epoch=3,
+        timing_rounds=1,
+    ),
+    "quick": dict(
+        epochs=30,
+        grid=3,
+        seeds=3,
+        settings=("digits-mlp", "mnist1d-mlp"),
+        methods=None,
+        max_steps_per_epoch=0,
+        timing_rounds=3,
+    ),
+    "full": dict(
+        epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0, timing_rounds=3
+    ),
 }
 
 
@@ -121,13 +152,16 @@ def lr_sum(fields: dict, epochs: int, n_train: int, max_steps_per_epoch: int) ->
     steps = math.ceil(n_train / batch)
     if max_steps_per_epoch:
         steps = min(steps, max_steps_per_epoch)
-    factors = [lr_factor(fields.get("lr_schedule", "cosine"), e, fields.get("warmup_epochs", 0.0), epochs)
-               for e in range(epochs)]
+    factors = [
+        lr_factor(fields.get("lr_schedule", "cosine"), e, fields.get("warmup_epochs", 0.0), epochs)
+        for e in range(epochs)
+    ]
     return fields["lr"] * steps * sum(factors)
 
 
-def method_config(name: str, point: dict, *, dataset: str, model: str, epochs: int, seed: int,
-                  max_steps_per_epoch: int, n_train: int) -> TrainConfig:
+def method_config(
+    name: str, point: dict, *, dataset: str, model: str, epochs: int, seed: int, max_steps_per_epoch: int, n_train: int
+) -> TrainConfig:
     shared, _ = METHODS[name]
     fields = dict(_recipe()) if shared is None else dict(shared)
     point = dict(point)
@@ -148,8 +182,18 @@ def method_config(name: str, point: dict, *, dataset: str, model: str, epochs: i
             fields["options"] = tuple(fields.get("options", ())) + ((key, value),)
     if "zero_M_epochs" in fields:
         fields["zero_M_epochs"] = min(fields["zero_M_epochs"], epochs - 1)
-    return TrainConfig(dataset=dataset, model=model, epochs=epochs, seed=seed, out="", progress=False,
-                       figures=False, max_steps_per_epoch=max_steps_per_epoch, device="cpu", **fields)
+    return TrainConfig(
+        dataset=dataset,
+        model=model,
+        epochs=epochs,
+        seed=seed,
+        out="",
+        progress=False,
+        figures=False,
+        max_steps_per_epoch=max_steps_per_epoch,
+        device="cpu",
+        **fields,
+    )
 
 
 @torch.no_grad()
@@ -192,13 +236,20 @@ def run_one(config: TrainConfig, val, test) -> dict:
         try:
             result = train(config, train_data=_TRAIN[0], val_data=val, test_data=test)
         except (FloatingPointError, RuntimeError) as error:  # a failed run counts as diverged
-            return {"config": config.to_dict(), "diverged": True, "error": f"{type(error).__name__}: {error}",
-                    "epoch_seconds": math.nan}
+            return {
+                "config": config.to_dict(),
+                "diverged": True,
+                "error": f"{type(error).__name__}: {error}",
+                "epoch_seconds": math.nan,
+            }
     model = result.model
     finite = all(torch.isfinite(p).all() for p in model.parameters())
-    record = {"config": config.to_dict(), "diverged": not finite,
-              "epoch_seconds": statistics.mean(m["epoch_seconds"] for m in result.metrics),
-              "weight_decay": result.metrics[0].get("weight_decay")}  # as resolved (decay_budget)
+    record = {
+        "config": config.to_dict(),
+        "diverged": not finite,
+        "epoch_seconds": statistics.mean(m["epoch_seconds"] for m in result.metrics),
+        "weight_decay": result.metrics[0].get("weight_decay"),
+    }  # as resolved (decay_budget)
     if finite:
         record.update(compression_curve(model, val, test))
     return record
@@ -210,8 +261,13 @@ _TRAIN: list = [None]
 def _chosen(record: dict) -> dict:
     """The tuned hyperparameter's value in the optimizer's own units."""
     point, config = record["point"], record["config"]
-    key = point["budget"][0] if "budget" in point else next(k for k in point if k != "options") if any(
-        k != "options" for k in point) else None
+    key = (
+        point["budget"][0]
+        if "budget" in point
+        else next(k for k in point if k != "options")
+        if any(k != "options" for k in point)
+        else None
+    )
     options = dict(config.get("options", []))
     if key is None:
         return {k: v for k, v in options.items() if k in dict(point.get("options", ()))}
@@ -229,8 +285,9 @@ def epoch_times(settings_runs: list[tuple[str, TrainConfig]], val, test, rounds:
     times: dict[str, list[float]] = {name: [] for name, _ in settings_runs}
     for _ in range(rounds):
         for name, config in settings_runs:
-            timing = dataclasses.replace(config, epochs=2, finetune_epochs=0, prune_sparsity=None,
-                                         zero_M_epochs=min(config.zero_M_epochs, 1))
+            timing = dataclasses.replace(
+                config, epochs=2, finetune_epochs=0, prune_sparsity=None, zero_M_epochs=min(config.zero_M_epochs, 1)
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
@@ -250,8 +307,13 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
     bundle = load_dataset(dataset)
     train_part, val = split_validation(bundle.train, 0.2, 12345)
     _TRAIN[0] = train_part
-    common = dict(dataset=dataset, model=model, epochs=scale["epochs"], max_steps_per_epoch=scale["max_steps_per_epoch"],
-                  n_train=len(train_part))
+    common = dict(
+        dataset=dataset,
+        model=model,
+        epochs=scale["epochs"],
+        max_steps_per_epoch=scale["max_steps_per_epoch"],
+        n_train=len(train_part),
+    )
     ordered = ["sgd"] + [m for m in methods if m != "sgd"]
     out = {}
     chosen_configs = []
@@ -264,8 +326,11 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
             rec = run_one(method_config(name, point, seed=0, **common), val, test=bundle.test)
             rec["point"] = point
             trials.append(rec)
-            log(f"  [{setting}] tune {name} {point}: " + (f"diverged {rec.get('error', '')}" if rec["diverged"] else
-                f"val dense {100 * rec['val'][0]:.1f}") + f" ({time.perf_counter() - t0:.1f} s)")
+            log(
+                f"  [{setting}] tune {name} {point}: "
+                + (f"diverged {rec.get('error', '')}" if rec["diverged"] else f"val dense {100 * rec['val'][0]:.1f}")
+                + f" ({time.perf_counter() - t0:.1f} s)"
+            )
         ok = [t for t in trials if not t["diverged"]]
         if not ok:
             out[name] = {"diverged": True, "grid": [t["point"] for t in trials]}
@@ -273,9 +338,11 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
         if name in ("sgd", "adamw"):
             best = max(ok, key=lambda t: t["val"][0])
         else:
+
             def score(t):  # the largest compression within 1 point, then the accuracy at high compression
                 high = [a for c, a in zip(COMPRESSIONS, t["val"]) if c >= 10]
                 return (max_compression(t["val"], ref_val, 0.01), statistics.mean(high))
+
             best = max(ok, key=score)
         if name == "sgd":
             ref_val = best["val"][0]
@@ -285,16 +352,29 @@ def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
         diverged = sum(r["diverged"] for r in runs)
         good = [r for r in runs if not r["diverged"]]
         chosen = _chosen(best)
-        out[name] = {"point": best["point"], "chosen": chosen, "grid": [t["point"] for t in trials],
-                     "diverged_seeds": diverged,
-                     "test_curve": _mean_curve(good, "test") if good else None,
-                     "val_curve": _mean_curve(good, "val") if good else None,
-                     "exact_zero_fraction": statistics.mean(r["exact_zero_fraction"] for r in good) if good else None,
-                     "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in good),
-                     "per_seed_test": [r.get("test") for r in runs]}
+        out[name] = {
+            "point": best["point"],
+            "chosen": chosen,
+            "grid": [t["point"] for t in trials],
+            "diverged_seeds": diverged,
+            "test_curve": _mean_curve(good, "test") if good else None,
+            "val_curve": _mean_curve(good, "val") if good else None,
+            "exact_zero_fraction": statistics.mean(r["exact_zero_fraction"] for r in good) if good else None,
+            "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in good),
+            "per_seed_test": [r.get("test") for r in runs],
+        }
         log(f"  [{setting}] {name}: chose {best['point']}, {diverged} of {len(runs)} seeds diverged")
-        chosen_configs.append((name, TrainConfig(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
-                                                    if isinstance(v, list) else v for k, v in best["config"].items()})))
+        chosen_configs.append(
+            (
+                name,
+                TrainConfig(
+                    **{
+                        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                        for k, v in best["config"].items()
+                    }
+                ),
+            )
+        )
     for name, seconds in epoch_times(chosen_configs, val, bundle.test, scale["timing_rounds"]).items():
         out[name]["epoch_seconds"] = seconds
     return out
@@ -308,12 +388,16 @@ def _describe(chosen: dict):
 def table(setting: str, results: dict) -> str:
     sgd = results["sgd"]
     ref = sgd["test_curve"][0]
-    lines = [f"### {setting}", "",
-             f"dense SGD test accuracy {100 * ref:.2f}% (mean of its seeds); compression = weights / nonzeros "
-             "after global magnitude thresholding", "",
-             "| method | chosen | max comp. within 0.5 pt | within 1 pt | acc @10x | @50x | @100x | exact zeros | "
-             "epoch time / SGD (median, interleaved) | diverged seeds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {setting}",
+        "",
+        f"dense SGD test accuracy {100 * ref:.2f}% (mean of its seeds); compression = weights / nonzeros "
+        "after global magnitude thresholding",
+        "",
+        "| method | chosen | max comp. within 0.5 pt | within 1 pt | acc @10x | @50x | @100x | exact zeros | "
+        "epoch time / SGD (median, interleaved) | diverged seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         if r.get("test_curve") is None:
             lines.append(f"| {name} | all diverged | | | | | | | | |")
@@ -324,9 +408,11 @@ def table(setting: str, results: dict) -> str:
         chosen = ", ".join(_describe(r["chosen"]))
         if "budget" in r["point"]:
             chosen += f" (budget {r['point']['budget'][1]:g})"
-        lines.append(f"| {name} | {chosen} | {mc(0.5)}x | {mc(1.0)}x | {at(10)} | {at(50)} | {at(100)} | "
-                     f"{r['exact_zero_fraction']:.3f} | {r['epoch_seconds'] / sgd['epoch_seconds']:.2f} | "
-                     f"{r['diverged_seeds']} |")
+        lines.append(
+            f"| {name} | {chosen} | {mc(0.5)}x | {mc(1.0)}x | {at(10)} | {at(50)} | {at(100)} | "
+            f"{r['exact_zero_fraction']:.3f} | {r['epoch_seconds'] / sgd['epoch_seconds']:.2f} | "
+            f"{r['diverged_seeds']} |"
+        )
     return "\n".join(lines)
 
 
@@ -378,15 +464,26 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    print(f"scale {args.scale}: epochs {scale['epochs']}, grid {scale['grid']} points per method, "
-          f"seeds {scale['seeds']}, threads {args.threads}; settings {', '.join(settings)}")
-    everything = {"scale": args.scale, **{k: scale[k] for k in ("epochs", "grid", "seeds")},
-                  "threads": args.threads, "compressions": COMPRESSIONS, "settings": {}}
+    print(
+        f"scale {args.scale}: epochs {scale['epochs']}, grid {scale['grid']} points per method, "
+        f"seeds {scale['seeds']}, threads {args.threads}; settings {', '.join(settings)}"
+    )
+    everything = {
+        "scale": args.scale,
+        **{k: scale[k] for k in ("epochs", "grid", "seeds")},
+        "threads": args.threads,
+        "compressions": COMPRESSIONS,
+        "settings": {},
+    }
     start = time.perf_counter()
     # one throwaway run first, so that no method's epoch time carries the first run's start-up costs
     _TRAIN[0] = load_dataset("digits").train
-    train(TrainConfig(dataset="digits", epochs=1, max_steps_per_epoch=2, out="", progress=False, figures=False,
-                      device="cpu"), train_data=_TRAIN[0])
+    train(
+        TrainConfig(
+            dataset="digits", epochs=1, max_steps_per_epoch=2, out="", progress=False, figures=False, device="cpu"
+        ),
+        train_data=_TRAIN[0],
+    )
     for setting in settings:
         results = run_setting(setting, scale, methods, log)
         everything["settings"][setting] = results

@@ -27,16 +27,19 @@ def main() -> None:
     from rewa.linear_model import ReWARegressor, ReWARegressorCV
 
     torch.set_num_threads(args.threads)
-    X, t, w = make_regression(n_samples=300, n_features=2000, n_informative=5, noise=1, random_state=0,
-                              coef=True)
+    X, t, w = make_regression(n_samples=300, n_features=2000, n_informative=5, noise=1, random_state=0, coef=True)
     X_test = np.random.default_rng(1).standard_normal((1000, 2000))  # fresh samples, same coefficients
     t_test = X_test @ w + np.random.default_rng(2).standard_normal(1000)
     informative = set(np.flatnonzero(w))
     print(f"make_regression(300 x 2000, 5 informative, noise 1), {args.threads} thread(s)")
     print("| estimator | alpha | kept | informative kept | test R^2 | seconds | warnings |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, make in (("ReWARegressor()", ReWARegressor), ("Lasso()", Lasso),
-                       ("ReWARegressorCV()", ReWARegressorCV), ("LassoCV()", LassoCV)):
+    for name, make in (
+        ("ReWARegressor()", ReWARegressor),
+        ("Lasso()", Lasso),
+        ("ReWARegressorCV()", ReWARegressorCV),
+        ("LassoCV()", LassoCV),
+    ):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             start = time.perf_counter()
@@ -44,8 +47,11 @@ def main() -> None:
             seconds = time.perf_counter() - start
         kept = set(np.flatnonzero(model.coef_))
         alpha = getattr(model, "alpha_", getattr(model, "alpha", float("nan")))
-        print(f"| {name} | {alpha:.3g} | {len(kept)} | {len(kept & informative)} of 5 | "
-              f"{model.score(X_test, t_test):.4f} | {seconds:.2f} | {len(caught)} |", flush=True)
+        print(
+            f"| {name} | {alpha:.3g} | {len(kept)} | {len(kept & informative)} of 5 | "
+            f"{model.score(X_test, t_test):.4f} | {seconds:.2f} | {len(caught)} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.randn(args.batch, args.features)
-    print(f"Linear {args.features}x{args.features}, batch {args.batch}, {args.repeats} repeats, "
-          f"{args.threads} thread(s), torch {torch.__version__}")
-    print(f"{'sparsity':>8}  {'dense min':>10}  {'dense med':>10}  {'sparse min':>10}  {'sparse med':>10}  {'ratio (med)':>11}")
+    print(
+        f"Linear {args.features}x{args.features}, batch {args.batch}, {args.repeats} repeats, "
+        f"{args.threads} thread(s), torch {torch.__version__}"
+    )
+    print(
+        f"{'sparsity':>8}  {'dense min':>10}  {'dense med':>10}  {'sparse min':>10}  {'sparse med':>10}  {'ratio (med)':>11}"
+    )
     sizes = []
     for sparsity in args.sparsities:
         dense = torch.nn.Linear(args.features, args.features)
@@ -61,14 +65,18 @@ def main() -> None:
             t_dense = time_forward(dense, x, args.repeats)
             t_sparse = time_forward(sparse, x, args.repeats)
         md, ms = statistics.median(t_dense), statistics.median(t_sparse)
-        print(f"{sparsity:>8.2%}  {min(t_dense) * 1e6:>8.1f}us  {md * 1e6:>8.1f}us  "
-              f"{min(t_sparse) * 1e6:>8.1f}us  {ms * 1e6:>8.1f}us  {md / ms:>10.2f}x")
+        print(
+            f"{sparsity:>8.2%}  {min(t_dense) * 1e6:>8.1f}us  {md * 1e6:>8.1f}us  "
+            f"{min(t_sparse) * 1e6:>8.1f}us  {ms * 1e6:>8.1f}us  {md / ms:>10.2f}x"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             sizes.append((sparsity, export_sparse(dense, Path(tmp) / "model.pt")))
     print(f"{'sparsity':>8}  {'export_sparse':>14}  {'torch.save':>12}  {'smaller':>8}")
     for sparsity, summary in sizes:
-        print(f"{sparsity:>8.2%}  {summary.file_bytes:>12,} B  {summary.dense_file_bytes:>10,} B  "
-              f"{summary.size_ratio:>7.1f}x")
+        print(
+            f"{sparsity:>8.2%}  {summary.file_bytes:>12,} B  {summary.dense_file_bytes:>10,} B  "
+            f"{summary.size_ratio:>7.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -60,10 +60,13 @@ def evaluate(name, model, seconds, X_test, t_test, true_support, w0_truth):
     selected = np.abs(coef) > 1e-6
     hits = selected[true_support].sum()
     row = {
-        "method": name, "time_s": seconds,
+        "method": name,
+        "time_s": seconds,
         "test_mse": float(np.mean((model.predict(X_test) - t_test) ** 2)),
-        "n_above_1e-3": int((np.abs(coef) > 1e-3).sum()), "n_above_1e-6": int(selected.sum()),
-        "precision": float(hits / max(selected.sum(), 1)), "recall": float(hits / len(true_support)),
+        "n_above_1e-3": int((np.abs(coef) > 1e-3).sum()),
+        "n_above_1e-6": int(selected.sum()),
+        "precision": float(hits / max(selected.sum(), 1)),
+        "recall": float(hits / len(true_support)),
         "false_pos": int(selected.sum() - hits),
     }
     if w0_truth is not None:
@@ -78,8 +81,17 @@ def compare(X_train, t_train, X_val, t_val, X_test, t_test, true_support, fit_in
         if make is None:
             start = time.perf_counter()
             model = LassoCV(cv=5, fit_intercept=fit_intercept, max_iter=5000).fit(X_train, t_train)
-            rows.append(evaluate(f"LassoCV (alpha={model.alpha_:.3g})", model, time.perf_counter() - start,
-                                 X_test, t_test, true_support, w0_truth))
+            rows.append(
+                evaluate(
+                    f"LassoCV (alpha={model.alpha_:.3g})",
+                    model,
+                    time.perf_counter() - start,
+                    X_test,
+                    t_test,
+                    true_support,
+                    w0_truth,
+                )
+            )
             continue
         best = None
         with warnings.catch_warnings():
@@ -104,8 +116,16 @@ def print_table(title, rows, extra=None):
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
-        cells = [row["method"], f"{row['time_s']:.3f}", f"{row['test_mse']:.4f}", str(row["n_above_1e-3"]),
-                 str(row["n_above_1e-6"]), f"{row['precision']:.2f}", f"{row['recall']:.2f}", str(row["false_pos"])]
+        cells = [
+            row["method"],
+            f"{row['time_s']:.3f}",
+            f"{row['test_mse']:.4f}",
+            str(row["n_above_1e-3"]),
+            str(row["n_above_1e-6"]),
+            f"{row['precision']:.2f}",
+            f"{row['recall']:.2f}",
+            str(row["false_pos"]),
+        ]
         if "|w0-1|" in row:
             cells.append(f"{row['|w0-1|']:.4f}")
         print("| " + " | ".join(cells) + " |")
@@ -140,8 +160,14 @@ def diabetes_problem(seed: int = 0, noise_columns: int = 1000):
     scaler = StandardScaler().fit(X_train)
     t_mean, t_std = t_train.mean(), t_train.std()
     scale = lambda t_: (t_ - t_mean) / t_std  # noqa: E731  standardized target, as the defaults assume
-    return (scaler.transform(X_train), scale(t_train), scaler.transform(X_val), scale(t_val),
-            scaler.transform(X_test), scale(t_test))
+    return (
+        scaler.transform(X_train),
+        scale(t_train),
+        scaler.transform(X_val),
+        scale(t_val),
+        scaler.transform(X_test),
+        scale(t_test),
+    )
 
 
 def main(argv=None):
@@ -156,14 +182,20 @@ def main(argv=None):
 
     X_train, t_train, X_val, t_val, X_test, t_test, oracle, oracle_mse = d1_problem(args.seed)
     rows = compare(X_train, t_train, X_val, t_val, X_test, t_test, np.array([0]), False, w0_truth=1.0)
-    print_table("D.1: d = 10,000, n = 2,000, one true coefficient (w0 = 1), noise N(0, 1)", rows,
-                f"least squares on the true support alone: w0 = {oracle:.4f} (|w0-1| = {abs(oracle - 1):.4f}), "
-                f"test MSE {oracle_mse:.4f}")
+    print_table(
+        "D.1: d = 10,000, n = 2,000, one true coefficient (w0 = 1), noise N(0, 1)",
+        rows,
+        f"least squares on the true support alone: w0 = {oracle:.4f} (|w0-1| = {abs(oracle - 1):.4f}), "
+        f"test MSE {oracle_mse:.4f}",
+    )
 
     data = diabetes_problem(args.seed)
     rows = compare(*data, np.arange(10), True)
-    print_table("diabetes (442 x 10) + 1,000 noise columns, standardized, 60/20/20 split", rows,
-                "precision/recall against the 10 real columns; false_pos = noise columns selected (|w| > 1e-6)")
+    print_table(
+        "diabetes (442 x 10) + 1,000 noise columns, standardized, 60/20/20 split",
+        rows,
+        "precision/recall against the 10 real columns; false_pos = noise columns selected (|w| > 1e-6)",
+    )
 
 
 if __name__ == "__main__":

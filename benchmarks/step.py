@@ -49,19 +49,33 @@ def main(argv=None) -> None:
     warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
 
     n = sum(p.numel() for p in resnet18_params())
-    print(f"ResNet-18 (CIFAR) parameter set: {len(resnet18_cifar_shapes())} tensors, {n / 1e6:.2f}M weights, "
-          f"float32, device {args.device}, {args.threads} threads, {args.repeats} repeats")
+    print(
+        f"ResNet-18 (CIFAR) parameter set: {len(resnet18_cifar_shapes())} tensors, {n / 1e6:.2f}M weights, "
+        f"float32, device {args.device}, {args.threads} threads, {args.repeats} repeats"
+    )
 
     cases = {
         "torch SGD(momentum=0.9, foreach)": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, foreach=True),
-        "ReWA K=9 M=2 momentum=0.9 foreach": lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=True),
-        "ReWA K=9 M=2 momentum=0.9 for-loop": lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=False),
-        "ReWA K=9 M=2 momentum=0.9 for-loop check_finite=False": lambda ps: rewa.ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=False, check_finite=False),
-        "ReWA K=3 M=2 eps=1e-3 momentum=0.9 foreach": lambda ps: rewa.ReWA(ps, lr=0.1, K=3, M=2, eps=1e-3, weight_decay=5e-5, momentum=0.9, foreach=True),
+        "ReWA K=9 M=2 momentum=0.9 foreach": lambda ps: rewa.ReWA(
+            ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=True
+        ),
+        "ReWA K=9 M=2 momentum=0.9 for-loop": lambda ps: rewa.ReWA(
+            ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=False
+        ),
+        "ReWA K=9 M=2 momentum=0.9 for-loop check_finite=False": lambda ps: rewa.ReWA(
+            ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, foreach=False, check_finite=False
+        ),
+        "ReWA K=3 M=2 eps=1e-3 momentum=0.9 foreach": lambda ps: rewa.ReWA(
+            ps, lr=0.1, K=3, M=2, eps=1e-3, weight_decay=5e-5, momentum=0.9, foreach=True
+        ),
         "torch AdamW(foreach)": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True),
         "ReWA-AdamW K=9 M=2 foreach": lambda ps: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=True),
-        "ReWA-AdamW K=9 M=2 for-loop": lambda ps: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=False),
-        "ReWA-AdamW K=9 M=2 for-loop check_finite=False": lambda ps: rewa.ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=False, check_finite=False),
+        "ReWA-AdamW K=9 M=2 for-loop": lambda ps: rewa.ReWAAdamW(
+            ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=False
+        ),
+        "ReWA-AdamW K=9 M=2 for-loop check_finite=False": lambda ps: rewa.ReWAAdamW(
+            ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, foreach=False, check_finite=False
+        ),
     }
     results = {name: time_steps(make, args.device, args.repeats) for name, make in cases.items()}
     peers = {"ReWA": "torch SGD(momentum=0.9, foreach)", "ReWA-AdamW": "torch AdamW(foreach)"}

@@ -62,16 +62,26 @@ def compare(figure: int, seeds, steps: int, repeats: int, scale: str) -> None:
                 run_one_at_a_time(method, seed, one_epoch, steps=steps, problem=problems[seed])
         single.append(time.perf_counter() - start)
     runs = len(methods) * len(seeds)
-    print(f"Side by side, Figure {figure} ({len(methods)} methods x {len(seeds)} seeds = {runs} runs), "
-          f"d={config.d}, n={config.n_train}, batch {config.batch_size}, first {steps} steps, {repeats} repeats:")
-    print(f"  batched engine (1 epoch = {steps_per_epoch} steps, scaled to {steps}): "
-          f"min {min(batched):.2f} s, median {statistics.median(batched):.2f} s")
-    print(f"  one at a time (ReWA optimizer):          min {min(single):.2f} s, median {statistics.median(single):.2f} s")
-    print(f"  ratio one-at-a-time / batched: {min(single) / min(batched):.1f}x (min), "
-          f"{statistics.median(single) / statistics.median(batched):.1f}x (median)")
+    print(
+        f"Side by side, Figure {figure} ({len(methods)} methods x {len(seeds)} seeds = {runs} runs), "
+        f"d={config.d}, n={config.n_train}, batch {config.batch_size}, first {steps} steps, {repeats} repeats:"
+    )
+    print(
+        f"  batched engine (1 epoch = {steps_per_epoch} steps, scaled to {steps}): "
+        f"min {min(batched):.2f} s, median {statistics.median(batched):.2f} s"
+    )
+    print(
+        f"  one at a time (ReWA optimizer):          min {min(single):.2f} s, median {statistics.median(single):.2f} s"
+    )
+    print(
+        f"  ratio one-at-a-time / batched: {min(single) / min(batched):.1f}x (min), "
+        f"{statistics.median(single) / statistics.median(batched):.1f}x (median)"
+    )
     per_step_single = statistics.median(single) / steps
-    print(f"  extrapolated to 800 epochs one at a time: {per_step_single * steps_per_epoch * 800 / 60:.0f} min "
-          f"(median per step x {steps_per_epoch * 800} steps; an extrapolation)")
+    print(
+        f"  extrapolated to 800 epochs one at a time: {per_step_single * steps_per_epoch * 800 / 60:.0f} min "
+        f"(median per step x {steps_per_epoch * 800} steps; an extrapolation)"
+    )
 
 
 def full(figure: int, seeds, epochs: int, scale: str, out: str | None, study_seeds: int) -> None:
@@ -80,17 +90,24 @@ def full(figure: int, seeds, epochs: int, scale: str, out: str | None, study_see
     sweep = result.sweep
     runs = len(sweep.methods) * len(sweep.seeds)
     trained = max(epochs - sweep.resumed_from_epoch, 1)
-    note = (f"{sweep.seconds / epochs:.2f} s per epoch" if not sweep.resumed_from_epoch else
-            f"resumed from epoch {sweep.resumed_from_epoch}; time includes the checkpointed part")
-    print(f"Figure {figure}: {len(sweep.methods)} methods x {len(sweep.seeds)} seeds = {runs} runs, "
-          f"d={config.d}, n={config.n_train}, {epochs} epochs: {sweep.seconds:.1f} s ({note})")
+    note = (
+        f"{sweep.seconds / epochs:.2f} s per epoch"
+        if not sweep.resumed_from_epoch
+        else f"resumed from epoch {sweep.resumed_from_epoch}; time includes the checkpointed part"
+    )
+    print(
+        f"Figure {figure}: {len(sweep.methods)} methods x {len(sweep.seeds)} seeds = {runs} runs, "
+        f"d={config.d}, n={config.n_train}, {epochs} epochs: {sweep.seconds:.1f} s ({note})"
+    )
     if epochs < 800:
         per_epoch = sweep.seconds / trained
         print(f"  extrapolated to 800 epochs: {per_epoch * 800 / 60:.1f} min (per-epoch time x 800; an extrapolation)")
     for row in result.summary():
-        print(f"  {row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
-              f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  sparsity@1e-6 "
-              f"{row['sparsity@1e-06_mean']:.4f}  @1e-3 {row['sparsity@0.001_mean']:.4f}")
+        print(
+            f"  {row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
+            f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  sparsity@1e-6 "
+            f"{row['sparsity@1e-06_mean']:.4f}  @1e-3 {row['sparsity@0.001_mean']:.4f}"
+        )
     if out is not None:
         from rewa.plotting.synthetic import plot_w0_by_seed, save_figures
 

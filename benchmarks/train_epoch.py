@@ -59,31 +59,52 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as train() does on CPU
     config = TrainConfig(batch_size=64, progress=False, out="")
-    runs = {"sgd": _setup("sgd", config), "rewa": _setup("rewa", config),
-            # check_finite=False drops ReWA's per-step finiteness check and its host sync
-            "rewa nocheck": _setup("rewa", config, check_finite=False)}
+    runs = {
+        "sgd": _setup("sgd", config),
+        "rewa": _setup("rewa", config),
+        # check_finite=False drops ReWA's per-step finiteness check and its host sync
+        "rewa nocheck": _setup("rewa", config, check_finite=False),
+    }
     epoch_times = {m: [] for m in runs}
     outside = {m: [] for m in runs}
     steps = runs["sgd"][2].steps_per_epoch()
     for r in range(args.repeats + 1):
         for method, (model, opt, data) in runs.items():
             t0 = time.perf_counter()
-            _train_epoch(config, model, opt, data, r, steps, [0.05] * len(opt.param_groups), 0.0,
-                         torch.device("cpu"), _no_autocast, _Dist(), False)
+            _train_epoch(
+                config,
+                model,
+                opt,
+                data,
+                r,
+                steps,
+                [0.05] * len(opt.param_groups),
+                0.0,
+                torch.device("cpu"),
+                _no_autocast,
+                _Dist(),
+                False,
+            )
             seconds = time.perf_counter() - t0
             fwd, bwd, stp, total = _phases(model, opt, data, r)
             if r:  # the first repeat warms up
                 epoch_times[method].append(seconds)
                 outside[method].append(1 - (fwd + bwd + stp) / total)
-    print(f"digits MLP 64-300-100-10, {len(runs['sgd'][2].data)} training samples, batch 64 ({steps} steps), "
-          f"{args.threads} thread(s), {args.repeats} repeats (interleaved)")
-    print(f"{'method':<14}{'min ms':>10}{'median ms':>12}{'outside fwd/bwd/step (median)':>34}"
-          f"{'ratio (min)':>13}{'ratio (median)':>16}")
+    print(
+        f"digits MLP 64-300-100-10, {len(runs['sgd'][2].data)} training samples, batch 64 ({steps} steps), "
+        f"{args.threads} thread(s), {args.repeats} repeats (interleaved)"
+    )
+    print(
+        f"{'method':<14}{'min ms':>10}{'median ms':>12}{'outside fwd/bwd/step (median)':>34}"
+        f"{'ratio (min)':>13}{'ratio (median)':>16}"
+    )
     sgd_min, sgd_med = min(epoch_times["sgd"]), statistics.median(epoch_times["sgd"])
     for method, times in epoch_times.items():
-        print(f"{method:<14}{1e3 * min(times):>10.2f}{1e3 * statistics.median(times):>12.2f}"
-              f"{statistics.median(outside[method]):>33.1%}{min(times) / sgd_min:>12.2f}x"
-              f"{statistics.median(times) / sgd_med:>15.2f}x")
+        print(
+            f"{method:<14}{1e3 * min(times):>10.2f}{1e3 * statistics.median(times):>12.2f}"
+            f"{statistics.median(outside[method]):>33.1%}{min(times) / sgd_min:>12.2f}x"
+            f"{statistics.median(times) / sgd_med:>15.2f}x"
+        )
     print("ratios against torch SGD (momentum 0.9) in the same run; target <= 1.2x")
 
 

@@ -112,26 +112,37 @@ def test_load_state_dict_with_latents_of_another_shape_is_refused():
     opt_big.step()
     opt_small = rewa.ReWA(rewa.param_groups(small), lr=0.1, K=9, M=2)
     before = [p.detach().clone() for p in small.parameters()]
-    with pytest.raises(ValueError, match=re.escape("state 'y' of the parameter of shape (1, 4) (loaded, "
-                                                   "parameter id 0) has shape (3, 4)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("state 'y' of the parameter of shape (1, 4) (loaded, parameter id 0) has shape (3, 4)"),
+    ):
         opt_small.load_state_dict(opt_big.state_dict())
     assert len(opt_small.state) == 0
     assert all(torch.equal(b, p) for b, p in zip(before, small.parameters()))
     assert [tuple(p.shape) for p in small.parameters()] == [(1, 4), (1,)]
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda sd: sd["param_groups"][0].__setitem__("K", 0), "param group 0 of the loaded state dict: K=0 must be in [1, 256]"),
-    (lambda sd: sd["param_groups"][0].__setitem__("lr", float("nan")), "lr=nan must be finite"),
-    (lambda sd: sd["param_groups"][1].__setitem__("nesterov", "no"), "nesterov='no' must be True or False"),
-    (lambda sd: sd["param_groups"][0].pop("decoupled_weight_decay"), "lacks decoupled_weight_decay"),
-    (lambda sd: sd["state"][0].__setitem__("step", "3"), "state 'step' of the parameter of shape (2, 8)"),
-    (lambda sd: sd["state"][0].__setitem__("y", [1.0]), "state 'y' of the parameter of shape (2, 8) (loaded, "
-                                                          "parameter id 0) must be a floating-point tensor, got list"),
-    (lambda sd: sd["state"][0].pop("y"), "but no latent 'y'"),
-    (lambda sd: sd["state"].__setitem__(99, {}), "parameter id 99, which no param group lists"),
-    (lambda sd: sd.pop("state"), "needs a dict with 'state' and 'param_groups'"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (
+            lambda sd: sd["param_groups"][0].__setitem__("K", 0),
+            "param group 0 of the loaded state dict: K=0 must be in [1, 256]",
+        ),
+        (lambda sd: sd["param_groups"][0].__setitem__("lr", float("nan")), "lr=nan must be finite"),
+        (lambda sd: sd["param_groups"][1].__setitem__("nesterov", "no"), "nesterov='no' must be True or False"),
+        (lambda sd: sd["param_groups"][0].pop("decoupled_weight_decay"), "lacks decoupled_weight_decay"),
+        (lambda sd: sd["state"][0].__setitem__("step", "3"), "state 'step' of the parameter of shape (2, 8)"),
+        (
+            lambda sd: sd["state"][0].__setitem__("y", [1.0]),
+            "state 'y' of the parameter of shape (2, 8) (loaded, "
+            "parameter id 0) must be a floating-point tensor, got list",
+        ),
+        (lambda sd: sd["state"][0].pop("y"), "but no latent 'y'"),
+        (lambda sd: sd["state"].__setitem__(99, {}), "parameter id 99, which no param group lists"),
+        (lambda sd: sd.pop("state"), "needs a dict with 'state' and 'param_groups'"),
+    ],
+)
 def test_load_state_dict_checks_everything_before_writing(mutate, message):
     model = nn.Sequential(nn.Linear(8, 2))
     opt = rewa.ReWA(rewa.param_groups(model), lr=0.1, K=9, M=2, momentum=0.9)
@@ -144,8 +155,9 @@ def test_load_state_dict_checks_everything_before_writing(mutate, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         opt.load_state_dict(sd)
     assert_unchanged(model, opt, saved)
-    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == \
-        [{k: v for k, v in g.items() if k != "params"} for g in groups]
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == [
+        {k: v for k, v in g.items() if k != "params"} for g in groups
+    ]
 
 
 def test_a_torch_sgd_state_dict_is_refused_with_the_missing_keys():
@@ -172,9 +184,15 @@ def test_add_param_group_with_a_bad_group_leaves_the_optimizer_as_it_was():
     assert len(opt.param_groups) == 1
 
 
-@pytest.mark.parametrize("flag,value,allowed", [("nesterov", "yes", "True or False"), ("foreach", 1, "True, False or None"),
-                                                ("check_finite", "no", "True or False"),
-                                                ("decoupled_weight_decay", 0, "True or False")])
+@pytest.mark.parametrize(
+    "flag,value,allowed",
+    [
+        ("nesterov", "yes", "True or False"),
+        ("foreach", 1, "True, False or None"),
+        ("check_finite", "no", "True or False"),
+        ("decoupled_weight_decay", 0, "True or False"),
+    ],
+)
 def test_boolean_flags_reject_non_bool(flag, value, allowed):
     with pytest.raises(TypeError, match=re.escape(f"{flag}={value!r} must be {allowed}")):
         rewa.ReWA([nn.Parameter(torch.ones(2))], lr=0.1, momentum=0.5, **{flag: value})
@@ -225,7 +243,9 @@ def test_zero_saddle_warns_once():
     with torch.no_grad():
         model[2].weight.zero_()
     opt = rewa.ReWA(rewa.param_groups(model), lr=0.1, K=9, M=2)
-    with pytest.warns(rewa.ZeroSaddleWarning, match=r"1 sparsified tensor\(s\) start with exact zeros \(shape \(2, 8\): 100% zeros\)"):
+    with pytest.warns(
+        rewa.ZeroSaddleWarning, match=r"1 sparsified tensor\(s\) start with exact zeros \(shape \(2, 8\): 100% zeros\)"
+    ):
         backward(model)
         opt.step()
     with warnings.catch_warnings():
@@ -261,8 +281,9 @@ def test_sparsity_warning_follows_sparsity_configuration():
 
 CARRYING = {
     "rewa-coupled": lambda ps: rewa.ReWA(ps, lr=0.005, K=9, M=2, weight_decay=0.01, momentum=0.9),
-    "rewa-nesterov-decoupled": lambda ps: rewa.ReWA(ps, lr=0.005, K=9, M=2, weight_decay=0.01, momentum=0.9,
-                                                    nesterov=True, decoupled_weight_decay=True),
+    "rewa-nesterov-decoupled": lambda ps: rewa.ReWA(
+        ps, lr=0.005, K=9, M=2, weight_decay=0.01, momentum=0.9, nesterov=True, decoupled_weight_decay=True
+    ),
     "rewa-adamw": lambda ps: rewa.ReWAAdamW(ps, lr=0.01, K=9, M=2, weight_decay=0.01),
 }
 

@@ -18,7 +18,9 @@ import rewa
 from rewa.cli import build_parser
 
 # Runs main() with some modules made unimportable (sys.modules[name] = None), as if not installed.
-_WITHOUT = "import sys\nfor m in {missing!r}: sys.modules[m] = None\nfrom rewa.cli import main\nsys.exit(main({argv!r}))\n"
+_WITHOUT = (
+    "import sys\nfor m in {missing!r}: sys.modules[m] = None\nfrom rewa.cli import main\nsys.exit(main({argv!r}))\n"
+)
 
 
 def run(*argv, missing=(), stderr=subprocess.PIPE, timeout=300):
@@ -63,8 +65,15 @@ def test_every_option_has_help_and_threads():
         assert action.help, f"{prog} {action.option_strings or action.dest} has no help text"
         progs.add(prog)
     leaves = {prog for prog, action in _all_actions(build_parser()) if "--threads" in action.option_strings}
-    assert leaves == {"rewa demo", "rewa reproduce theory", "rewa reproduce synthetic", "rewa reproduce sparsity",
-                      "rewa train", "rewa compare", "rewa bench"}
+    assert leaves == {
+        "rewa demo",
+        "rewa reproduce theory",
+        "rewa reproduce synthetic",
+        "rewa reproduce sparsity",
+        "rewa train",
+        "rewa compare",
+        "rewa bench",
+    }
     result = run("demo", "--help")
     assert result.returncode == 0 and "number of features" in result.stdout and "--threads N" in result.stdout
 
@@ -77,9 +86,11 @@ def test_boolean_options_are_flags():
 
 
 def test_threads_option_sets_torch_threads():
-    code = ("import torch\nfrom rewa.cli import main\n"
-            "main(['demo', '--threads', '1', '--d', '50', '--epochs', '2', '--warmup-epochs', '1', '--json'])\n"
-            "print('threads', torch.get_num_threads())\n")
+    code = (
+        "import torch\nfrom rewa.cli import main\n"
+        "main(['demo', '--threads', '1', '--d', '50', '--epochs', '2', '--warmup-epochs', '1', '--json'])\n"
+        "print('threads', torch.get_num_threads())\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().endswith("threads 1"), result.stderr
     bad = run("demo", "--threads", "0")
@@ -125,9 +136,27 @@ def test_reproduce_sparsity_shows_progress_on_a_terminal(tmp_path):
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "rewa", "reproduce", "sparsity", "--targets", "0.5", "--epochs", "2",
-             "--threads", "1", "--no-figures", "--out", str(tmp_path)],
-            stdout=subprocess.PIPE, stderr=follower, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "rewa",
+                "reproduce",
+                "sparsity",
+                "--targets",
+                "0.5",
+                "--epochs",
+                "2",
+                "--threads",
+                "1",
+                "--no-figures",
+                "--out",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=300,
+        )
         os.close(follower)
         follower = None
         seen = b""

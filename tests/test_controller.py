@@ -78,19 +78,22 @@ def test_target_compression_and_bounds():
     assert opt.param_groups[0]["weight_decay"] == 0.0105
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(target_sparsity=1.0), r"target_sparsity=1.0 must be in \[0, 1\)"),
-    (dict(target_sparsity=-0.2), r"target_sparsity=-0.2 must be in \[0, 1\)"),
-    (dict(target_sparsity=None), "exactly one of"),
-    (dict(target_compression=10.0), "exactly one of"),
-    (dict(target_sparsity=None, target_compression=0.5), "target_compression=0.5 must be >= 1"),
-    (dict(threshold=-1e-3), "threshold=-0.001 must be >= 0"),
-    (dict(threshold=0.0), "threshold=0 must be > 0"),
-    (dict(total_calls=0), "total_calls=0 must be a positive integer"),
-    (dict(ramp=0.0), r"ramp=0.0 must be in \(0, 1\]"),
-    (dict(gain=-1.0), "gain=-1.0 must be > 0"),
-    (dict(initial_weight_decay=100.0), "initial_weight_decay=100.0 must be in"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target_sparsity=1.0), r"target_sparsity=1.0 must be in \[0, 1\)"),
+        (dict(target_sparsity=-0.2), r"target_sparsity=-0.2 must be in \[0, 1\)"),
+        (dict(target_sparsity=None), "exactly one of"),
+        (dict(target_compression=10.0), "exactly one of"),
+        (dict(target_sparsity=None, target_compression=0.5), "target_compression=0.5 must be >= 1"),
+        (dict(threshold=-1e-3), "threshold=-0.001 must be >= 0"),
+        (dict(threshold=0.0), "threshold=0 must be > 0"),
+        (dict(total_calls=0), "total_calls=0 must be a positive integer"),
+        (dict(ramp=0.0), r"ramp=0.0 must be in \(0, 1\]"),
+        (dict(gain=-1.0), "gain=-1.0 must be > 0"),
+        (dict(initial_weight_decay=100.0), "initial_weight_decay=100.0 must be in"),
+    ],
+)
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         setup(**kwargs)

@@ -15,8 +15,9 @@ import torch.multiprocessing as mp
 import rewa
 
 pytestmark = [
-    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                       reason="torch.distributed with gloo is not available"),
+    pytest.mark.skipif(
+        not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is not available"
+    ),
     # Two spawned processes import torch each: ~8 s per test on a quiet 2-core machine.
     pytest.mark.slow,
 ]

@@ -16,7 +16,11 @@ from rewa.sparsity import attach_masks, prune
 def conv_model(dtype=torch.float32) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8 * 4 * 4, 20), nn.LayerNorm(20),
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 20),
+        nn.LayerNorm(20),
         nn.Linear(20, 4),
     ).to(dtype)
 
@@ -58,7 +62,12 @@ def test_file_is_ten_times_smaller_at_99_percent(tmp_path):
 
 def test_index_dtypes_are_the_smallest(tmp_path):
     assert [_index_dtype(n) for n in (0, 255, 256, 65535, 65536, 2**32)] == [
-        torch.uint8, torch.uint8, torch.uint16, torch.uint16, torch.uint32, torch.int64,
+        torch.uint8,
+        torch.uint8,
+        torch.uint16,
+        torch.uint16,
+        torch.uint32,
+        torch.int64,
     ]
     model = nn.Linear(300, 10, bias=False)  # 10 rows of 300 columns: column index needs uint16
     prune(model, sparsity=0.95, apply=True)

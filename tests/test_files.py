@@ -45,32 +45,50 @@ def test_truncated_file_raises_one_clear_error(tmp_path, keep):
 
 def test_huge_declared_shape_is_refused_before_allocating(tmp_path):
     """A ~2 KB file declaring a 30,000 x 30,000 float32 tensor (3.6 GB) with 2 rows of data."""
-    record = {"layout": "csr", "shape": [30_000, 30_000], "dtype": "float32",
-              "crow_indices": torch.tensor([0, 1, 2], dtype=torch.uint8),
-              "col_indices": torch.tensor([0, 1], dtype=torch.uint8), "values": torch.ones(2)}
+    record = {
+        "layout": "csr",
+        "shape": [30_000, 30_000],
+        "dtype": "float32",
+        "crow_indices": torch.tensor([0, 1, 2], dtype=torch.uint8),
+        "col_indices": torch.tensor([0, 1], dtype=torch.uint8),
+        "values": torch.ones(2),
+    }
     path = crafted(tmp_path, record)
     assert path.stat().st_size < 4000
     tracemalloc.start()
     try:
-        with pytest.raises(SparseCheckpointError, match=r"tensor 'weight': crow_indices has 3 entries, the record needs 30001"):
+        with pytest.raises(
+            SparseCheckpointError, match=r"tensor 'weight': crow_indices has 3 entries, the record needs 30001"
+        ):
             load_sparse(path)
     finally:
         tracemalloc.stop()
 
 
-@pytest.mark.parametrize("change,message", [
-    (dict(col_indices=torch.tensor([0, 7], dtype=torch.uint8)), r"col_indices outside \[0, 5\)"),
-    (dict(crow_indices=torch.tensor([0, 2, 1], dtype=torch.uint8)), "crow_indices must rise from 0"),
-    (dict(values=torch.ones(2, dtype=torch.float64)), "values of dtype torch.float64, the record says torch.float32"),
-    (dict(dtype="nonsense"), "unknown dtype 'nonsense'"),
-    (dict(shape=[2, -5]), re.escape("shape [2, -5] is not a list of non-negative integers")),
-    (dict(layout="coo"), "unknown layout 'coo'"),
-    (dict(col_indices=None), "col_indices must be a 1-D integer tensor"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(col_indices=torch.tensor([0, 7], dtype=torch.uint8)), r"col_indices outside \[0, 5\)"),
+        (dict(crow_indices=torch.tensor([0, 2, 1], dtype=torch.uint8)), "crow_indices must rise from 0"),
+        (
+            dict(values=torch.ones(2, dtype=torch.float64)),
+            "values of dtype torch.float64, the record says torch.float32",
+        ),
+        (dict(dtype="nonsense"), "unknown dtype 'nonsense'"),
+        (dict(shape=[2, -5]), re.escape("shape [2, -5] is not a list of non-negative integers")),
+        (dict(layout="coo"), "unknown layout 'coo'"),
+        (dict(col_indices=None), "col_indices must be a 1-D integer tensor"),
+    ],
+)
 def test_inconsistent_records_name_file_tensor_and_problem(tmp_path, change, message):
-    record = {"layout": "csr", "shape": [2, 5], "dtype": "float32",
-              "crow_indices": torch.tensor([0, 1, 2], dtype=torch.uint8),
-              "col_indices": torch.tensor([0, 1], dtype=torch.uint8), "values": torch.ones(2)}
+    record = {
+        "layout": "csr",
+        "shape": [2, 5],
+        "dtype": "float32",
+        "crow_indices": torch.tensor([0, 1, 2], dtype=torch.uint8),
+        "col_indices": torch.tensor([0, 1], dtype=torch.uint8),
+        "values": torch.ones(2),
+    }
     record.update(change)
     path = crafted(tmp_path, record)
     with pytest.raises(SparseCheckpointError, match=re.escape(repr(str(path))) + ", tensor 'weight': " + message):
@@ -78,8 +96,13 @@ def test_inconsistent_records_name_file_tensor_and_problem(tmp_path, change, mes
 
 
 def test_flat_indices_outside_the_shape(tmp_path):
-    record = {"layout": "flat", "shape": [3, 2, 2], "dtype": "float32",
-              "indices": torch.tensor([1, 12], dtype=torch.uint8), "values": torch.ones(2)}
+    record = {
+        "layout": "flat",
+        "shape": [3, 2, 2],
+        "dtype": "float32",
+        "indices": torch.tensor([1, 12], dtype=torch.uint8),
+        "values": torch.ones(2),
+    }
     with pytest.raises(SparseCheckpointError, match=r"indices outside \[0, 12\)"):
         load_sparse(crafted(tmp_path, record))
 

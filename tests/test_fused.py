@@ -23,6 +23,7 @@ warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
 # Tolerances: the compiled kernel contracts multiplies and adds differently from the eager ops.
 TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rtol=2e-5, atol=1e-7)}
 
+
 @pytest.fixture(autouse=True)
 def _fuse_every_tensor(monkeypatch):
     """The models here are small: send every tensor through the compiled kernels."""
@@ -109,9 +110,21 @@ def test_fused_kernel_coupled_weight_decay_matches_torch_sgd_semantics():
     buffers = [None, None]
     ref_y, ref_b = [y.clone() for y in ys], [None, None]
     for step_grads in grads:
-        done = _fused.fused_rewa_sgd(xs, step_grads, ys, buffers, lr=lr, K=K, M=M, eps=0.0,
-                                        weight_decay=wd, momentum=mu, dampening=tau, nesterov=False,
-                                        decoupled_weight_decay=False)
+        done = _fused.fused_rewa_sgd(
+            xs,
+            step_grads,
+            ys,
+            buffers,
+            lr=lr,
+            K=K,
+            M=M,
+            eps=0.0,
+            weight_decay=wd,
+            momentum=mu,
+            dampening=tau,
+            nesterov=False,
+            decoupled_weight_decay=False,
+        )
         assert done == len(ys)
         for i, g in enumerate(step_grads):
             d = ref_y[i].abs() ** M * g + wd * ref_y[i]
@@ -142,6 +155,7 @@ def test_fused_falls_back_to_the_loop_with_one_warning(monkeypatch):
     def unavailable(fn, **kwargs):
         def fail(*args):
             raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler")
+
         return fail
 
     monkeypatch.setattr(_fused, "_kernels", {})
@@ -172,8 +186,10 @@ def test_fused_and_foreach_together_is_an_error():
 
 def _state_copy(model, opt):
     weights = [p.detach().clone() for p in model.parameters()]
-    state = {id(p): {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
-             for p, s in opt.state.items()}
+    state = {
+        id(p): {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
+        for p, s in opt.state.items()
+    }
     return weights, state
 
 
@@ -245,7 +261,7 @@ def test_fused_overflow_of_the_weights_alone_is_caught():
     """K = 9, float32: |y| past 3.4e38^(1/9) = 1.9e4 keeps y finite but x = y^9 overflows."""
     p = torch.nn.Parameter(torch.tensor([1.0e17, 1.0]))  # y = 77.4
     opt = rewa.ReWA([p], **{**REWA, "lr": 1.0, "weight_decay": 0.0}, fused=True)
-    p.grad = torch.tensor([-3.0e4, 0.0]) / 77.4 ** 3  # |y|^M g with M = 3: a step of 3e4
+    p.grad = torch.tensor([-3.0e4, 0.0]) / 77.4**3  # |y|^M g with M = 3: a step of 3e4
     with pytest.raises(FloatingPointError, match="nothing was updated"):
         opt.step()
     assert torch.equal(p.detach(), torch.tensor([1.0e17, 1.0]))
@@ -258,18 +274,23 @@ def test_fused_overflow_of_the_weights_alone_is_caught():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("make", [
-    lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9),
-    lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9, foreach=True),
-    lambda ps: rewa.ReWAAdamW(ps, lr=0.0, K=9, M=2, weight_decay=1e-2),
-], ids=["loop", "foreach", "adamw"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9),
+        lambda ps: rewa.ReWA(ps, lr=0.0, K=9, M=2, weight_decay=1e-2, momentum=0.9, foreach=True),
+        lambda ps: rewa.ReWAAdamW(ps, lr=0.0, K=9, M=2, weight_decay=1e-2),
+    ],
+    ids=["loop", "foreach", "adamw"],
+)
 def test_lr_zero_step_leaves_weights_bitwise_unchanged(make, dtype):
     torch.manual_seed(0)
     model = torch.nn.Linear(64, 32).to(dtype)
     before = [p.detach().clone() for p in model.parameters()]
     if dtype == torch.float32:  # the round trip x -> y -> x is not exact: it would move weights
-        assert any(not torch.equal(power_map(latent_from_weight(p, 9, torch.float32), 9), p)
-                   for p in model.parameters())
+        assert any(
+            not torch.equal(power_map(latent_from_weight(p, 9, torch.float32), 9), p) for p in model.parameters()
+        )
     opt = make(model.parameters())
     for p in model.parameters():
         p.grad = torch.zeros_like(p)

@@ -100,8 +100,7 @@ MODULES = {_module_name(p) for p in PATHS}
 def _rank(module: str) -> tuple[int, int]:
     def longest(entries):
         # the root entry "rewa" is the package's __init__ only, not everything under it
-        matches = [i for i, e in enumerate(entries)
-                   if module == e or (e != "rewa" and module.startswith(e + "."))]
+        matches = [i for i, e in enumerate(entries) if module == e or (e != "rewa" and module.startswith(e + "."))]
         return max(matches, key=lambda i: len(entries[i])) if matches else None
 
     layer = longest(LAYERS)
@@ -121,8 +120,9 @@ def test_imports_run_down_the_layers(path):
 
 def test_no_module_imports_a_module_that_imports_it_back():
     graph = {_module_name(p): _imports(p) for p in PATHS}
-    pairs = sorted({tuple(sorted((a, b))) for a, targets in graph.items() for b in targets
-                    if a in graph.get(b, ()) and a != b})
+    pairs = sorted(
+        {tuple(sorted((a, b))) for a, targets in graph.items() for b in targets if a in graph.get(b, ()) and a != b}
+    )
     assert not pairs, f"modules that import each other: {pairs}"
 
 
@@ -137,7 +137,9 @@ def test_no_module_imports_private_names_of_another():
                 package = module if _is_package(path) else module.rpartition(".")[0]
                 base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
                 target = ".".join(base + ([node.module] if node.module else []))
-                found += [f"{module}: {target}.{a.name}" for a in node.names
-                          if a.name.startswith("_") and not a.name.startswith("__")
-                          and f"{target}.{a.name}" not in MODULES]
+                found += [
+                    f"{module}: {target}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__") and f"{target}.{a.name}" not in MODULES
+                ]
     assert not found, "private names imported across modules: " + "; ".join(found)

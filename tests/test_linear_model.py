@@ -85,23 +85,29 @@ def test_cv_variant_picks_an_alpha_from_its_grid():
     assert 0 in np.flatnonzero(model.coef_)
 
 
-@pytest.mark.parametrize("X, y, error, message", [
-    (np.array([[1.0, np.nan], [0.0, 1.0]]), np.array([1.0, 2.0]), ValueError, "NaN"),
-    (np.ones((3, 2)), np.ones(4), ValueError, "inconsistent numbers of samples"),
-    (np.ones((1, 2)), np.ones(1), ValueError, "minimum of 2 is required"),
-    (np.ones(5), np.ones(5), ValueError, "Expected a 2-dimensional container|Expected 2D array"),
-])
+@pytest.mark.parametrize(
+    "X, y, error, message",
+    [
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), np.array([1.0, 2.0]), ValueError, "NaN"),
+        (np.ones((3, 2)), np.ones(4), ValueError, "inconsistent numbers of samples"),
+        (np.ones((1, 2)), np.ones(1), ValueError, "minimum of 2 is required"),
+        (np.ones(5), np.ones(5), ValueError, "Expected a 2-dimensional container|Expected 2D array"),
+    ],
+)
 def test_invalid_input_raises_sklearn_errors(X, y, error, message):
     with pytest.raises(error, match=message):
         ReWARegressor().fit(X, y)
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(K=0.5), "'K' parameter"),
-    (dict(K=3, M=4), r"M=4 must be in \[0, K-1\]"),
-    (dict(alpha=-1.0), "'alpha' parameter"),
-    (dict(solver="lbfgs"), "'solver' parameter"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(K=0.5), "'K' parameter"),
+        (dict(K=3, M=4), r"M=4 must be in \[0, K-1\]"),
+        (dict(alpha=-1.0), "'alpha' parameter"),
+        (dict(solver="lbfgs"), "'solver' parameter"),
+    ],
+)
 def test_invalid_hyperparameters_name_the_value(params, message):
     X, t, _ = sparse_problem(n=20, d=5)
     with pytest.raises(ValueError, match=message):

@@ -60,6 +60,8 @@ def test_all_zero_coefficients_warn():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 5))
     t = X[:, 0]
-    with pytest.warns(ConvergenceWarning, match=r"every coefficient is \(numerically\) 0 with alpha=1e\+06; alpha_max="):
+    with pytest.warns(
+        ConvergenceWarning, match=r"every coefficient is \(numerically\) 0 with alpha=1e\+06; alpha_max="
+    ):
         model = ReWARegressor(alpha=1e6).fit(X, t)
     assert np.abs(model.coef_).max() < 1e-30

@@ -70,8 +70,9 @@ def test_grad_scaler_float16_skipped_step_leaves_everything_unchanged():
     for _ in range(3):
         step()
     weights = [p.detach().clone() for p in model.parameters()]
-    state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()}
-             for p in model.parameters()}
+    state = {
+        p: {k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()} for p in model.parameters()
+    }
     scale = scaler.get_scale()
     step(scale_inf=True)
     assert scaler.get_scale() < scale  # the step was skipped
@@ -99,8 +100,7 @@ def test_compiled_model_trains_with_rewa_like_the_eager_model():
     twin = copy.deepcopy(eager)
     compiled = torch.compile(twin)
     x, target = torch.randn(32, 8), torch.randint(0, 3, (32,))
-    opts = [rewa.ReWA(rewa.param_groups(m), lr=0.1, K=3, M=2, weight_decay=1e-3, momentum=0.9)
-            for m in (eager, twin)]
+    opts = [rewa.ReWA(rewa.param_groups(m), lr=0.1, K=3, M=2, weight_decay=1e-3, momentum=0.9) for m in (eager, twin)]
     losses = []
 
     def step():
@@ -147,8 +147,10 @@ def test_bf16_weights_train_like_float32_weights_on_digits():
                 torch.nn.functional.cross_entropy(model(X_train[batch].to(dtype)).float(), y_train[batch]).backward()
                 opt.step()
         assert all(s["y"].dtype == torch.float32 for s in opt.state.values())
-        results[dtype] = (evaluate_accuracy(model.float(), X_test, y_test),
-                          sparsity_report(model, config.threshold).sparsity)
+        results[dtype] = (
+            evaluate_accuracy(model.float(), X_test, y_test),
+            sparsity_report(model, config.threshold).sparsity,
+        )
     (acc32, sparse32), (acc16, sparse16) = results[torch.float32], results[torch.bfloat16]
     assert acc32 > 0.9 and sparse32 > 0.1, results  # trained and sparse: the comparison means something
     assert abs(acc16 - acc32) <= 0.005 + 1e-9, results

@@ -58,8 +58,9 @@ def _tiny(n=64):
 
 
 def test_decay_budget_sets_the_weight_decay_from_the_sum_of_learning_rates():
-    common = dict(method="rewa", epochs=3, batch_size=16, val_fraction=0.0, out="", progress=False,
-                  figures=False, device="cpu")
+    common = dict(
+        method="rewa", epochs=3, batch_size=16, val_fraction=0.0, out="", progress=False, figures=False, device="cpu"
+    )
     result = train(TrainConfig(**common), train_data=_tiny())  # the recipe's default budget 0.5
     steps = 4
     expected = 0.5 / lr_sum(TrainConfig(**common), 0.2, steps)
@@ -74,13 +75,16 @@ def test_decay_budget_sets_the_weight_decay_from_the_sum_of_learning_rates():
     assert other.metrics[0]["weight_decay"] == pytest.approx(0.2 / lr_sum(TrainConfig(**common), 0.05, steps))
 
 
-@pytest.mark.parametrize("fields, message", [
-    (dict(decay_budget=-1.0), r"decay_budget=-1.0 must be a finite number >= 0"),
-    (dict(decay_budget=math.inf), r"decay_budget=inf must be a finite number >= 0"),
-    (dict(decay_budget=0.5, weight_decay=1e-3), r"give only one"),
-    (dict(decay_budget=0.5, target_sparsity=0.9), r"target_sparsity sets the weight decay"),
-    (dict(decay_budget=0.5, schedule=("weight_decay=0:0,1:1e-3",)), r"drop weight_decay from schedule"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(decay_budget=-1.0), r"decay_budget=-1.0 must be a finite number >= 0"),
+        (dict(decay_budget=math.inf), r"decay_budget=inf must be a finite number >= 0"),
+        (dict(decay_budget=0.5, weight_decay=1e-3), r"give only one"),
+        (dict(decay_budget=0.5, target_sparsity=0.9), r"target_sparsity sets the weight decay"),
+        (dict(decay_budget=0.5, schedule=("weight_decay=0:0,1:1e-3",)), r"drop weight_decay from schedule"),
+    ],
+)
 def test_decay_budget_rejects_bad_combinations(fields, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(method="rewa", **fields)
@@ -92,7 +96,8 @@ def test_benchmark_budget_uses_the_same_sum_of_learning_rates():
     for epochs, n in ((30, 1078), (7, 3200)):
         steps = math.ceil(n / 64)
         assert module.lr_sum(fields, epochs, n, 0) == pytest.approx(
-            lr_sum(TrainConfig(epochs=epochs), 0.2, steps), rel=1e-12)
+            lr_sum(TrainConfig(epochs=epochs), 0.2, steps), rel=1e-12
+        )
 
 
 @pytest.mark.parametrize("method", ["sgd", "adamw", "l1-prox", "rewa-adamw"])
@@ -117,8 +122,9 @@ def test_grad_clip_norm_is_applied_every_step_and_zero_turns_it_off(monkeypatch)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
     x = torch.randn(64, 5)
     data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
-    config = dict(method="sgd", epochs=2, batch_size=16, val_fraction=0.0, out="", progress=False, figures=False,
-                  device="cpu")
+    config = dict(
+        method="sgd", epochs=2, batch_size=16, val_fraction=0.0, out="", progress=False, figures=False, device="cpu"
+    )
     train(TrainConfig(grad_clip_norm=0.25, **config), train_data=data, test_data=data)
     assert calls == [0.25] * 8  # 2 epochs of 4 steps
     calls.clear()
@@ -130,9 +136,21 @@ def test_clipping_bounds_the_first_step():
     # Plain SGD with lr 1 and one step: the parameters move by exactly the (clipped) gradient.
     x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0)) * 100
     data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
-    common = dict(method="sgd", momentum=0.0, weight_decay=0.0, epochs=1, batch_size=32, val_fraction=0.0,
-                  max_steps_per_epoch=1, lr_schedule="constant", seed=3, out="", progress=False, figures=False,
-                  device="cpu")
+    common = dict(
+        method="sgd",
+        momentum=0.0,
+        weight_decay=0.0,
+        epochs=1,
+        batch_size=32,
+        val_fraction=0.0,
+        max_steps_per_epoch=1,
+        lr_schedule="constant",
+        seed=3,
+        out="",
+        progress=False,
+        figures=False,
+        device="cpu",
+    )
     start = train(TrainConfig(lr=0.0, **common), train_data=data).model
     unclipped = train(TrainConfig(lr=1.0, grad_clip_norm=0, **common), train_data=data).model
     clipped = train(TrainConfig(lr=1.0, grad_clip_norm=0.5, **common), train_data=data).model
@@ -182,6 +200,21 @@ def test_cnn_bn_is_the_cnn_with_batch_norm_kept_dense(shape):
 def test_networks_benchmark_runs_a_cnn_bn_setting(tmp_path):
     module = _benchmark()
     assert module.SETTINGS["digits-cnn-bn"] == ("digits", "cnn-bn")
-    assert module.main(["--scale", "smoke", "--settings", "digits-cnn-bn", "--methods", "sgd", "rewa (recipe)",
-                        "--out", str(tmp_path), "--no-figures"]) == 0
+    assert (
+        module.main(
+            [
+                "--scale",
+                "smoke",
+                "--settings",
+                "digits-cnn-bn",
+                "--methods",
+                "sgd",
+                "rewa (recipe)",
+                "--out",
+                str(tmp_path),
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     assert "### digits-cnn-bn" in (tmp_path / "table.md").read_text()

@@ -25,7 +25,9 @@ def test_rewa_adamw_defaults_are_the_papers_adamw_setting():
 
 def test_rewa_adamw_warns_on_settings_that_do_not_sparsify():
     model = torch.nn.Linear(4, 2)
-    with pytest.warns(rewa.SparsityConfigWarning, match=r"K=9, M=0, eps=0 does not induce .*p = 1 \+ \(1 - M\)/K = 1.111"):
+    with pytest.warns(
+        rewa.SparsityConfigWarning, match=r"K=9, M=0, eps=0 does not induce .*p = 1 \+ \(1 - M\)/K = 1.111"
+    ):
         rewa.ReWAAdamW(rewa.param_groups(model), M=0)
     with pytest.warns(rewa.SparsityConfigWarning):
         create_optimizer("rewa-adamw", model, M=1)
@@ -76,13 +78,16 @@ def test_controller_refuses_an_lr_schedule_at_construction(schedule):
         "cosine": lambda: sched.CosineAnnealingLR(opt, T_max=10),
         "step": lambda: sched.StepLR(opt, step_size=3),
         "warmup-cosine": lambda: sched.SequentialLR(
-            opt, [sched.LinearLR(opt, start_factor=0.1, total_iters=2), sched.CosineAnnealingLR(opt, T_max=8)],
-            milestones=[2]),
+            opt,
+            [sched.LinearLR(opt, start_factor=0.1, total_iters=2), sched.CosineAnnealingLR(opt, T_max=8)],
+            milestones=[2],
+        ),
     }[schedule]()
     with pytest.raises(ValueError, match="needs a constant learning rate"):
         rewa.TargetSparsityController(opt, model, target_sparsity=0.5, threshold=1e-3, total_calls=10)
-    ctl = rewa.TargetSparsityController(opt, model, target_sparsity=0.5, threshold=1e-3, total_calls=10,
-                                        allow_lr_schedule=True)
+    ctl = rewa.TargetSparsityController(
+        opt, model, target_sparsity=0.5, threshold=1e-3, total_calls=10, allow_lr_schedule=True
+    )
     assert ctl.step().call == 1 and scheduler is not None
 
 
@@ -94,5 +99,7 @@ def test_controller_warns_when_the_lr_changes_later_and_when_the_target_is_misse
         group["lr"] = 1e-3
     with pytest.warns(TargetSparsityWarning, match="learning rate changed from 0.01 to 0.001"):
         ctl.step()
-    with pytest.warns(TargetSparsityWarning, match="missed its target: sparsity 0.0000 at the last call, target 0.9000"):
+    with pytest.warns(
+        TargetSparsityWarning, match="missed its target: sparsity 0.0000 at the last call, target 0.9000"
+    ):
         ctl.step()  # no training in between: the sparsity is far from 90%

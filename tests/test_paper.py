@@ -59,8 +59,9 @@ def test_rewa_matches_paper_literal_update(config, foreach):
 
 
 @pytest.mark.parametrize("foreach", [False, True])
-@pytest.mark.parametrize("config", [dict(K=9, M=2, eps=0.0, weight_decay=0.01),
-                                    dict(K=3, M=1, eps=1e-3, weight_decay=0.1)], ids=str)
+@pytest.mark.parametrize(
+    "config", [dict(K=9, M=2, eps=0.0, weight_decay=0.01), dict(K=3, M=1, eps=1e-3, weight_decay=0.1)], ids=str
+)
 def test_rewa_adamw_matches_algorithm_2(config, foreach):
     torch.manual_seed(1)
     x0 = torch.randn(11, dtype=torch.float64)
@@ -123,22 +124,34 @@ def _train_pair(make_ours, make_torch, steps=25, exact=False):
 @pytest.mark.parametrize("momentum,dampening,nesterov", [(0.9, 0.0, False), (0.9, 0.0, True), (0.5, 0.3, False)])
 def test_K1_M0_is_sgd_with_momentum(momentum, dampening, nesterov, foreach):
     _train_pair(
-        lambda ps: rewa.ReWA(ps, lr=0.05, K=1, M=0, momentum=momentum, dampening=dampening,
-                             nesterov=nesterov, foreach=foreach),
+        lambda ps: rewa.ReWA(
+            ps, lr=0.05, K=1, M=0, momentum=momentum, dampening=dampening, nesterov=nesterov, foreach=foreach
+        ),
         lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov),
     )
 
 
 @pytest.mark.parametrize("foreach", [False, True])
-@pytest.mark.parametrize("momentum,dampening,nesterov", [(0.0, 0.0, False), (0.9, 0.0, False),
-                                                         (0.875, 0.0, True), (0.5, 0.3, False)])
+@pytest.mark.parametrize(
+    "momentum,dampening,nesterov", [(0.0, 0.0, False), (0.9, 0.0, False), (0.875, 0.0, True), (0.5, 0.3, False)]
+)
 def test_K1_M0_is_sgd_with_weight_decay_bit_for_bit(momentum, dampening, nesterov, foreach):
     """The default (coupled) decay is torch.optim.SGD's, with and without momentum, exactly."""
     _train_pair(
-        lambda ps: rewa.ReWA(ps, lr=0.05, K=1, M=0, weight_decay=0.3, momentum=momentum,
-                             dampening=dampening, nesterov=nesterov, foreach=foreach),
-        lambda ps: torch.optim.SGD(ps, lr=0.05, weight_decay=0.3, momentum=momentum,
-                                   dampening=dampening, nesterov=nesterov),
+        lambda ps: rewa.ReWA(
+            ps,
+            lr=0.05,
+            K=1,
+            M=0,
+            weight_decay=0.3,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            foreach=foreach,
+        ),
+        lambda ps: torch.optim.SGD(
+            ps, lr=0.05, weight_decay=0.3, momentum=momentum, dampening=dampening, nesterov=nesterov
+        ),
         exact=True,
     )
 
@@ -167,8 +180,9 @@ def test_momentum_keeps_the_papers_regularizer_on_a_quadratic():
     buf = None
     for _ in range(20_000):
         x = np.sign(y) * np.abs(y) ** 9
-        y, buf = paper_code_sgd_step(y, A.T @ (A @ x - b), lr=0.02, K=9, M=2, eps=0.0,
-                                     weight_decay=0.2, momentum=0.875, buf=buf)
+        y, buf = paper_code_sgd_step(
+            y, A.T @ (A @ x - b), lr=0.02, K=9, M=2, eps=0.0, weight_decay=0.2, momentum=0.875, buf=buf
+        )
     paper_code = np.sign(y) * np.abs(y) ** 9
     no_momentum = _quadratic_end_point()
     default = _quadratic_end_point(momentum=0.875)
@@ -183,8 +197,9 @@ def test_momentum_keeps_the_papers_regularizer_on_a_quadratic():
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01, 0.5])
 def test_K1_M0_is_adamw(weight_decay, foreach):
     _train_pair(
-        lambda ps: rewa.ReWAAdamW(ps, lr=0.01, betas=(0.85, 0.99), adam_eps=1e-7, K=1, M=0,
-                                  weight_decay=weight_decay, foreach=foreach),
+        lambda ps: rewa.ReWAAdamW(
+            ps, lr=0.01, betas=(0.85, 0.99), adam_eps=1e-7, K=1, M=0, weight_decay=weight_decay, foreach=foreach
+        ),
         lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.85, 0.99), eps=1e-7, weight_decay=weight_decay),
     )
 

@@ -26,8 +26,15 @@ class Net(nn.Module):
 def test_split_parameters_default():
     sparse, dense = split_parameters(Net())
     assert [n for n, _ in sparse] == ["embed.weight", "conv.weight", "head.weight"]
-    assert [n for n, _ in dense] == ["scale", "conv.bias", "bn.weight", "bn.bias", "head.bias",
-                                     "norm.weight", "norm.bias"]
+    assert [n for n, _ in dense] == [
+        "scale",
+        "conv.bias",
+        "bn.weight",
+        "bn.bias",
+        "head.bias",
+        "norm.weight",
+        "norm.bias",
+    ]
 
 
 def test_include_bias_and_norm_sparsifies_everything_trainable():

@@ -27,8 +27,9 @@ def one_step(opt_factory, w0, grads):
 
 def test_pwd_sgd_by_hand_with_momentum():
     """lr=0.1, lambda_p=0.5, p=0.5, momentum 0.9 on w = [1, -4], two steps."""
-    w1, w2 = one_step(lambda ps: PWDSGD(ps, lr=0.1, lambda_p=0.5, p=0.5, momentum=0.9),
-                      [1.0, -4.0], [[2.0, 1.0], [1.0, -1.0]])
+    w1, w2 = one_step(
+        lambda ps: PWDSGD(ps, lr=0.1, lambda_p=0.5, p=0.5, momentum=0.9), [1.0, -4.0], [[2.0, 1.0], [1.0, -1.0]]
+    )
     # step 1: b = g; shrink 1/(1 + 0.05 |w|^-1.5): 1/1.05 and 1/(1 + 0.05/8)
     expected1 = np.array([(1 - 0.2) / 1.05, (-4 - 0.1) / (1 + 0.05 / 8)])
     np.testing.assert_allclose(w1.numpy(), expected1, rtol=1e-15)
@@ -41,8 +42,11 @@ def test_pwd_sgd_by_hand_with_momentum():
 def test_pwd_adamw_by_hand():
     lr, b1, b2, eps, lam, p = 0.01, 0.9, 0.99, 1e-8, 0.3, 0.7
     w0, g1, g2 = np.array([0.5, -2.0]), np.array([1.0, -3.0]), np.array([-0.5, 2.0])
-    w1, w2 = one_step(lambda ps: PWDAdamW(ps, lr=lr, betas=(b1, b2), eps=eps, lambda_p=lam, p=p),
-                      w0.tolist(), [g1.tolist(), g2.tolist()])
+    w1, w2 = one_step(
+        lambda ps: PWDAdamW(ps, lr=lr, betas=(b1, b2), eps=eps, lambda_p=lam, p=p),
+        w0.tolist(),
+        [g1.tolist(), g2.tolist()],
+    )
     m = v = np.zeros(2)
     w = w0
     for t, g in ((1, g1), (2, g2)):
@@ -65,8 +69,7 @@ def test_pwd_shrink_is_zero_at_zero_and_denormals_never_nan(dtype):
             assert (w * factor)[:3].tolist() == [0.0, 0.0, 0.0]
     assert pwd_shrink_factor(w, lr=0.1, lambda_p=0.0, p=0.5).tolist() == [1.0] * 7  # no 0 * inf
     assert pwd_shrink_factor(w, lr=0.1, lambda_p=0.5, p=3.0)[0] == 1  # p > 2: no singularity at 0
-    torch.testing.assert_close(pwd_shrink_factor(w, lr=0.1, lambda_p=0.5, p=2.0),
-                               torch.full_like(w, 1 / 1.05))
+    torch.testing.assert_close(pwd_shrink_factor(w, lr=0.1, lambda_p=0.5, p=2.0), torch.full_like(w, 1 / 1.05))
     # a whole optimizer step at w = 0 with a non-zero gradient: exactly 0, no nan
     w = torch.nn.Parameter(torch.tensor([0.0, 1e-310, 5e-324], dtype=F64))
     opt = PWDAdamW([w], lr=0.1, lambda_p=1.0, p=0.5)
@@ -109,13 +112,15 @@ def test_l1_prox_and_subgradient_by_hand():
     assert prox[1:].tolist() == [0.0, 0.0, 0.0]  # exact zeros
     (sub,) = one_step(lambda ps: PenalizedSGD(ps, lr=lr, strength=lam, penalty="l1", proximal=False), w0, [g])
     # w - lr (g + lam sign(w)); sign(0) = 0
-    np.testing.assert_allclose(sub.numpy(), [0.5 - 0.1 * 3.0, -0.1 - 0.1 * (-2.5), 0.05 - 0.2, -0.03],
-                               rtol=1e-15)
+    np.testing.assert_allclose(sub.numpy(), [0.5 - 0.1 * 3.0, -0.1 - 0.1 * (-2.5), 0.05 - 0.2, -0.03], rtol=1e-15)
 
 
 def test_l1_prox_with_momentum_by_hand():
-    ws = one_step(lambda ps: PenalizedSGD(ps, lr=0.5, strength=0.2, penalty="l1", proximal=True, momentum=0.5),
-                  [1.0], [[1.0], [1.0]])
+    ws = one_step(
+        lambda ps: PenalizedSGD(ps, lr=0.5, strength=0.2, penalty="l1", proximal=True, momentum=0.5),
+        [1.0],
+        [[1.0], [1.0]],
+    )
     # step 1: b = 1, z = 0.5, prox at 0.1 -> 0.4; step 2: b = 1.5, z = 0.4 - 0.75 = -0.35 -> -0.25
     np.testing.assert_allclose([w.item() for w in ws], [0.4, -0.25], rtol=1e-15)
 
@@ -124,9 +129,12 @@ def test_clipped_lp_subgradient_step_by_hand():
     """p = 1/2, u = 1/4: slope p u^(p-1) = 1 inside u (l1 clipping), 0 (constant clipping)."""
     w0, g = [0.1, -1.0], [0.0, 0.0]
     for clip, inside in (("l1", 1.0), ("constant", 0.0)):
-        (w,) = one_step(lambda ps: PenalizedSGD(ps, lr=0.1, strength=0.5, penalty="lp-clipped", p=0.5,
-                                                threshold=0.25, clip=clip), w0, [g])
-        outside = 0.5 * 1.0 ** -0.5  # p |w|^(p-1) at |w| = 1
+        (w,) = one_step(
+            lambda ps: PenalizedSGD(ps, lr=0.1, strength=0.5, penalty="lp-clipped", p=0.5, threshold=0.25, clip=clip),
+            w0,
+            [g],
+        )
+        outside = 0.5 * 1.0**-0.5  # p |w|^(p-1) at |w| = 1
         np.testing.assert_allclose(w.numpy(), [0.1 - 0.05 * inside, -1.0 + 0.05 * outside], rtol=1e-15)
 
 

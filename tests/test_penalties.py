@@ -39,8 +39,9 @@ def test_lp_value_and_gradient():
     psi = Lp(0.5)
     assert float(psi.value(x)) == pytest.approx(2 + 0 + 0.5 + 3, abs=1e-14)
     # p sign(x)|x|^(p-1): -0.5/2, 0 by convention, 0.5/0.5, 0.5/3
-    torch.testing.assert_close(psi.grad(x), torch.tensor([-0.25, 0.0, 1.0, 1 / 6], dtype=torch.float64),
-                               rtol=1e-14, atol=0)
+    torch.testing.assert_close(
+        psi.grad(x), torch.tensor([-0.25, 0.0, 1.0, 1 / 6], dtype=torch.float64), rtol=1e-14, atol=0
+    )
     assert not psi.has_prox
     # away from 0 the gradient is autograd's
     y = torch.tensor([-1.3, 0.2, 2.0], dtype=torch.float64, requires_grad=True)

@@ -14,8 +14,21 @@ from rewa.optim.pwd import PWDSGD
 from rewa.optim.registry import create_optimizer, list_methods, method_names
 from rewa.reparam import factor_parameters
 
-REQUIRED = ("sgd", "adamw", "rewa", "rewa-adamw", "pwd-sgd", "pwd-adamw", "l1-prox", "l1-subgradient",
-            "hadamard", "hadamard-signed", "spred", "powerprop", "lp-clipped")
+REQUIRED = (
+    "sgd",
+    "adamw",
+    "rewa",
+    "rewa-adamw",
+    "pwd-sgd",
+    "pwd-adamw",
+    "l1-prox",
+    "l1-subgradient",
+    "hadamard",
+    "hadamard-signed",
+    "spred",
+    "powerprop",
+    "lp-clipped",
+)
 
 
 def make_model():
@@ -39,8 +52,13 @@ def test_unknown_name_and_hyperparameter_list_the_valid_ones():
     model = make_model()
     with pytest.raises(ValueError, match=r"unknown method 'rewa-sgd'; registered methods: sgd, adamw, rewa"):
         create_optimizer("rewa-sgd", model)
-    with pytest.raises(TypeError, match=re.escape("method 'pwd-sgd' has no hyperparameter 'weight_decay'; "
-                                                  "valid: lr, lambda_p, p, momentum, dampening, nesterov")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "method 'pwd-sgd' has no hyperparameter 'weight_decay'; "
+            "valid: lr, lambda_p, p, momentum, dampening, nesterov"
+        ),
+    ):
         create_optimizer("pwd-sgd", model, weight_decay=0.1)
     with pytest.raises(TypeError, match=r"has no hyperparameter 'weight_decay'; valid: alpha, lr"):
         create_optimizer("powerprop", model, weight_decay=0.1)  # PowerPropagation has no decay
@@ -75,8 +93,9 @@ def test_rewa_through_the_registry_matches_param_groups():
     model = make_model()
     opt = create_optimizer("rewa", model, lr=0.05, K=3, M=1.5, eps=1e-3, weight_decay=0.1)
     reference = rewa.ReWA(rewa.param_groups(model), lr=0.05, K=3, M=1.5, eps=1e-3, weight_decay=0.1)
-    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == \
-           [{k: v for k, v in g.items() if k != "params"} for g in reference.param_groups]
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == [
+        {k: v for k, v in g.items() if k != "params"} for g in reference.param_groups
+    ]
 
 
 @pytest.mark.parametrize("name", ["hadamard", "hadamard-signed", "spred", "powerprop"])

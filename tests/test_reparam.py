@@ -205,8 +205,9 @@ def test_lemma_3_1_one_dimensional(K, weight_decay):
     p, a = 2 / K, 1.5
     lambda_p = lp_weight_of_factor_decay(weight_decay, K)
     assert lambda_p == K * weight_decay / 2
-    x = minimize_through_factors("hadamard", lambda w: (w - a).pow(2).sum() / 2, [a],
-                                 K=K, lr=0.02, weight_decay=weight_decay)
+    x = minimize_through_factors(
+        "hadamard", lambda w: (w - a).pow(2).sum() / 2, [a], K=K, lr=0.02, weight_decay=weight_decay
+    )
     grid = np.linspace(-3, 3, 60001)
     best = brute_force(lambda t: (t - a) ** 2 / 2 + lambda_p * np.abs(t) ** p, [grid])
     assert abs(x[0] - best[0]) <= 2e-4
@@ -227,8 +228,15 @@ def test_lemma_3_1_two_dimensional(K):
     lambda_p = K * weight_decay / 2
     At, bt = torch.tensor(A), torch.tensor(b)
     x_ls = np.linalg.lstsq(A, b, rcond=None)[0]
-    x = minimize_through_factors("hadamard", lambda w: (At @ w - bt).pow(2).sum() / 2, list(x_ls),
-                                 steps=4000, K=K, lr=0.02, weight_decay=weight_decay)
+    x = minimize_through_factors(
+        "hadamard",
+        lambda w: (At @ w - bt).pow(2).sum() / 2,
+        list(x_ls),
+        steps=4000,
+        K=K,
+        lr=0.02,
+        weight_decay=weight_decay,
+    )
 
     def objective(u, v):
         r = A[:, 0, None, None] * u + A[:, 1, None, None] * v - b[:, None, None]
@@ -245,10 +253,10 @@ def test_signed_and_spred_match_l1_with_their_constants():
     """x = u*u - v*v with decay lambda matches (lambda/2)|x|; Spred u*v matches lambda|x|."""
     a, weight_decay = 0.8, 0.5
     grid = np.linspace(-2, 2, 40001)
-    for method, l1_weight, hp in (("hadamard-signed", weight_decay / 2, dict(offset=0.0)),
-                                  ("spred", weight_decay, {})):
-        x = minimize_through_factors(method, lambda w: (w - a).pow(2).sum() / 2, [a],
-                                     lr=0.02, weight_decay=weight_decay, **hp)
+    for method, l1_weight, hp in (("hadamard-signed", weight_decay / 2, dict(offset=0.0)), ("spred", weight_decay, {})):
+        x = minimize_through_factors(
+            method, lambda w: (w - a).pow(2).sum() / 2, [a], lr=0.02, weight_decay=weight_decay, **hp
+        )
         best = brute_force(lambda t: (t - a) ** 2 / 2 + l1_weight * np.abs(t), [grid])
         assert abs(x[0] - best[0]) <= 2e-4, method
 

@@ -34,15 +34,27 @@ def test_quick_run_passes_every_claim(quick_run, capsys):
     failed = [r["claim"] for r in summary["records"] if not r["passed"]]
     assert failed == []
     assert [r["claim"] for r in summary["records"]] == [
-        "Lemma 3.1", "Example 3.2", "Theorem 3.3", "Theorem 3.7", "Example 3.8 / Theorem 3.9",
-        "Theorem 3.10 / Prop. 3.11", "Example 3.12",
+        "Lemma 3.1",
+        "Example 3.2",
+        "Theorem 3.3",
+        "Theorem 3.7",
+        "Example 3.8 / Theorem 3.9",
+        "Theorem 3.10 / Prop. 3.11",
+        "Example 3.12",
     ]
 
 
 def test_quick_run_writes_a_record_per_claim_and_the_figures(quick_run):
     _, out = quick_run
-    for name in ("lemma_3_1", "example_3_2", "theorem_3_3", "theorem_3_7", "example_3_8", "theorem_3_10",
-                 "example_3_12"):
+    for name in (
+        "lemma_3_1",
+        "example_3_2",
+        "theorem_3_3",
+        "theorem_3_7",
+        "example_3_8",
+        "theorem_3_10",
+        "example_3_12",
+    ):
         record = json.loads((out / f"{name}.json").read_text())
         assert set(record) >= {"claim", "statement", "checked", "inputs", "measured", "passed", "summary"}
         assert record["passed"] is True
@@ -73,8 +85,9 @@ def test_quick_run_numbers_match_the_paper(quick_run):
 
 
 def test_summary_table_marks_failures():
-    record = ClaimRecord(key="x", claim="Claim X", statement="s", checked="c", inputs={}, measured={},
-                         passed=False, summary="|a| = 1")
+    record = ClaimRecord(
+        key="x", claim="Claim X", statement="s", checked="c", inputs={}, measured={}, passed=False, summary="|a| = 1"
+    )
     table = summary_table(TheoryResults(config=TheoryConfig(quick=True), records=[record], seconds=0.0))
     assert "| Claim X | \\|a\\| = 1 | FAIL |" in table
 

@@ -27,11 +27,15 @@ def hand_built() -> nn.Sequential:
     """Linear(4, 3) - LayerNorm(3) - Linear(3, 2) with known values."""
     model = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3), nn.Linear(3, 2))
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([
-            [0.0, 1e-4, 0.5, -2.0],
-            [0.0, 0.0, 0.0, 3e-3],
-            [-1e-6, 0.7, 0.0, 0.0],
-        ]))
+        model[0].weight.copy_(
+            torch.tensor(
+                [
+                    [0.0, 1e-4, 0.5, -2.0],
+                    [0.0, 0.0, 0.0, 3e-3],
+                    [-1e-6, 0.7, 0.0, 0.0],
+                ]
+            )
+        )
         model[0].bias.copy_(torch.tensor([0.0, 0.1, 1e-5]))
         model[2].weight.copy_(torch.tensor([[1.0, 0.0, -1e-3], [0.0, 0.0, 2e-2]]))
         model[2].bias.zero_()
@@ -82,7 +86,9 @@ def test_report_all_zero_has_infinite_compression():
     assert sparsity_report(model).compression == float("inf")
 
 
-@pytest.mark.parametrize("threshold, message", [(-1e-3, "threshold=-0.001 must be >= 0"), (float("nan"), "must be finite")])
+@pytest.mark.parametrize(
+    "threshold, message", [(-1e-3, "threshold=-0.001 must be >= 0"), (float("nan"), "must be finite")]
+)
 def test_bad_threshold(threshold, message):
     with pytest.raises(ValueError, match=message):
         sparsity_report(hand_built(), threshold)
@@ -165,14 +171,17 @@ def test_prune_by_threshold_and_apply():
     assert not torch.signbit(model[0].weight[2, 0])  # pruned to +0.0, not -0.0
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(sparsity=1.0), ValueError, r"sparsity=1.0 must be in \[0, 1\)"),
-    (dict(sparsity=-0.1), ValueError, r"sparsity=-0.1 must be in \[0, 1\)"),
-    (dict(threshold=-2.0), ValueError, "threshold=-2.0 must be >= 0"),
-    (dict(), ValueError, "exactly one of"),
-    (dict(threshold=0.1, sparsity=0.5), ValueError, "exactly one of"),
-    (dict(sparsity=0.5, scope="net"), ValueError, "scope='net'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(sparsity=1.0), ValueError, r"sparsity=1.0 must be in \[0, 1\)"),
+        (dict(sparsity=-0.1), ValueError, r"sparsity=-0.1 must be in \[0, 1\)"),
+        (dict(threshold=-2.0), ValueError, "threshold=-2.0 must be >= 0"),
+        (dict(), ValueError, "exactly one of"),
+        (dict(threshold=0.1, sparsity=0.5), ValueError, "exactly one of"),
+        (dict(sparsity=0.5, scope="net"), ValueError, "scope='net'"),
+    ],
+)
 def test_prune_bad_input(kwargs, error, message):
     model = hand_built()
     before = model[0].weight.clone()

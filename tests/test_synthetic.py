@@ -58,8 +58,9 @@ def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
     config = TINY
     full = run_sweep(METHODS[:2], (0,), config, progress=False)
     path = tmp_path / "sweep.ckpt"
-    first = run_sweep(METHODS[:2], (0,), SyntheticConfig(**{**TINY.__dict__, "epochs": 1}),
-                      progress=False, checkpoint=path)
+    first = run_sweep(
+        METHODS[:2], (0,), SyntheticConfig(**{**TINY.__dict__, "epochs": 1}), progress=False, checkpoint=path
+    )
     assert first.resumed_from_epoch == 0 and path.exists()
     # A checkpoint of another sweep (different epochs) is not used...
     rerun = run_sweep(METHODS[:2], (0,), config, progress=False, checkpoint=path)
@@ -149,12 +150,15 @@ def test_the_data_follow_appendix_d1():
     assert float(w_init.abs().max()) <= 1 / math.sqrt(50)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(K=0.5), r"K=0.5 must be in \[1, 256\]"),
-    (dict(K=3, M=4), r"M=4 must be in \[0, K-1\]"),
-    (dict(weight_decay=-1), "weight_decay=-1 must be >= 0"),
-    (dict(l1=-0.1), "l1=-0.1 must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(K=0.5), r"K=0.5 must be in \[1, 256\]"),
+        (dict(K=3, M=4), r"M=4 must be in \[0, K-1\]"),
+        (dict(weight_decay=-1), "weight_decay=-1 must be >= 0"),
+        (dict(l1=-0.1), "l1=-0.1 must be >= 0"),
+    ],
+)
 def test_bad_methods_name_the_value(bad, message):
     with pytest.raises(ValueError, match=message):
         Method(**bad)

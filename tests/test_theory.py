@@ -132,8 +132,20 @@ def test_stationarity_residual_vanishes_at_a_fixed_point_of_rewa():
     y = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
     x = power_map(y, K)
     for _ in range(3000):
-        rewa_sgd([x], [x - target], [y], [None], lr=0.1, K=K, M=M, eps=eps, weight_decay=lam,
-                 momentum=0.0, dampening=0.0, nesterov=False)
+        rewa_sgd(
+            [x],
+            [x - target],
+            [y],
+            [None],
+            lr=0.1,
+            K=K,
+            M=M,
+            eps=eps,
+            weight_decay=lam,
+            momentum=0.0,
+            dampening=0.0,
+            nesterov=False,
+        )
     residual = theory.stationarity_residual(x.numpy(), (x - target).numpy(), K, M, eps, lam)
     assert np.abs(residual).max() < 1e-12
     assert abs(float(x[2])) < 1e-6  # the small target is cut to 0 by the l_{2/3} term

@@ -24,8 +24,15 @@ from rewa.experiments.data import load_dataset
 from rewa.experiments.presets import PRESETS
 from rewa.experiments.train import RUN_FILES, STANDARD_THRESHOLDS, TrainConfig, lr_factor, resolve_config, train
 
-FAST = dict(dataset="digits", epochs=1, batch_size=64, max_steps_per_epoch=3, progress=False, figures=False,
-            sweep_thresholds=(0.0, 1e-3, 3e-2))
+FAST = dict(
+    dataset="digits",
+    epochs=1,
+    batch_size=64,
+    max_steps_per_epoch=3,
+    progress=False,
+    figures=False,
+    sweep_thresholds=(0.0, 1e-3, 3e-2),
+)
 
 
 def _python_env():
@@ -45,8 +52,9 @@ def test_every_method_trains_one_short_epoch_on_digits(method):
 
 def test_run_directory_files_and_fields(tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(out=str(out), **dict(FAST, epochs=2, figures=True), zero_M_epochs=1,
-                         schedule=("weight_decay=0:0,1:1e-3",))
+    config = TrainConfig(
+        out=str(out), **dict(FAST, epochs=2, figures=True), zero_M_epochs=1, schedule=("weight_decay=0:0,1:1e-3",)
+    )
     result = train(config)
     for name in RUN_FILES:
         assert (out / name).is_file(), name
@@ -54,8 +62,20 @@ def test_run_directory_files_and_fields(tmp_path):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
     for m in lines:
-        assert {"loss", "train_accuracy", "val_accuracy", "test_accuracy", "sparsity", "compression", "lr", "M",
-                "weight_decay", "epoch_seconds", "wall_seconds", "latent_max_abs"} <= set(m)
+        assert {
+            "loss",
+            "train_accuracy",
+            "val_accuracy",
+            "test_accuracy",
+            "sparsity",
+            "compression",
+            "lr",
+            "M",
+            "weight_decay",
+            "epoch_seconds",
+            "wall_seconds",
+            "latent_max_abs",
+        } <= set(m)
     # the largest |y| of the sparsified tensors: the largest weight is its K-th power
     largest_weight = max(float(p.abs().max()) for p in result.model.parameters() if p.dim() > 1)
     assert lines[-1]["latent_max_abs"] ** lines[-1]["K"] == pytest.approx(largest_weight, rel=1e-5)
@@ -87,12 +107,32 @@ def test_lr_schedules_follow_the_paper_code():
 
 def test_presets_are_table_3_settings():
     c = resolve_config("cifar10-resnet18-rewa")
-    assert (c.lr, c.momentum, c.batch_size, c.epochs, c.warmup_epochs, c.K, c.M, c.eps, c.weight_decay,
-            c.label_smoothing, c.model, c.dataset) == (0.256, 0.875, 256, 100, 5, 9, 2, 0.0, 1e-4, 0.1,
-                                                       "resnet18", "cifar10")
+    assert (
+        c.lr,
+        c.momentum,
+        c.batch_size,
+        c.epochs,
+        c.warmup_epochs,
+        c.K,
+        c.M,
+        c.eps,
+        c.weight_decay,
+        c.label_smoothing,
+        c.model,
+        c.dataset,
+    ) == (0.256, 0.875, 256, 100, 5, 9, 2, 0.0, 1e-4, 0.1, "resnet18", "cifar10")
     c = resolve_config("imagenet-resnet50-rewa")
     assert (c.lr, c.momentum, c.batch_size, c.epochs, c.lr_schedule, c.K, c.M, c.eps, c.weight_decay) == (
-        1.0, 0.9, 512, 88, "cyclic", 3, 2, 1e-3 / 3, 5e-5)
+        1.0,
+        0.9,
+        512,
+        88,
+        "cyclic",
+        3,
+        2,
+        1e-3 / 3,
+        5e-5,
+    )
     for name in PRESETS:  # every preset builds a valid config
         resolve_config(name)
     with pytest.raises(ValueError, match="must be one of"):
@@ -122,8 +162,16 @@ def _assert_bitwise_equal(a, b):
 
 def test_resume_after_an_interruption_gives_bitwise_the_same_weights(tmp_path, monkeypatch):
     # target sparsity control and prune + fine-tune stages are part of what must resume exactly
-    common = dict(FAST, epochs=2, max_steps_per_epoch=5, batch_size=128, target_sparsity=0.3,
-                  prune_sparsity=0.5, finetune_epochs=2, M=2.5)
+    common = dict(
+        FAST,
+        epochs=2,
+        max_steps_per_epoch=5,
+        batch_size=128,
+        target_sparsity=0.3,
+        prune_sparsity=0.5,
+        finetune_epochs=2,
+        M=2.5,
+    )
     whole = train(TrainConfig(out=str(tmp_path / "whole"), **common))
     assert whole.metrics[-1]["stage"] == "finetune"
     real_epoch = train_module._train_epoch
@@ -144,15 +192,28 @@ def test_resume_after_an_interruption_gives_bitwise_the_same_weights(tmp_path, m
         assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == stop
         resumed = train(TrainConfig(out=str(out), resume=True, **common))
         _assert_bitwise_equal(_weights(whole.model), _weights(resumed.model))
-        assert resumed.metrics == [dict(m, wall_seconds=r["wall_seconds"], epoch_seconds=r["epoch_seconds"])
-                                   for m, r in zip(whole.metrics, resumed.metrics)]
+        assert resumed.metrics == [
+            dict(m, wall_seconds=r["wall_seconds"], epoch_seconds=r["epoch_seconds"])
+            for m, r in zip(whole.metrics, resumed.metrics)
+        ]
     with pytest.raises(ValueError, match="different config"):
         train(TrainConfig(out=str(tmp_path / "whole"), resume=True, **dict(common, seed=1)))
 
 
 def _cli(*args):
-    return [sys.executable, "-m", "rewa", "train", "--dataset", "digits", "--no-progress", "--no-figures",
-            "--threads", "1", *args]
+    return [
+        sys.executable,
+        "-m",
+        "rewa",
+        "train",
+        "--dataset",
+        "digits",
+        "--no-progress",
+        "--no-figures",
+        "--threads",
+        "1",
+        *args,
+    ]
 
 
 def _in_process(argv):
@@ -168,8 +229,9 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     args = ["--epochs", "8", "--batch-size", "32", "--method", "rewa", "--M", "2"]
     _in_process([*args, "--out", str(tmp_path / "whole")])
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*args, "--out", str(out)), env=_python_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(*args, "--out", str(out)), env=_python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 90
     while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.005)
@@ -177,8 +239,9 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (out / "summary.json").exists()
-    resumed = subprocess.run(_cli(*args, "--out", str(out), "--resume"), env=_python_env(),
-                             capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        _cli(*args, "--out", str(out), "--resume"), env=_python_env(), capture_output=True, text=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
     b = torch.load(out / "checkpoint.pt", weights_only=False)
@@ -190,9 +253,20 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     args = ["--epochs", "2", "--batch-size", "64", "--method", "rewa", "--M", "2", "--weight-decay", "1e-3"]
     _in_process([*args, "--out", str(tmp_path / "one")])
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         *_cli(*args, "--out", str(tmp_path / "two"))[1:]],
-        env=_python_env(), capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            *_cli(*args, "--out", str(tmp_path / "two"))[1:],
+        ],
+        env=_python_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
     a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
@@ -205,8 +279,10 @@ def _write_cifar(root: Path, n_per_batch: int = 8):
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        entry = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, n_per_batch).tolist()}
+        entry = {
+            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n_per_batch).tolist(),
+        }
         with open(root / name, "wb") as f:
             pickle.dump(entry, f)
 
@@ -222,8 +298,18 @@ def test_cifar_pickle_directory_and_its_errors(tmp_path):
     bundle = load_dataset("cifar10", str(tmp_path / "c10"))
     assert bundle.train.x.shape == (40, 3, 32, 32) and bundle.train.x.dtype == torch.uint8
     assert len(bundle.test) == 8 and bundle.augment == "cifar"
-    result = train(TrainConfig(dataset="cifar10", data_dir=str(tmp_path / "c10"), model="cnn", epochs=1,
-                               batch_size=16, val_fraction=0.2, out="", progress=False))
+    result = train(
+        TrainConfig(
+            dataset="cifar10",
+            data_dir=str(tmp_path / "c10"),
+            model="cnn",
+            epochs=1,
+            batch_size=16,
+            val_fraction=0.2,
+            out="",
+            progress=False,
+        )
+    )
     assert math.isfinite(result.metrics[0]["loss"])
 
 
@@ -234,7 +320,7 @@ def test_augmentation_crops_and_flips_each_image():
     assert out.shape == x.shape
     for i in range(2):  # each output is a shifted (maybe flipped) window of the zero-padded image
         padded = torch.nn.functional.pad(x[i], (1, 1, 1, 1))
-        windows = [padded[:, r:r + 4, c:c + 4] for r in range(3) for c in range(3)]
+        windows = [padded[:, r : r + 4, c : c + 4] for r in range(3) for c in range(3)]
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
 
 
@@ -243,8 +329,11 @@ def test_tensor_dataset_and_plain_dataset_through_the_python_api():
     y = (x[:, 0, 0] > 0).long()
     data = torch.utils.data.TensorDataset(x, y)
     # sgd: the data path is under test, not rewa's recipe (whose decay budget is spent in 3 epochs)
-    result = train(TrainConfig(method="sgd", epochs=3, batch_size=32, out="", progress=False, model="cnn"),
-                   train_data=data, test_data=data)
+    result = train(
+        TrainConfig(method="sgd", epochs=3, batch_size=32, out="", progress=False, model="cnn"),
+        train_data=data,
+        test_data=data,
+    )
     assert result.summary["dataset"] == "user" and result.summary["test_accuracy"] > 0.6
 
     class Plain(torch.utils.data.Dataset):  # no tensors to take: read through a DataLoader
@@ -254,8 +343,9 @@ def test_tensor_dataset_and_plain_dataset_through_the_python_api():
         def __getitem__(self, i):
             return x[i], int(y[i])
 
-    result = train(TrainConfig(epochs=1, batch_size=32, out="", progress=False, num_workers=0),
-                   train_data=Plain(), val_data=data)
+    result = train(
+        TrainConfig(epochs=1, batch_size=32, out="", progress=False, num_workers=0), train_data=Plain(), val_data=data
+    )
     assert result.metrics[0]["val_accuracy"] is not None and result.metrics[0]["test_accuracy"] is None
 
 
@@ -289,8 +379,12 @@ def test_compare_two_runs(tmp_path, capsys):
 
 
 def test_compare_table_numbers(tmp_path):
-    sweep = [{"compression": 1.0, "test_accuracy": 0.90}, {"compression": 10.0, "test_accuracy": 0.896},
-             {"compression": 100.0, "test_accuracy": 0.85}, {"compression": None, "test_accuracy": 0.1}]
+    sweep = [
+        {"compression": 1.0, "test_accuracy": 0.90},
+        {"compression": 10.0, "test_accuracy": 0.896},
+        {"compression": 100.0, "test_accuracy": 0.85},
+        {"compression": None, "test_accuracy": 0.1},
+    ]
     for name, acc in (("ref", 0.90), ("run", 0.90)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "sweep.json").write_text(json.dumps(sweep))
@@ -306,8 +400,9 @@ def test_cli_config_file_and_printed_config(tmp_path, capsys):
     cfg = tmp_path / "run.toml"
     cfg.write_text('method = "rewa"\nepochs = 1\nmax_steps_per_epoch = 2\nschedule = ["M=0:0"]\n')
     out = tmp_path / "run"
-    assert main(["train", "--config", str(cfg), "--lr", "0.02", "--out", str(out), "--no-progress",
-                 "--no-figures"]) == 0
+    assert (
+        main(["train", "--config", str(cfg), "--lr", "0.02", "--out", str(out), "--no-progress", "--no-figures"]) == 0
+    )
     printed = capsys.readouterr().out
     saved = json.loads((out / "config.json").read_text())
     assert saved["lr"] == 0.02 and saved["epochs"] == 1 and saved["schedule"] == ["M=0:0"]
@@ -348,7 +443,19 @@ def test_imagefolder_layout(tmp_path):
 def test_bf16_autocast_and_channels_last_run_on_cpu():
     x = torch.randn(64, 3, 8, 8)
     data = torch.utils.data.TensorDataset(x, (x.mean((1, 2, 3)) > 0).long())
-    result = train(TrainConfig(epochs=1, batch_size=32, out="", progress=False, model="cnn", bf16=True,
-                               channels_last=True, device="cpu", sweep_thresholds=(0.0,)),
-                   train_data=data, test_data=data)
+    result = train(
+        TrainConfig(
+            epochs=1,
+            batch_size=32,
+            out="",
+            progress=False,
+            model="cnn",
+            bf16=True,
+            channels_last=True,
+            device="cpu",
+            sweep_thresholds=(0.0,),
+        ),
+        train_data=data,
+        test_data=data,
+    )
     assert math.isfinite(result.metrics[0]["loss"])

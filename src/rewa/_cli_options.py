@@ -10,8 +10,14 @@ import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["CommandError", "add_common_options", "apply_threads", "output_directory", "require_packages",
-           "show_progress"]
+__all__ = [
+    "CommandError",
+    "add_common_options",
+    "apply_threads",
+    "output_directory",
+    "require_packages",
+    "show_progress",
+]
 
 # -- options and checks every command shares ----------------------------------------------
 
@@ -35,9 +41,14 @@ def _positive_int(text: str) -> int:
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: what every command takes (applied by :func:`main` before the command)."""
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="torch intra-op threads (default: torch's choice, usually the number of "
-                             "cores; on a shared machine --threads 1 is often much faster)")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads (default: torch's choice, usually the number of "
+        "cores; on a shared machine --threads 1 is often much faster)",
+    )
 
 
 def apply_threads(threads: int | None) -> None:
@@ -58,8 +69,9 @@ def require_packages(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         extras = ",".join(sorted({_EXTRAS[m] for m in missing}))
-        raise CommandError(f"this command needs {', '.join(missing)}, which is not installed: "
-                           f'pip install "rewa[{extras}]"')
+        raise CommandError(
+            f'this command needs {", ".join(missing)}, which is not installed: pip install "rewa[{extras}]"'
+        )
 
 
 def output_directory(out: str) -> Path:

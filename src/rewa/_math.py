@@ -175,8 +175,9 @@ def rewa_update(y: Tensor, d: Tensor, *, lr: float, weight_decay: Number | Tenso
     return y - lr * d if is_zero(weight_decay) else y * (1 - lr * weight_decay) - lr * d
 
 
-def heavy_ball(d: Tensor, buffers: list[Tensor | None], i: int, *, momentum: float,
-               dampening: float, nesterov: bool) -> Tensor:
+def heavy_ball(
+    d: Tensor, buffers: list[Tensor | None], i: int, *, momentum: float, dampening: float, nesterov: bool
+) -> Tensor:
     """torch-SGD momentum on ``d``: ``b <- mu b + (1 - tau) d`` (``b = d`` first), returns the
     direction (``d + mu b`` with Nesterov, else ``b``). Writes a new buffer into ``buffers[i]``."""
     if momentum == 0:

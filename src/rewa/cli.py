@@ -65,9 +65,11 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
     c = config
     print(f"Sparse recovery: y = x_1 + {c.noise:g}*noise, d = {c.d} features, {c.n_train} training samples")
-    print(f"ReWA(K={c.K:g}, M={c.M:g}, eps={c.eps:g}, weight_decay={c.weight_decay:g}, "
-          f"lr={c.lr:g} {'cosine' if c.cosine else 'constant'}), "
-          f"batch {c.batch_size}, {c.epochs} epochs (first {c.warmup_epochs} with M=0): {result.seconds:.2f} s")
+    print(
+        f"ReWA(K={c.K:g}, M={c.M:g}, eps={c.eps:g}, weight_decay={c.weight_decay:g}, "
+        f"lr={c.lr:g} {'cosine' if c.cosine else 'constant'}), "
+        f"batch {c.batch_size}, {c.epochs} epochs (first {c.warmup_epochs} with M=0): {result.seconds:.2f} s"
+    )
     print(f"  true coefficient w_0 = {result.w0:.4f} (truth 1)")
     print(f"  largest other |w_j|  = {result.max_other:.3g}")
     for threshold, count in result.above.items():
@@ -91,23 +93,26 @@ def _reproduce_sparsity(args: argparse.Namespace) -> int:
     out = output_directory(args.out)
     base = DigitsConfig(epochs=args.epochs, seed=args.seed)
     results = run_target_sparsity_demo(tuple(args.targets), base, progress=show_progress())
-    print(f"Target sparsity on digits (MLP 64-300-100-10, ReWA-AdamW K={base.K:g} M={base.M:g}, "
-          f"{base.epochs} epochs, controller once per epoch, threshold {base.threshold:g}, seed {base.seed})")
+    print(
+        f"Target sparsity on digits (MLP 64-300-100-10, ReWA-AdamW K={base.K:g} M={base.M:g}, "
+        f"{base.epochs} epochs, controller once per epoch, threshold {base.threshold:g}, seed {base.seed})"
+    )
     print("| requested | reached | test accuracy | after pruning at the threshold | final weight decay | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
     met = True
     for target, r in zip(args.targets, results):
         met &= abs(r.sparsity - target) <= 0.01
-        print(f"| {target:.0%} | {r.sparsity:.2%} | {r.test_accuracy:.2%} | {r.pruned_test_accuracy:.2%} "
-              f"| {r.final_weight_decay:.3g} | {r.seconds:.1f} |")
+        print(
+            f"| {target:.0%} | {r.sparsity:.2%} | {r.test_accuracy:.2%} | {r.pruned_test_accuracy:.2%} "
+            f"| {r.final_weight_decay:.3g} | {r.seconds:.1f} |"
+        )
     path = _write_json([r.to_dict() for r in results], out, "target_sparsity.json")
     written = [path]
     if args.figures:
         from .plotting.sparsity import save_target_sparsity_figure
 
         written.append(save_target_sparsity_figure(results, out / "target_sparsity.png"))
-    print(f"every target met within 1 point: {'yes' if met else 'no'}; results in "
-          f"{', '.join(str(p) for p in written)}")
+    print(f"every target met within 1 point: {'yes' if met else 'no'}; results in {', '.join(str(p) for p in written)}")
     return 0 if met else 1
 
 
@@ -117,16 +122,21 @@ def _reproduce_synthetic(args: argparse.Namespace) -> int:
     from .experiments.synthetic import run_figure
     from .plotting.synthetic import save_figures
 
-    result = run_figure(args.figure, args.scale, seeds=tuple(range(args.seeds)), out_dir=args.out,
-                        progress=show_progress())
+    result = run_figure(
+        args.figure, args.scale, seeds=tuple(range(args.seeds)), out_dir=args.out, progress=show_progress()
+    )
     written = save_figures(result, args.out)
     for row in result.summary():
-        print(f"{row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
-              f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  "
-              f"sparsity@1e-6 {row['sparsity@1e-06_mean']:.4f}")
-    print(f"Figure {args.figure} ({args.scale} scale): {result.sweep.seconds:.1f} s; CSV, JSON and "
-          f"{len(written)} figure(s) in {args.out}. Weight decay in Algorithm 1 units: lambda = kappa/eta_0 "
-          "(the appendix's per-step 5e-5 at lr 2e-4 is lambda = 0.25).")
+        print(
+            f"{row['label']:<34} w0 {row['w0_mean']:+.3f} +- {row['w0_std']:.3f}  test MSE "
+            f"{row['test_mse_mean']:.3f} +- {row['test_mse_std']:.3f}  "
+            f"sparsity@1e-6 {row['sparsity@1e-06_mean']:.4f}"
+        )
+    print(
+        f"Figure {args.figure} ({args.scale} scale): {result.sweep.seconds:.1f} s; CSV, JSON and "
+        f"{len(written)} figure(s) in {args.out}. Weight decay in Algorithm 1 units: lambda = kappa/eta_0 "
+        "(the appendix's per-step 5e-5 at lr 2e-4 is lambda = 0.25)."
+    )
     return 0
 
 
@@ -143,54 +153,86 @@ def _reproduce_theory(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewa", description="Sparse training with ReWA.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
-                        help="print the version and exit")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="recover a 1-sparse signal from generated data in seconds")
     _add_config_options(demo, RecoveryConfig, _RECOVERY_HELP)
-    demo.add_argument("--json", action=argparse.BooleanOptionalAction, default=False,
-                      help="print the result as JSON (default: a text summary)")
+    demo.add_argument(
+        "--json",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="print the result as JSON (default: a text summary)",
+    )
     add_common_options(demo)
     demo.set_defaults(run=_demo)
     reproduce = commands.add_parser("reproduce", help="reproduce the paper's claims and results")
     targets = reproduce.add_subparsers(dest="target", required=True)
 
     theory = targets.add_parser("theory", help="check the Section 3 claims listed in the README numerically")
-    theory.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
-                        help="short runs, under 20 s (default: full runs)")
+    theory.add_argument(
+        "--quick",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="short runs, under 20 s (default: full runs)",
+    )
     theory.add_argument("--out", default="results/theory", help="output directory (default: %(default)s)")
     theory.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    theory.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                        help="write PNG figures besides the JSON (needs the plot extra; default: yes)")
+    theory.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write PNG figures besides the JSON (needs the plot extra; default: yes)",
+    )
     add_common_options(theory)
     theory.set_defaults(run=_reproduce_theory)
 
     synthetic = targets.add_parser("synthetic", help="Figures 1 and 2 (Section 4.1, Appendix D.1)")
-    synthetic.add_argument("--figure", type=int, choices=(1, 2), default=1,
-                           help="which figure of the paper (default: %(default)s)")
-    synthetic.add_argument("--scale", choices=("quick", "paper"), default="quick",
-                           help="quick: seconds; paper: d = 10,000, 800 epochs (10-30 min on 2 CPU cores)")
+    synthetic.add_argument(
+        "--figure", type=int, choices=(1, 2), default=1, help="which figure of the paper (default: %(default)s)"
+    )
+    synthetic.add_argument(
+        "--scale",
+        choices=("quick", "paper"),
+        default="quick",
+        help="quick: seconds; paper: d = 10,000, 800 epochs (10-30 min on 2 CPU cores)",
+    )
     synthetic.add_argument("--seeds", type=int, default=3, help="number of seeds (default: %(default)s)")
-    synthetic.add_argument("--out", default="results/synthetic",
-                           help="output directory; a rerun resumes from its checkpoint (default: %(default)s)")
+    synthetic.add_argument(
+        "--out",
+        default="results/synthetic",
+        help="output directory; a rerun resumes from its checkpoint (default: %(default)s)",
+    )
     add_common_options(synthetic)
     synthetic.set_defaults(run=_reproduce_synthetic)
 
     sparsity = targets.add_parser("sparsity", help="hit requested sparsities on digits with the controller")
-    sparsity.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.9, 0.99],
-                          help="requested sparsities, each in [0, 1) (default: 0.5 0.9 0.99)")
-    sparsity.add_argument("--epochs", type=int, default=DigitsConfig.epochs,
-                          help="training epochs per target (default: %(default)s)")
+    sparsity.add_argument(
+        "--targets",
+        type=float,
+        nargs="+",
+        default=[0.5, 0.9, 0.99],
+        help="requested sparsities, each in [0, 1) (default: 0.5 0.9 0.99)",
+    )
+    sparsity.add_argument(
+        "--epochs", type=int, default=DigitsConfig.epochs, help="training epochs per target (default: %(default)s)"
+    )
     sparsity.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sparsity.add_argument("--out", default="results/sparsity", help="output directory (default: %(default)s)")
-    sparsity.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                          help="write target_sparsity.png, accuracy against compression per target "
-                               "(needs the plot extra; default: yes)")
+    sparsity.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write target_sparsity.png, accuracy against compression per target (needs the plot extra; default: yes)",
+    )
     add_common_options(sparsity)
     sparsity.set_defaults(run=_reproduce_sparsity)
     from .cli_train import add_commands as add_train_commands  # train, compare
+
     add_train_commands(commands)
     from .cli_bench import add_commands as add_bench_commands  # bench
+
     add_bench_commands(commands)
     return parser
 

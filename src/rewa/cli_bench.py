@@ -20,10 +20,10 @@ import torch
 # Bytes an update must move per element, as (element size of weights/gradients, of state):
 # each entry is a list of streams, "w" in the weight dtype, "s" in the state dtype.
 _STREAMS = {
-    "SGD": "w w g s s",                      # read/write w, read g, read/write buffer
-    "AdamW": "w w g s s s s",                # + both moments
+    "SGD": "w w g s s",  # read/write w, read g, read/write buffer
+    "AdamW": "w w g s s s s",  # + both moments
     "pWD-SGD": "w w g s s",
-    "ReWA": "s s g s s w",                   # read/write y, read g, read/write buffer, write x
+    "ReWA": "s s g s s w",  # read/write y, read g, read/write buffer, write x
     "ReWA-AdamW": "s s g s s s s w",
 }
 UNCHECKED = "ReWA (check_finite=False)"
@@ -58,23 +58,25 @@ def _optimizers() -> dict[tuple[str, str], callable]:
     from .optim import PWDSGD, ReWA, ReWAAdamW
 
     def paths(make):
-        return {"loop": lambda ps: make(ps, foreach=False), "foreach": lambda ps: make(ps, foreach=True),
-                "fused": lambda ps: make(ps, fused=True)}
+        return {
+            "loop": lambda ps: make(ps, foreach=False),
+            "foreach": lambda ps: make(ps, foreach=True),
+            "fused": lambda ps: make(ps, fused=True),
+        }
 
     table = {}
     for path, make in paths(lambda ps, **kw: torch.optim.SGD(ps, lr=0.1, momentum=0.9, **kw)).items():
         table["SGD", path] = make
     for path, make in paths(lambda ps, **kw: torch.optim.AdamW(ps, lr=1e-3, **kw)).items():
         table["AdamW", path] = make
-    for path, make in paths(lambda ps, **kw: ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
-                                                       **kw)).items():
+    for path, make in paths(lambda ps, **kw: ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, **kw)).items():
         table["ReWA", path] = make
-    for path, make in paths(lambda ps, **kw: ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4,
-                                                            **kw)).items():
+    for path, make in paths(lambda ps, **kw: ReWAAdamW(ps, lr=1e-3, K=9, M=2, weight_decay=1e-4, **kw)).items():
         table["ReWA-AdamW", path] = make
     # the cost of the all-or-nothing step: the same fused ReWA without its finite checks
-    table[UNCHECKED, "fused"] = lambda ps: ReWA(ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9,
-                                                fused=True, check_finite=False)
+    table[UNCHECKED, "fused"] = lambda ps: ReWA(
+        ps, lr=0.1, K=9, M=2, weight_decay=1e-4, momentum=0.9, fused=True, check_finite=False
+    )
     table["pWD-SGD", "loop"] = lambda ps: PWDSGD(ps, lr=0.1, lambda_p=1e-4, p=0.5, momentum=0.9)
     table["pWD-SGD", "fused"] = lambda ps: PWDSGD(ps, lr=0.1, lambda_p=1e-4, p=0.5, momentum=0.9, fused=True)
     return table
@@ -82,8 +84,12 @@ def _optimizers() -> dict[tuple[str, str], callable]:
 
 def _state_bytes_per_weight(opt, params) -> float:
     n = sum(p.numel() for p in params)
-    total = sum(v.numel() * v.element_size() for state in opt.state.values() for v in state.values()
-                if isinstance(v, torch.Tensor) and v.dim() > 0)
+    total = sum(
+        v.numel() * v.element_size()
+        for state in opt.state.values()
+        for v in state.values()
+        if isinstance(v, torch.Tensor) and v.dim() > 0
+    )
     return total / n
 
 
@@ -128,12 +134,21 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
         n = sum(p.numel() for p in src_params)
         copy_rate = 2 * n * src_params[0].element_size() / min(times["copy", "-"])
         for (name, path), ts in times.items():
-            row = dict(optimizer=name, path=path, dtype=dtype_name, min_ms=min(ts) * 1e3,
-                       median_ms=statistics.median(ts) * 1e3, copy_GBps=copy_rate / 1e9)
+            row = dict(
+                optimizer=name,
+                path=path,
+                dtype=dtype_name,
+                min_ms=min(ts) * 1e3,
+                median_ms=statistics.median(ts) * 1e3,
+                copy_GBps=copy_rate / 1e9,
+            )
             info = runs[name, path][1]
             if info is not None:
-                row.update(first_step_s=info["first"], compile_s=info["compile"],
-                           state_bytes_per_weight=_state_bytes_per_weight(info["opt"], runs[name, path][2]))
+                row.update(
+                    first_step_s=info["first"],
+                    compile_s=info["compile"],
+                    state_bytes_per_weight=_state_bytes_per_weight(info["opt"], runs[name, path][2]),
+                )
                 family = name if name in _STREAMS else None
                 if family:
                     w_size = src_params[0].element_size()
@@ -181,8 +196,12 @@ def table2(epochs: int, d: int) -> list[dict]:
                 t += 1
         seconds = time.perf_counter() - start
         weights = model.weight.numel() * model.weight.element_size()
-        state = sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()
-                    if isinstance(v, torch.Tensor) and v.dim() > 0)
+        state = sum(
+            v.numel() * v.element_size()
+            for s in opt.state.values()
+            for v in s.values()
+            if isinstance(v, torch.Tensor) and v.dim() > 0
+        )
         rows.append(dict(method=label, seconds=seconds, weights_bytes=weights, state_bytes=state))
     return rows
 
@@ -192,19 +211,29 @@ def _bench(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     warnings.simplefilter("ignore")
     n = sum(torch.Size(s).numel() for s in resnet18_cifar_shapes())
-    print(f"rewa bench: torch {torch.__version__}, {platform.machine()} {platform.processor() or ''}, "
-          f"{threads} thread(s), ResNet-18 (CIFAR) parameter set ({len(resnet18_cifar_shapes())} tensors, "
-          f"{n / 1e6:.2f}M weights), {args.repeats} repeats x 3 rounds")
+    print(
+        f"rewa bench: torch {torch.__version__}, {platform.machine()} {platform.processor() or ''}, "
+        f"{threads} thread(s), ResNet-18 (CIFAR) parameter set ({len(resnet18_cifar_shapes())} tensors, "
+        f"{n / 1e6:.2f}M weights), {args.repeats} repeats x 3 rounds"
+    )
     if not args.no_steps:
         rows = step_table(args.dtype, args.path, args.repeats)
-        peers = {"ReWA": "SGD", UNCHECKED: "SGD", "pWD-SGD": "SGD", "ReWA-AdamW": "AdamW", "SGD": "SGD",
-                 "AdamW": "AdamW"}
+        peers = {
+            "ReWA": "SGD",
+            UNCHECKED: "SGD",
+            "pWD-SGD": "SGD",
+            "ReWA-AdamW": "AdamW",
+            "SGD": "SGD",
+            "AdamW": "AdamW",
+        }
         best_peer = {}
         for r in rows:
             if r["optimizer"] in ("SGD", "AdamW") and r["path"] == "foreach":
                 best_peer[r["optimizer"], r["dtype"]] = r["min_ms"]
-        print("\n| optimizer | path | dtype | min ms | median ms | / torch peer (foreach, min) | "
-              "bandwidth fraction | first step s (compile s) | state bytes/weight |")
+        print(
+            "\n| optimizer | path | dtype | min ms | median ms | / torch peer (foreach, min) | "
+            "bandwidth fraction | first step s (compile s) | state bytes/weight |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
             peer = best_peer.get((peers.get(r["optimizer"]), r["dtype"]))
@@ -212,8 +241,10 @@ def _bench(args: argparse.Namespace) -> int:
             fraction = f"{r['bandwidth_fraction']:.0%}" if "bandwidth_fraction" in r else "-"
             first = f"{r['first_step_s']:.1f} ({r['compile_s']:.1f})" if "first_step_s" in r else "-"
             state = f"{r['state_bytes_per_weight']:.0f}" if "state_bytes_per_weight" in r else "-"
-            print(f"| {r['optimizer']} | {r['path']} | {r['dtype']} | {r['min_ms']:.1f} | {r['median_ms']:.1f} | "
-                  f"{ratio} | {fraction} | {first} | {state} |")
+            print(
+                f"| {r['optimizer']} | {r['path']} | {r['dtype']} | {r['min_ms']:.1f} | {r['median_ms']:.1f} | "
+                f"{ratio} | {fraction} | {first} | {state} |"
+            )
         for dtype in args.dtype:
             copy = next(r for r in rows if r["optimizer"] == "copy" and r["dtype"] == dtype)
             print(f"copy bandwidth ({dtype}, same tensors, same run): {copy['copy_GBps']:.1f} GB/s")
@@ -235,10 +266,20 @@ def add_commands(subparsers) -> None:
     # timings are comparable on a shared machine with one thread: that is bench's default
     bench.set_defaults(threads=1)
     bench.add_argument("--repeats", type=int, default=5, help="timed steps per round (default: 5)")
-    bench.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
-                       help="weight dtypes to time (default: float32 bfloat16)")
-    bench.add_argument("--path", nargs="+", default=["loop", "foreach", "fused"], choices=["loop", "foreach", "fused"],
-                       help="code paths to time (default: loop foreach fused)")
+    bench.add_argument(
+        "--dtype",
+        nargs="+",
+        default=["float32", "bfloat16"],
+        choices=["float32", "bfloat16"],
+        help="weight dtypes to time (default: float32 bfloat16)",
+    )
+    bench.add_argument(
+        "--path",
+        nargs="+",
+        default=["loop", "foreach", "fused"],
+        choices=["loop", "foreach", "fused"],
+        help="code paths to time (default: loop foreach fused)",
+    )
     bench.add_argument("--no-steps", action="store_true", help="skip the step-time table")
     bench.add_argument("--table2", action="store_true", help="also time the paper's Table 2 runs")
     bench.add_argument("--epochs", type=int, default=800, help="Table 2 epochs (default: 800, the paper's)")

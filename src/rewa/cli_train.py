@@ -36,9 +36,11 @@ def add_commands(subparsers) -> None:
     from .experiments.train import TrainConfig
 
     train = subparsers.add_parser(
-        "train", help="train a network sparse (datasets, models, every method; torchrun for many processes)",
+        "train",
+        help="train a network sparse (datasets, models, every method; torchrun for many processes)",
         description="Train a network with ReWA or any method of rewa.create_optimizer; writes config.json, "
-                    "metrics.jsonl, sweep.json, summary.json, checkpoint.pt and figures to --out.")
+        "metrics.jsonl, sweep.json, summary.json, checkpoint.pt and figures to --out.",
+    )
     train.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings (Appendix D.7) and CPU presets")
     train.add_argument("--config", metavar="FILE", help="TOML / JSON (YAML with PyYAML) file of config fields")
     add_common_options(train)
@@ -56,13 +58,18 @@ def add_commands(subparsers) -> None:
     train.set_defaults(run=_train)
 
     compare = subparsers.add_parser(
-        "compare", help="overlay accuracy-vs-compression curves of runs and tabulate them",
+        "compare",
+        help="overlay accuracy-vs-compression curves of runs and tabulate them",
         description="Per run: largest compression with accuracy within 0.5 and 1.0 point of the reference "
-                    "run's dense accuracy, and accuracy at 10x / 50x / 100x (linear in log compression "
-                    "between sweep points).")
+        "run's dense accuracy, and accuracy at 10x / 50x / 100x (linear in log compression "
+        "between sweep points).",
+    )
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories of rewa train")
-    compare.add_argument("--reference", metavar="RUN_DIR",
-                         help="the dense reference run (default: the first run); its final accuracy is the bar")
+    compare.add_argument(
+        "--reference",
+        metavar="RUN_DIR",
+        help="the dense reference run (default: the first run); its final accuracy is the bar",
+    )
     compare.add_argument("--split", choices=("test", "val"), default="test", help="which accuracy (default: test)")
     compare.add_argument("--out", default="compare.png", help="figure file (default: compare.png)")
     compare.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -94,8 +101,9 @@ def _train(args: argparse.Namespace) -> int:
     from .experiments.train import TrainConfig, resolve_config, train
 
     file_values = _read_config_file(args.config) if args.config else {}
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if getattr(args, f.name) is not None}
+    overrides = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
+    }
     config = resolve_config(args.preset, file_values, **overrides)
     import os
 
@@ -113,15 +121,23 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(s, indent=2))
         return 0
     acc = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
-    print(f"{s['model']} on {s['dataset']}, {s['method']}, {s['epochs']} epochs, {s['processes']} process(es) on "
-          f"{s['device']}: {s['wall_seconds']:.1f} s")
-    print(f"  final loss {s['loss']:.4f}; accuracy train {acc(s['train_accuracy'])}, val {acc(s['val_accuracy'])}, "
-          f"test {acc(s['test_accuracy'])}")
+    print(
+        f"{s['model']} on {s['dataset']}, {s['method']}, {s['epochs']} epochs, {s['processes']} process(es) on "
+        f"{s['device']}: {s['wall_seconds']:.1f} s"
+    )
+    print(
+        f"  final loss {s['loss']:.4f}; accuracy train {acc(s['train_accuracy'])}, val {acc(s['val_accuracy'])}, "
+        f"test {acc(s['test_accuracy'])}"
+    )
     for t, sp in s["sparsity"].items():
         print(f"  |w| <= {t:<6}: sparsity {sp:.2%}, compression {s['compression'][t]:.1f}x")
     split = "test_accuracy" if s["test_accuracy"] is not None else "val_accuracy"
-    print(f"  threshold sweep ({split}): " + ", ".join(
-        f"{r['compression']:.0f}x {acc(r.get(split))}" for r in result.sweep if r["compression"] is not None))
+    print(
+        f"  threshold sweep ({split}): "
+        + ", ".join(
+            f"{r['compression']:.0f}x {acc(r.get(split))}" for r in result.sweep if r["compression"] is not None
+        )
+    )
     if result.run_dir is not None:
         print(f"  run directory: {result.run_dir}")
     return 0
@@ -164,10 +180,15 @@ def compare_runs(run_dirs, *, reference: str | None = None, split: str = "test")
         raise ValueError(f"the reference run {ref_dir!r} has no {key}")
     rows = []
     for d, (sweep, summary) in runs.items():
-        points = sorted((r["compression"], r[key]) for r in sweep if r.get("compression") is not None
-                        and r.get(key) is not None)
-        row = {"run": d, "method": summary.get("method"), "dense_accuracy": summary.get(key),
-               "reference_accuracy": ref_acc}
+        points = sorted(
+            (r["compression"], r[key]) for r in sweep if r.get("compression") is not None and r.get(key) is not None
+        )
+        row = {
+            "run": d,
+            "method": summary.get("method"),
+            "dense_accuracy": summary.get(key),
+            "reference_accuracy": ref_acc,
+        }
         for drop in (0.5, 1.0):
             ok = [c for c, a in points if a >= ref_acc - drop / 100]
             row[f"max_compression_within_{drop}pt"] = max(ok) if ok else None
@@ -184,8 +205,9 @@ def _compare(args: argparse.Namespace) -> int:
     rows = compare_runs(args.runs, reference=args.reference, split=args.split)
     key = f"{args.split}_accuracy"
     sweeps = {str(d): json.loads((Path(d) / "sweep.json").read_text()) for d in args.runs}
-    fig = plot_compression_curves(sweeps, split=args.split, reference=rows[0]["reference_accuracy"],
-                                  title=f"{args.split} accuracy vs compression")
+    fig = plot_compression_curves(
+        sweeps, split=args.split, reference=rows[0]["reference_accuracy"], title=f"{args.split} accuracy vs compression"
+    )
     fig.savefig(args.out, dpi=110)
     pyplot().close(fig)
     if args.json:
@@ -197,10 +219,10 @@ def _compare(args: argparse.Namespace) -> int:
     print("| run | method | dense | max compr. within 0.5 pt | within 1.0 pt | acc @10x | @50x | @100x |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['run']} | {r['method']} | {fmt_a(r['dense_accuracy'])} | "
-              f"{fmt_c(r['max_compression_within_0.5pt'])} | {fmt_c(r['max_compression_within_1.0pt'])} | "
-              f"{fmt_a(r['accuracy_at_10x'])} | {fmt_a(r['accuracy_at_50x'])} | {fmt_a(r['accuracy_at_100x'])} |")
+        print(
+            f"| {r['run']} | {r['method']} | {fmt_a(r['dense_accuracy'])} | "
+            f"{fmt_c(r['max_compression_within_0.5pt'])} | {fmt_c(r['max_compression_within_1.0pt'])} | "
+            f"{fmt_a(r['accuracy_at_10x'])} | {fmt_a(r['accuracy_at_50x'])} | {fmt_a(r['accuracy_at_100x'])} |"
+        )
     print(f"figure: {args.out}")
     return 0
-
-

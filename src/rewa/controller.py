@@ -281,13 +281,18 @@ class TargetSparsityController:
                 warnings.warn(
                     f"the learning rate changed from {self._initial_lr:g} to {lr:g} by call {call}; "
                     "TargetSparsityController assumes a constant learning rate and may miss its target "
-                    "(decay the learning rate after its last call)", TargetSparsityWarning, stacklevel=2)
+                    "(decay the learning rate after its last call)",
+                    TargetSparsityWarning,
+                    stacklevel=2,
+                )
         if call == self.total_calls and abs(sparsity - self.target_sparsity) > self.tolerance:
             warnings.warn(
                 f"TargetSparsityController missed its target: sparsity {sparsity:.4f} at the last call, "
                 f"target {self.target_sparsity:.4f} +- tolerance {self.tolerance:g} (weight decay now "
-                f"{self.weight_decay:.3g}); train longer, lower ramp, or raise gain", TargetSparsityWarning,
-                stacklevel=2)
+                f"{self.weight_decay:.3g}); train longer, lower ramp, or raise gain",
+                TargetSparsityWarning,
+                stacklevel=2,
+            )
         return record
 
     def state_dict(self) -> dict:

@@ -118,7 +118,8 @@ def _decode(record) -> Tensor:
         raise ValueError(f"unknown layout {layout!r}")
     shape = record.get("shape")
     sizes_ok = isinstance(shape, (list, tuple)) and all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    )
     if not sizes_ok:
         raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
     shape = tuple(shape)
@@ -165,10 +166,12 @@ def _check_writable(path: Path) -> None:
         raise IsADirectoryError(f"cannot write the checkpoint to {str(path)!r}: it is a directory")
     if not parent.is_dir():
         raise FileNotFoundError(
-            f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} does not exist")
+            f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} does not exist"
+        )
     if not os.access(parent, os.W_OK):
         raise PermissionError(
-            f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} is not writable")
+            f"cannot write the checkpoint to {str(path)!r}: directory {str(parent)!r} is not writable"
+        )
 
 
 class _Terminated(BaseException):
@@ -185,8 +188,10 @@ def _atomic_save(obj, path: Path) -> None:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = None
     if in_main_thread:
+
         def on_sigterm(signum, frame):
             raise _Terminated
+
         previous = signal.signal(signal.SIGTERM, on_sigterm)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     terminated = False
@@ -252,9 +257,7 @@ class ExportSummary:
         )
 
 
-def export_sparse(
-    model: nn.Module, path: str | os.PathLike, *, include_bias_and_norm: bool = False
-) -> ExportSummary:
+def export_sparse(model: nn.Module, path: str | os.PathLike, *, include_bias_and_norm: bool = False) -> ExportSummary:
     """Write ``model.state_dict()`` with its weight tensors stored by their nonzeros.
 
     Each weight tensor (as :func:`rewa.param_groups.split_parameters` decides; biases and
@@ -354,13 +357,16 @@ def load_sparse(path: str | os.PathLike, *, map_location=None) -> OrderedDict[st
     try:
         saved = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated or foreign files fail in many ways inside torch.load
-        raise SparseCheckpointError(f"{where} cannot be read as a checkpoint ({type(error).__name__}: "
-                                    f"{str(error).splitlines()[0] if str(error) else ''})") from None
+        raise SparseCheckpointError(
+            f"{where} cannot be read as a checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})"
+        ) from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise SparseCheckpointError(f"{where} is not a sparse checkpoint written by rewa.export_sparse")
     if saved.get("version") != FORMAT_VERSION:
         raise SparseCheckpointError(
-            f"{where} has format version {saved.get('version')!r}; this rewa reads {FORMAT_VERSION}")
+            f"{where} has format version {saved.get('version')!r}; this rewa reads {FORMAT_VERSION}"
+        )
     if not isinstance(saved.get("tensors"), dict):
         raise SparseCheckpointError(f"{where} has no 'tensors' dict")
     out: OrderedDict[str, Tensor] = OrderedDict()

@@ -121,10 +121,17 @@ def sparsity_configuration(K: float, M: float, eps: float) -> SparsityConfigurat
     p_text = f"p = 1 + (1 - M)/K = {p:.4g}"
     if eps == 0:
         if M > 1:
-            return SparsityConfiguration(K, M, eps, "A", p, q, True,
-                                         f"Configuration A: eps = 0 and M = {M:g} > 1, so {p_text} < 1")
+            return SparsityConfiguration(
+                K, M, eps, "A", p, q, True, f"Configuration A: eps = 0 and M = {M:g} > 1, so {p_text} < 1"
+            )
         return SparsityConfiguration(
-            K, M, eps, None, p, q, False,
+            K,
+            M,
+            eps,
+            None,
+            p,
+            q,
+            False,
             f"Neither: eps = 0 needs M > 1 (Configuration A), but M = {M:g}, so {p_text} >= 1 "
             "and R has no l_p (p < 1) term",
         )
@@ -132,17 +139,34 @@ def sparsity_configuration(K: float, M: float, eps: float) -> SparsityConfigurat
         assert q is not None  # eps > 0 here
         q_text = f"q = (2 - M)/K = {q:.4g}"
         if q < 1:
-            return SparsityConfiguration(K, M, eps, "B", p, q, True,
-                                         f"Configuration B: eps = {eps:g} > 0 and M = {M:g} < 2, so {q_text} < 1")
+            return SparsityConfiguration(
+                K, M, eps, "B", p, q, True, f"Configuration B: eps = {eps:g} > 0 and M = {M:g} < 2, so {q_text} < 1"
+            )
         return SparsityConfiguration(
-            K, M, eps, "B", p, q, p < 1,
+            K,
+            M,
+            eps,
+            "B",
+            p,
+            q,
+            p < 1,
             f"Configuration B by Proposition 3.4's letter (eps > 0, M < 2), but {q_text} >= 1 because "
-            f"K = {K:g} <= 2 - M; " + (f"{p_text} < 1 still induces sparsity" if p < 1 else
-                                       f"{p_text} >= 1 too, so R has no sparsity-inducing term"),
+            f"K = {K:g} <= 2 - M; "
+            + (
+                f"{p_text} < 1 still induces sparsity"
+                if p < 1
+                else f"{p_text} >= 1 too, so R has no sparsity-inducing term"
+            ),
         )
     eps_term = "eps*log|x|" if M == 2 else f"eps*K/(2 - M)*|x|^({q:.4g}), unbounded below at 0"
     return SparsityConfiguration(
-        K, M, eps, None, p, q, True,
+        K,
+        M,
+        eps,
+        None,
+        p,
+        q,
+        True,
         f"Neither: eps > 0 needs M < 2 (Configuration B), but M = {M:g}; R's eps term is {eps_term} "
         f"and {p_text} < 1, so R still pulls toward 0, outside Proposition 3.4",
     )
@@ -160,7 +184,6 @@ def sparsity_problem(K: float, M: float, eps: float) -> str | None:
     if configuration.sparse:
         return None
     return f"K={K:g}, M={M:g}, eps={eps:g} does not induce l_p (p < 1) sparsity: {configuration.reason}"
-
 
 
 # ----------------------------------------------------------------------------------------

@@ -7,7 +7,21 @@ from .synthetic import FigureResult, Method, SyntheticConfig, decay_from_appendi
 from .theory import TheoryConfig, run_theory
 
 __all__ = [
-    "DigitsConfig", "DigitsResult", "FigureResult", "Method", "RecoveryConfig", "RecoveryResult",
-    "SparseRegression", "SyntheticConfig", "TheoryConfig", "decay_from_appendix", "make_regression", "run_digits",
-    "run_figure", "run_recovery", "run_sweep", "run_target_sparsity_demo", "run_theory",
+    "DigitsConfig",
+    "DigitsResult",
+    "FigureResult",
+    "Method",
+    "RecoveryConfig",
+    "RecoveryResult",
+    "SparseRegression",
+    "SyntheticConfig",
+    "TheoryConfig",
+    "decay_from_appendix",
+    "make_regression",
+    "run_digits",
+    "run_figure",
+    "run_recovery",
+    "run_sweep",
+    "run_target_sparsity_demo",
+    "run_theory",
 ]

@@ -28,15 +28,17 @@ class _StderrProgress:
             done, elapsed = self.n - self.first, now - self.start
             eta = elapsed / done * (self.total - self.n) if done else math.nan
             note = f" ({self.note})" if self.note else ""
-            print(f"{self.desc}: {self.unit} {self.n}/{self.total}{note}, {elapsed:.0f} s elapsed, "
-                  f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: {self.unit} {self.n}/{self.total}{note}, {elapsed:.0f} s elapsed, ETA {eta:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         pass
 
 
-def progress_bar(total: int, *, desc: str, unit: str, initial: int = 0, enabled: bool = True,
-                 every: float = 5.0):
+def progress_bar(total: int, *, desc: str, unit: str, initial: int = 0, enabled: bool = True, every: float = 5.0):
     """An object with ``update(k)``, ``set_postfix_str(s)`` and ``close()``, or ``None`` if disabled."""
     if not enabled:
         return None

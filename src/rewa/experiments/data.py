@@ -121,8 +121,10 @@ def split_validation(train: object, fraction: float, seed: int):
     n = len(train)
     n_val = int(round(fraction * n))
     if not 0 < n_val < n:
-        raise ValueError(f"val_fraction={fraction} leaves {n_val} of {n} samples for validation; "
-                         f"it must be in [0, 1) and leave at least one sample on each side")
+        raise ValueError(
+            f"val_fraction={fraction} leaves {n_val} of {n} samples for validation; "
+            f"it must be in [0, 1) and leave at least one sample on each side"
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
     if isinstance(train, TensorData):
@@ -142,11 +144,13 @@ def _digits() -> DatasetBundle:
         raise ImportError("dataset 'digits' needs scikit-learn: pip install 'rewa[sklearn]'") from error
     data = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(
-        data.data / 16.0, data.target, test_size=0.25, random_state=0, stratify=data.target)
+        data.data / 16.0, data.target, test_size=0.25, random_state=0, stratify=data.target
+    )
     as_x = lambda a: torch.as_tensor(a, dtype=torch.float32).reshape(-1, 1, 8, 8)  # noqa: E731
     as_y = lambda a: torch.as_tensor(a, dtype=torch.int64)  # noqa: E731
-    return DatasetBundle("digits", TensorData(as_x(x_train), as_y(y_train)),
-                         TensorData(as_x(x_test), as_y(y_test)), (1, 8, 8), 10)
+    return DatasetBundle(
+        "digits", TensorData(as_x(x_train), as_y(y_train)), TensorData(as_x(x_test), as_y(y_test)), (1, 8, 8), 10
+    )
 
 
 def _mnist1d() -> DatasetBundle:
@@ -187,8 +191,10 @@ def _read_cifar_files(folder: Path, names: list[str], label_key: bytes) -> Tenso
 
 def _cifar(name: str, data_dir: str) -> DatasetBundle:
     sub, train_files, test_files, label_key, classes = _CIFAR_LAYOUT[name]
-    expected = (f"{name} expects data_dir to hold the python-pickle files of the official archive "
-                f"({', '.join(train_files + test_files)}), directly or in {sub}/")
+    expected = (
+        f"{name} expects data_dir to hold the python-pickle files of the official archive "
+        f"({', '.join(train_files + test_files)}), directly or in {sub}/"
+    )
     if not data_dir:
         raise ValueError(f"dataset {name!r} needs data_dir; {expected}")
     root = Path(data_dir)
@@ -217,8 +223,12 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __init__(self, root: Path, *, train: bool, size: int = 224, resize: int = 256):
         self.classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-        self.samples = [(str(p), i) for i, c in enumerate(self.classes) for p in sorted((root / c).iterdir())
-                        if p.suffix.lower() in _IMAGE_EXTENSIONS]
+        self.samples = [
+            (str(p), i)
+            for i, c in enumerate(self.classes)
+            for p in sorted((root / c).iterdir())
+            if p.suffix.lower() in _IMAGE_EXTENSIONS
+        ]
         self.train, self.size, self.resize = train, size, resize
 
     def __len__(self) -> int:
@@ -261,8 +271,10 @@ class ImageFolder(torch.utils.data.Dataset):
 
 
 def _imagefolder(data_dir: str) -> DatasetBundle:
-    expected = ("imagefolder expects data_dir/train/<class>/<image> and data_dir/val/<class>/<image> "
-                "(ImageNet layout; one folder per class, the same class folders in both)")
+    expected = (
+        "imagefolder expects data_dir/train/<class>/<image> and data_dir/val/<class>/<image> "
+        "(ImageNet layout; one folder per class, the same class folders in both)"
+    )
     if not data_dir:
         raise ValueError(f"dataset 'imagefolder' needs data_dir; {expected}")
     root = Path(data_dir)
@@ -306,8 +318,9 @@ def from_dataset(dataset, name: str = "user") -> object:
             raise ValueError(f"{name}: a TensorDataset must hold (inputs, labels), got {len(dataset.tensors)} tensors")
         return TensorData(*dataset.tensors)
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-        raise TypeError(f"{name} must be a map-style torch Dataset (with __getitem__ and __len__), "
-                        f"got {type(dataset).__name__}")
+        raise TypeError(
+            f"{name} must be a map-style torch Dataset (with __getitem__ and __len__), got {type(dataset).__name__}"
+        )
     return dataset
 
 

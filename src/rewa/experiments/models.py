@@ -29,16 +29,20 @@ MODELS = ("mlp", "cnn", "cnn-bn", "resnet18", "resnet50")
 
 def _mlp(input_shape, classes: int) -> nn.Module:
     n_in = math.prod(input_shape)
-    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                         nn.Linear(100, classes))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(n_in, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, classes)
+    )
 
 
 def _cnn(input_shape, classes: int, batch_norm: bool = False) -> nn.Module:
     if len(input_shape) not in (2, 3):
         name = "cnn-bn" if batch_norm else "cnn"
         raise ValueError(f"model {name!r} needs inputs (C, L) or (C, H, W), got shape {tuple(input_shape)}")
-    conv, pool, norm = ((nn.Conv1d, nn.MaxPool1d, nn.BatchNorm1d) if len(input_shape) == 2
-                        else (nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d))
+    conv, pool, norm = (
+        (nn.Conv1d, nn.MaxPool1d, nn.BatchNorm1d)
+        if len(input_shape) == 2
+        else (nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d)
+    )
     spatial = list(input_shape[1:])
     layers: list[nn.Module] = []
     channels = input_shape[0]
@@ -51,8 +55,9 @@ def _cnn(input_shape, classes: int, batch_norm: bool = False) -> nn.Module:
             layers.append(pool(2))
             spatial = [s // 2 for s in spatial]
         channels = width
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * math.prod(spatial), 128), nn.ReLU(),
-                         nn.Linear(128, classes))
+    return nn.Sequential(
+        *layers, nn.Flatten(), nn.Linear(channels * math.prod(spatial), 128), nn.ReLU(), nn.Linear(128, classes)
+    )
 
 
 class _Basic(nn.Module):
@@ -105,8 +110,9 @@ class ResNet(nn.Module):
         if cifar_stem:
             self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
         else:
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                                      nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+            )
         stages, cin = [], 64
         for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
             blocks = []

@@ -30,31 +30,78 @@ from __future__ import annotations
 
 __all__ = ["PRESETS", "preset"]
 
-_CIFAR = dict(dataset="cifar10", model="resnet18", batch_size=256, epochs=100, lr_schedule="cosine",
-              warmup_epochs=5, schedule_per="epoch", label_smoothing=0.1, val_fraction=0.0)
-_IMAGENET = dict(dataset="imagefolder", model="resnet50", batch_size=512, epochs=88, lr_schedule="cyclic",
-                 warmup_epochs=2, schedule_per="step", label_smoothing=0.1, val_fraction=0.0, momentum=0.9)
+_CIFAR = dict(
+    dataset="cifar10",
+    model="resnet18",
+    batch_size=256,
+    epochs=100,
+    lr_schedule="cosine",
+    warmup_epochs=5,
+    schedule_per="epoch",
+    label_smoothing=0.1,
+    val_fraction=0.0,
+)
+_IMAGENET = dict(
+    dataset="imagefolder",
+    model="resnet50",
+    batch_size=512,
+    epochs=88,
+    lr_schedule="cyclic",
+    warmup_epochs=2,
+    schedule_per="step",
+    label_smoothing=0.1,
+    val_fraction=0.0,
+    momentum=0.9,
+)
 
 PRESETS: dict[str, dict] = {
-    "cifar10-resnet18-rewa": dict(_CIFAR, method="rewa", lr=0.256, momentum=0.875, K=9, M=2, eps=0.0,
-                                  weight_decay=1e-4),
+    "cifar10-resnet18-rewa": dict(
+        _CIFAR, method="rewa", lr=0.256, momentum=0.875, K=9, M=2, eps=0.0, weight_decay=1e-4
+    ),
     "cifar10-resnet18-sgd": dict(_CIFAR, method="sgd", lr=0.256, momentum=0.875, weight_decay=1e-4),
-    "cifar10-resnet18-l1": dict(_CIFAR, method="l1-subgradient", lr=0.256, momentum=0.875,
-                                options=(("strength", 1e-5),)),
+    "cifar10-resnet18-l1": dict(
+        _CIFAR, method="l1-subgradient", lr=0.256, momentum=0.875, options=(("strength", 1e-5),)
+    ),
     "cifar10-resnet18-rewa-adamw": dict(_CIFAR, method="rewa-adamw", lr=1e-3, K=9, M=2, eps=0.0, weight_decay=1e-4),
     "imagenet-resnet50-rewa": dict(_IMAGENET, method="rewa", lr=1.0, K=3, M=2, eps=1e-3 / 3, weight_decay=5e-5),
     "imagenet-resnet50-sgd": dict(_IMAGENET, method="sgd", lr=1.7, weight_decay=1e-4),
     "imagenet-resnet50-l1": dict(_IMAGENET, method="l1-subgradient", lr=1.7, options=(("strength", 2e-6),)),
     # CPU: seconds per epoch on 2 cores.
-    "digits-mlp-rewa": dict(dataset="digits", model="mlp", method="rewa", lr=0.05, momentum=0.9, batch_size=64,
-                            epochs=30, lr_schedule="cosine", warmup_epochs=0, K=9, M=2, eps=0.0,
-                            weight_decay=1e-3, zero_M_epochs=2),
+    "digits-mlp-rewa": dict(
+        dataset="digits",
+        model="mlp",
+        method="rewa",
+        lr=0.05,
+        momentum=0.9,
+        batch_size=64,
+        epochs=30,
+        lr_schedule="cosine",
+        warmup_epochs=0,
+        K=9,
+        M=2,
+        eps=0.0,
+        weight_decay=1e-3,
+        zero_M_epochs=2,
+    ),
     # ReWA's recommended recipe on small networks (README, "ReWA on networks"): gradient norm
     # clipped to 1 (without it lr 0.2 diverges), lr 0.2 with cosine decay, K=9, M=2, eps=0, and the
     # weight decay from a budget: lambda * sum_t lr_t = 0.5 (digits MLP, 30 epochs: lambda = 0.0095).
-    "rewa-recipe": dict(dataset="digits", model="mlp", method="rewa", lr=0.2, momentum=0.9, batch_size=64,
-                        epochs=30, lr_schedule="cosine", warmup_epochs=0, K=9, M=2, eps=0.0,
-                        decay_budget=0.5, grad_clip_norm=1.0),
+    "rewa-recipe": dict(
+        dataset="digits",
+        model="mlp",
+        method="rewa",
+        lr=0.2,
+        momentum=0.9,
+        batch_size=64,
+        epochs=30,
+        lr_schedule="cosine",
+        warmup_epochs=0,
+        K=9,
+        M=2,
+        eps=0.0,
+        decay_budget=0.5,
+        grad_clip_norm=1.0,
+    ),
 }
 
 

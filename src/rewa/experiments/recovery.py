@@ -76,14 +76,17 @@ def run_recovery(config: RecoveryConfig = RecoveryConfig()) -> RecoveryResult:
         bound = 1 / math.sqrt(config.d)
         model.weight.uniform_(-bound, bound, generator=gen)
     opt = ReWA(
-        model.parameters(), lr=config.lr, K=config.K, M=config.M, eps=config.eps,
-        weight_decay=config.weight_decay, momentum=config.momentum,
+        model.parameters(),
+        lr=config.lr,
+        K=config.K,
+        M=config.M,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
     )
     steps_per_epoch = math.ceil(config.n_train / config.batch_size)
     total = steps_per_epoch * config.epochs
-    schedule = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if config.cosine else None
-    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if config.cosine else None
 
     start = time.perf_counter()
     for epoch in range(config.epochs):

@@ -79,8 +79,20 @@ from .train_config import (
     resolve_config,
 )
 
-__all__ = ["TrainConfig", "TrainResult", "train", "resolve_config", "lr_factor", "STANDARD_THRESHOLDS",
-           "METHOD_DEFAULTS", "METHOD_LOOP_DEFAULTS", "grad_clip_norm", "decay_budget", "lr_sum", "RUN_FILES"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "resolve_config",
+    "lr_factor",
+    "STANDARD_THRESHOLDS",
+    "METHOD_DEFAULTS",
+    "METHOD_LOOP_DEFAULTS",
+    "grad_clip_norm",
+    "decay_budget",
+    "lr_sum",
+    "RUN_FILES",
+]
 
 
 # -- results --------------------------------------------------------------------------------
@@ -155,14 +167,16 @@ def _method_hyperparameters(c: TrainConfig) -> dict:
         if value is None:
             continue
         if name not in valid:
-            raise ValueError(f"{name}={value} is not a hyperparameter of method {c.method!r}; "
-                             f"it has: {', '.join(valid)}")
+            raise ValueError(
+                f"{name}={value} is not a hyperparameter of method {c.method!r}; it has: {', '.join(valid)}"
+            )
         hp[name] = value
     options = method_options(c)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"option(s) {', '.join(unknown)} are not hyperparameters of method {c.method!r}; "
-                         f"it has: {', '.join(valid)}")
+        raise ValueError(
+            f"option(s) {', '.join(unknown)} are not hyperparameters of method {c.method!r}; it has: {', '.join(valid)}"
+        )
     hp.update(options)
     return hp
 
@@ -238,13 +252,22 @@ class _Data:
             self.data = data.to(device)
         elif train:
             if c.batch_size % dist.world:
-                raise ValueError(f"batch_size={c.batch_size} must be divisible by the number of processes "
-                                 f"{dist.world} for datasets read through a DataLoader")
+                raise ValueError(
+                    f"batch_size={c.batch_size} must be divisible by the number of processes "
+                    f"{dist.world} for datasets read through a DataLoader"
+                )
             self.sampler = torch.utils.data.DistributedSampler(
-                data, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=c.seed, drop_last=True)
+                data, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=c.seed, drop_last=True
+            )
             self.loader = torch.utils.data.DataLoader(
-                data, batch_size=c.batch_size // dist.world, sampler=self.sampler, num_workers=c.num_workers,
-                pin_memory=device.type == "cuda", drop_last=True, persistent_workers=False)
+                data,
+                batch_size=c.batch_size // dist.world,
+                sampler=self.sampler,
+                num_workers=c.num_workers,
+                pin_memory=device.type == "cuda",
+                drop_last=True,
+                persistent_workers=False,
+            )
 
     def steps_per_epoch(self) -> int:
         if self.in_memory:
@@ -311,8 +334,10 @@ def _hyper_schedule(c: TrainConfig, base: dict) -> dict[str, list[tuple[int, flo
         schedule["M"] = [(0, 0.0), (c.zero_M_epochs, base["M"])]
     for name in schedule:
         if name not in base:
-            raise ValueError(f"schedule sets {name!r}, which the sparsified param groups of method {c.method!r} "
-                             f"do not have; they have: {', '.join(sorted(k for k in base if k != 'params'))}")
+            raise ValueError(
+                f"schedule sets {name!r}, which the sparsified param groups of method {c.method!r} "
+                f"do not have; they have: {', '.join(sorted(k for k in base if k != 'params'))}"
+            )
     return schedule
 
 
@@ -377,8 +402,10 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     train_loader = _Data(train_part, device=device, dist=dist, c=c, augment=augment, train=True)
     steps = train_loader.steps_per_epoch()
     if steps < 1:
-        raise ValueError(f"batch_size={c.batch_size} leaves no full step for {dist.world} process(es) "
-                         f"on {len(train_part)} training samples")
+        raise ValueError(
+            f"batch_size={c.batch_size} leaves no full step for {dist.world} process(es) "
+            f"on {len(train_part)} training samples"
+        )
     hp = _method_hyperparameters(c)
     budget = decay_budget(c)
     if budget is not None:  # the weight decay whose total shrink over the run is the budget
@@ -403,15 +430,19 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     checkpoint_path = run_dir / "checkpoint.pt" if run_dir else None
     if run_dir is not None:
         if checkpoint_path.exists() and not c.resume:
-            raise FileExistsError(f"{str(run_dir)!r} already holds a run (checkpoint.pt): pass --resume to continue "
-                                  "it, or choose another --out")
+            raise FileExistsError(
+                f"{str(run_dir)!r} already holds a run (checkpoint.pt): pass --resume to continue "
+                "it, or choose another --out"
+            )
         if c.resume and checkpoint_path.exists():
             saved = json.loads((run_dir / "config.json").read_text())
             now = c.to_dict()
             differ = [k for k in now if k not in ("resume", "progress", "figures") and saved.get(k) != now[k]]
             if differ:
-                raise ValueError(f"--resume with a different config than the run in {str(run_dir)!r}: "
-                                 + ", ".join(f"{k}={now[k]!r} (run: {saved.get(k)!r})" for k in differ))
+                raise ValueError(
+                    f"--resume with a different config than the run in {str(run_dir)!r}: "
+                    + ", ".join(f"{k}={now[k]!r} (run: {saved.get(k)!r})" for k in differ)
+                )
             ckpt = torch.load(checkpoint_path, map_location=device, weights_only=False)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
@@ -425,8 +456,9 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_json(run_dir / "config.json", c.to_dict())
             # metrics.jsonl holds exactly the checkpointed epochs (a killed run may have written one more)
-            _atomic_write(run_dir / "metrics.jsonl",
-                          lambda tmp: tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics)))
+            _atomic_write(
+                run_dir / "metrics.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics))
+            )
         dist.barrier()
 
     # after loading: load_state_dict replaced the optimizer's param-group dicts
@@ -435,9 +467,14 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     if c.target_sparsity is not None:
         # start from the method's weight decay (a resumed optimizer may hold the fine-tuning one)
         start = base_values[0].get("weight_decay") if base_values else None
-        controller = TargetSparsityController(opt, model, target_sparsity=c.target_sparsity,
-                                                   threshold=c.target_threshold, total_calls=c.epochs,
-                                                   initial_weight_decay=start if start else None)
+        controller = TargetSparsityController(
+            opt,
+            model,
+            target_sparsity=c.target_sparsity,
+            threshold=c.target_threshold,
+            total_calls=c.epochs,
+            initial_weight_decay=start if start else None,
+        )
 
         if controller_state is not None:
             controller.load_state_dict(controller_state)
@@ -456,7 +493,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             _set_epoch_hyperparameters(c, epoch, finetuning, sparse_groups, base_values, hyper_schedule)
             t0 = time.perf_counter()
             loss_sum, correct, seen = _train_epoch(
-                c, net, opt, train_loader, epoch, steps, base_lrs, finetune_lr, device, autocast, dist, show)
+                c, net, opt, train_loader, epoch, steps, base_lrs, finetune_lr, device, autocast, dist, show
+            )
             totals = dist.all_sum(torch.stack([loss_sum.double(), correct.double(), seen.double()]))
             loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
             if controller is not None and not finetuning:
@@ -464,19 +502,36 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             train_seconds = time.perf_counter() - t0
             record = None
             if dist.main:
-                record = _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part,
-                                       device, autocast, opt, sparse_groups, train_seconds,
-                                       elapsed_before + time.perf_counter() - start_wall)
+                record = _epoch_record(
+                    c,
+                    model,
+                    factory,
+                    epoch,
+                    finetuning,
+                    loss,
+                    train_acc,
+                    val_part,
+                    test_part,
+                    device,
+                    autocast,
+                    opt,
+                    sparse_groups,
+                    train_seconds,
+                    elapsed_before + time.perf_counter() - start_wall,
+                )
                 metrics.append(record)
                 if run_dir is not None:
                     with open(run_dir / "metrics.jsonl", "a") as f:
                         f.write(json.dumps(record) + "\n")
                     ckpt = {
-                        "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "epoch": epoch + 1,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
                         "controller": controller.state_dict() if controller is not None else None,
                         "masks": {k: v.cpu() for k, v in masks.items()} if masks is not None else None,
                         "schedule": {"epoch": epoch + 1, "steps_per_epoch": steps},
-                        "rng": _rng_state(), "metrics": metrics,
+                        "rng": _rng_state(),
+                        "metrics": metrics,
                         "wall_seconds": elapsed_before + time.perf_counter() - start_wall,
                     }
                     _atomic_write(checkpoint_path, lambda tmp: torch.save(ckpt, tmp))
@@ -495,8 +550,19 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     sweep, summary = [], {}
     if dist.main:
         sweep = _sweep(c, model, factory, val_part, test_part, device, autocast)
-        summary = _summary(c, model, factory, metrics, sweep, model_name, dataset_name, dist, device,
-                           elapsed_before + time.perf_counter() - start_wall, len(train_part))
+        summary = _summary(
+            c,
+            model,
+            factory,
+            metrics,
+            sweep,
+            model_name,
+            dataset_name,
+            dist,
+            device,
+            elapsed_before + time.perf_counter() - start_wall,
+            len(train_part),
+        )
         if run_dir is not None:
             _write_json(run_dir / "sweep.json", sweep)
             _write_json(run_dir / "summary.json", summary)
@@ -544,8 +610,7 @@ def _train_epoch(c, net, opt, data: _Data, epoch, steps, base_lrs, finetune_lr, 
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast():
             logits = net(x)
-            losses = nn.functional.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing,
-                                                 reduction="none")
+            losses = nn.functional.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing, reduction="none")
         batch_loss = losses.sum()
         # DDP averages gradients over processes: scale so the average is the global batch's mean
         scale = dist.world / global_n if global_n is not None else 1.0 / len(y)
@@ -577,14 +642,28 @@ def _set_lr(c, opt, epoch, step, steps, base_lrs, finetune_lr, finetuning) -> No
         t, warmup, total = epoch, c.warmup_epochs, c.epochs
     else:
         t, warmup, total = epoch * steps + step, c.warmup_epochs * steps, c.epochs * steps
-    factor = lr_factor(c.lr_schedule, t, warmup, total, milestones=c.step_milestones, gamma=c.step_gamma,
-                       epoch=epoch)
+    factor = lr_factor(c.lr_schedule, t, warmup, total, milestones=c.step_milestones, gamma=c.step_gamma, epoch=epoch)
     for group, base in zip(opt.param_groups, base_lrs):
         group["lr"] = base * factor
 
 
-def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_part, test_part, device, autocast, opt,
-                  sparse_groups, train_seconds, wall_seconds) -> dict:
+def _epoch_record(
+    c,
+    model,
+    factory,
+    epoch,
+    finetuning,
+    loss,
+    train_acc,
+    val_part,
+    test_part,
+    device,
+    autocast,
+    opt,
+    sparse_groups,
+    train_seconds,
+    wall_seconds,
+) -> dict:
     plain = _plain_copy(model, factory)
     sparsity, compression = {}, {}
     for t in STANDARD_THRESHOLDS:
@@ -592,17 +671,27 @@ def _epoch_record(c, model, factory, epoch, finetuning, loss, train_acc, val_par
         sparsity[f"{t:g}"], compression[f"{t:g}"] = report.sparsity, report.compression
     group = sparse_groups[0] if sparse_groups else opt.param_groups[0]
     scheduled = {k: group[k] for k in ("K", "M", "eps", "weight_decay", "strength", "lambda_p") if k in group}
-    latents = [opt.state[p]["y"] for g in (sparse_groups or opt.param_groups) for p in g["params"]
-               if "y" in opt.state.get(p, {})]
+    latents = [
+        opt.state[p]["y"]
+        for g in (sparse_groups or opt.param_groups)
+        for p in g["params"]
+        if "y" in opt.state.get(p, {})
+    ]
     if latents:  # ReWA's latents: how far |y| runs (one host sync per epoch)
         scheduled["latent_max_abs"] = float(torch.stack([y.abs().max() for y in latents]).max())
     return {
-        "epoch": epoch + 1, "stage": "finetune" if finetuning else "train", "loss": loss,
+        "epoch": epoch + 1,
+        "stage": "finetune" if finetuning else "train",
+        "loss": loss,
         "train_accuracy": train_acc,
         "val_accuracy": _accuracy(model, val_part, c, device, autocast) if val_part is not None else None,
         "test_accuracy": _accuracy(model, test_part, c, device, autocast) if test_part is not None else None,
-        "sparsity": sparsity, "compression": compression, "lr": group["lr"], **scheduled,
-        "epoch_seconds": train_seconds, "wall_seconds": wall_seconds,
+        "sparsity": sparsity,
+        "compression": compression,
+        "lr": group["lr"],
+        **scheduled,
+        "epoch_seconds": train_seconds,
+        "wall_seconds": wall_seconds,
     }
 
 
@@ -633,13 +722,23 @@ def _summary(c, model, factory, metrics, sweep, model_name, dataset_name, dist, 
     last = metrics[-1] if metrics else {}
     plain = _plain_copy(model, factory)
     return {
-        "dataset": dataset_name, "model": model_name, "method": c.method, "epochs": len(metrics),
-        "train_samples": n_train, "processes": dist.world, "device": str(device),
+        "dataset": dataset_name,
+        "model": model_name,
+        "method": c.method,
+        "epochs": len(metrics),
+        "train_samples": n_train,
+        "processes": dist.world,
+        "device": str(device),
         "parameters": sum(p.numel() for p in plain.parameters()),
-        "loss": last.get("loss"), "train_accuracy": last.get("train_accuracy"),
-        "val_accuracy": last.get("val_accuracy"), "test_accuracy": last.get("test_accuracy"),
-        "sparsity": last.get("sparsity"), "compression": last.get("compression"),
+        "loss": last.get("loss"),
+        "train_accuracy": last.get("train_accuracy"),
+        "val_accuracy": last.get("val_accuracy"),
+        "test_accuracy": last.get("test_accuracy"),
+        "sparsity": last.get("sparsity"),
+        "compression": last.get("compression"),
         "best_val_accuracy": max((m["val_accuracy"] for m in metrics if m["val_accuracy"] is not None), default=None),
-        "wall_seconds": seconds, "torch_threads": torch.get_num_threads(), "grad_clip_norm": grad_clip_norm(c),
+        "wall_seconds": seconds,
+        "torch_threads": torch.get_num_threads(),
+        "grad_clip_norm": grad_clip_norm(c),
         "decay_budget": decay_budget(c),
     }

@@ -36,8 +36,15 @@ __all__ = [
 
 STANDARD_THRESHOLDS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 SWEEP_THRESHOLDS = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 1e-1)
-RUN_FILES = ("config.json", "metrics.jsonl", "sweep.json", "summary.json", "checkpoint.pt",
-             "training_curves.png", "accuracy_vs_compression.png")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "sweep.json",
+    "summary.json",
+    "checkpoint.pt",
+    "training_curves.png",
+    "accuracy_vs_compression.png",
+)
 
 _SGD_LIKE = dict(lr=0.05, momentum=0.9)
 _ADAM_LIKE = dict(lr=1e-3)
@@ -49,10 +56,15 @@ METHOD_DEFAULTS: dict[str, dict] = {
     # Its decay is decoupled (y <- (1 - lr*lambda) y), the units decay_budget is defined in.
     "rewa": dict(lr=0.2, momentum=0.9, K=9, M=2, eps=0.0, weight_decay=1e-2, decoupled_weight_decay=True),
     "rewa-adamw": dict(_ADAM_LIKE, K=9, M=2, eps=0.0, weight_decay=1e-2),
-    "pwd-sgd": dict(_SGD_LIKE), "pwd-adamw": dict(_ADAM_LIKE),
-    "l1-prox": dict(_SGD_LIKE), "l1-subgradient": dict(_SGD_LIKE),
-    "lp-subgradient": dict(_SGD_LIKE), "lp-clipped": dict(_SGD_LIKE),
-    "hadamard": dict(_SGD_LIKE), "hadamard-signed": dict(_SGD_LIKE), "spred": dict(_SGD_LIKE),
+    "pwd-sgd": dict(_SGD_LIKE),
+    "pwd-adamw": dict(_ADAM_LIKE),
+    "l1-prox": dict(_SGD_LIKE),
+    "l1-subgradient": dict(_SGD_LIKE),
+    "lp-subgradient": dict(_SGD_LIKE),
+    "lp-clipped": dict(_SGD_LIKE),
+    "hadamard": dict(_SGD_LIKE),
+    "hadamard-signed": dict(_SGD_LIKE),
+    "spred": dict(_SGD_LIKE),
     "powerprop": dict(_SGD_LIKE),
 }
 # Training-loop defaults per method (TrainConfig fields left at None): ReWA's recommended recipe
@@ -74,8 +86,10 @@ class TrainConfig:
     dataset: str = _opt("digits", f"dataset by name: {', '.join(DATASETS)} (ignored when data is passed in Python)")
     data_dir: str = _opt("", "directory of cifar10 / cifar100 (python-pickle files) or imagefolder (train/, val/)")
     val_fraction: float = _opt(0.1, "fraction of the training data held out for validation (0: none)")
-    model: str = _opt("auto", f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR, "
-                              "resnet50 for imagefolder")
+    model: str = _opt(
+        "auto",
+        f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR, resnet50 for imagefolder",
+    )
     augment: bool = _opt(True, "CIFAR augmentation (random crop, padding 4, horizontal flip) on cifar10/100")
     # method and its hyperparameters
     method: str = _opt("rewa", "a method of rewa.create_optimizer (list_methods() describes them)")
@@ -87,14 +101,20 @@ class TrainConfig:
     eps: float | None = _opt(None, "ReWA epsilon, or Adam's for adamw-type torch methods (default: the method's)")
     options: tuple = _opt((), "other hyperparameters of the method as NAME=VALUE (e.g. strength=1e-5)")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
-    decay_budget: float | None = _opt(None, "set the weight decay of the sparsified weights to decay_budget / "
-                                            "(sum of the learning rates of the training steps): the total "
-                                            "log-shrink an unused (latent) weight gets from the decay alone, so "
-                                            "one value fits any dataset size and epochs (default: the method's, "
-                                            "0.5 for rewa when weight_decay is not given, else off)")
-    grad_clip_norm: float | None = _opt(None, "clip the gradient norm of all parameters to this before each step "
-                                              "(torch.nn.utils.clip_grad_norm_; 0: off; default: the method's, "
-                                              "1.0 for rewa, else off)")
+    decay_budget: float | None = _opt(
+        None,
+        "set the weight decay of the sparsified weights to decay_budget / "
+        "(sum of the learning rates of the training steps): the total "
+        "log-shrink an unused (latent) weight gets from the decay alone, so "
+        "one value fits any dataset size and epochs (default: the method's, "
+        "0.5 for rewa when weight_decay is not given, else off)",
+    )
+    grad_clip_norm: float | None = _opt(
+        None,
+        "clip the gradient norm of all parameters to this before each step "
+        "(torch.nn.utils.clip_grad_norm_; 0: off; default: the method's, "
+        "1.0 for rewa, else off)",
+    )
     # schedule
     epochs: int = _opt(10, "training epochs (before any fine-tuning)")
     batch_size: int = _opt(64, "global batch size (split across processes)")
@@ -103,13 +123,20 @@ class TrainConfig:
     schedule_per: str = _opt("epoch", "set the learning rate once per epoch or every step")
     step_milestones: tuple = _opt((), "epochs at which the step schedule multiplies the lr by step_gamma")
     step_gamma: float = _opt(0.1, "factor of the step schedule")
-    zero_M_epochs: int = _opt(0, "M = 0 for the first epochs, so weights that start with the wrong sign can "
-                                 "cross zero (Example 3.2)")
-    schedule: tuple = _opt((), "piecewise-constant hyperparameters of the sparsified groups by epoch: "
-                               "NAME=EPOCH:VALUE,EPOCH:VALUE (e.g. weight_decay=0:0,5:1e-4)")
+    zero_M_epochs: int = _opt(
+        0, "M = 0 for the first epochs, so weights that start with the wrong sign can cross zero (Example 3.2)"
+    )
+    schedule: tuple = _opt(
+        (),
+        "piecewise-constant hyperparameters of the sparsified groups by epoch: "
+        "NAME=EPOCH:VALUE,EPOCH:VALUE (e.g. weight_decay=0:0,5:1e-4)",
+    )
     # stages
-    target_sparsity: float | None = _opt(None, "reach this sparsity at target_threshold by the end "
-                                               "(rewa.TargetSparsityController sets the weight decay each epoch)")
+    target_sparsity: float | None = _opt(
+        None,
+        "reach this sparsity at target_threshold by the end "
+        "(rewa.TargetSparsityController sets the weight decay each epoch)",
+    )
     target_threshold: float = _opt(1e-3, "|w| <= this counts as zero for the controller")
     prune_sparsity: float | None = _opt(None, "after training, prune to this sparsity and fine-tune with a fixed mask")
     prune_scope: str = _opt("global", "global or layer: where prune_sparsity applies")
@@ -164,14 +191,17 @@ def _validate(c: TrainConfig) -> None:
         if not (isinstance(c.decay_budget, (int, float)) and 0 <= c.decay_budget < math.inf):
             raise ValueError(f"decay_budget={c.decay_budget!r} must be a finite number >= 0")
         if c.weight_decay is not None:
-            raise ValueError(f"decay_budget={c.decay_budget} and weight_decay={c.weight_decay}: give only one "
-                             "(decay_budget sets the weight decay)")
+            raise ValueError(
+                f"decay_budget={c.decay_budget} and weight_decay={c.weight_decay}: give only one "
+                "(decay_budget sets the weight decay)"
+            )
         if c.target_sparsity is not None:
             raise ValueError("target_sparsity sets the weight decay itself: drop decay_budget")
         if "weight_decay" in parse_schedule(c.schedule):
             raise ValueError("decay_budget sets the weight decay: drop weight_decay from schedule")
     if c.grad_clip_norm is not None and not (
-            isinstance(c.grad_clip_norm, (int, float)) and 0 <= c.grad_clip_norm < math.inf):
+        isinstance(c.grad_clip_norm, (int, float)) and 0 <= c.grad_clip_norm < math.inf
+    ):
         raise ValueError(f"grad_clip_norm={c.grad_clip_norm!r} must be a finite number >= 0 (0: off)")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"label_smoothing={c.label_smoothing} must be in [0, 1)")
@@ -183,8 +213,10 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"finetune_epochs={c.finetune_epochs} needs prune_sparsity (the mask to fine-tune with)")
     if c.prune_sparsity is not None and c.method in _reparameterizing():
         usable = ", ".join(m for m in method_names() if m not in _reparameterizing())
-        raise ValueError(f"prune_sparsity with method={c.method!r}: pruning a reparameterized model is not "
-                         f"supported; use one of {usable}")
+        raise ValueError(
+            f"prune_sparsity with method={c.method!r}: pruning a reparameterized model is not "
+            f"supported; use one of {usable}"
+        )
     if c.resume and not c.out:
         raise ValueError("resume=True needs a run directory (out)")
     parsed = parse_schedule(c.schedule)
@@ -243,12 +275,27 @@ def lr_sum(c: TrainConfig, lr: float, steps_per_epoch: int) -> float:
         52.7
     """
     if c.schedule_per == "epoch":
-        factors = [lr_factor(c.lr_schedule, e, c.warmup_epochs, c.epochs, milestones=c.step_milestones,
-                             gamma=c.step_gamma, epoch=e) * steps_per_epoch for e in range(c.epochs)]
+        factors = [
+            lr_factor(
+                c.lr_schedule, e, c.warmup_epochs, c.epochs, milestones=c.step_milestones, gamma=c.step_gamma, epoch=e
+            )
+            * steps_per_epoch
+            for e in range(c.epochs)
+        ]
     else:
         total, warmup = c.epochs * steps_per_epoch, c.warmup_epochs * steps_per_epoch
-        factors = [lr_factor(c.lr_schedule, t, warmup, total, milestones=c.step_milestones, gamma=c.step_gamma,
-                             epoch=t // steps_per_epoch) for t in range(total)]
+        factors = [
+            lr_factor(
+                c.lr_schedule,
+                t,
+                warmup,
+                total,
+                milestones=c.step_milestones,
+                gamma=c.step_gamma,
+                epoch=t // steps_per_epoch,
+            )
+            for t in range(total)
+        ]
     return lr * sum(factors)
 
 
@@ -267,8 +314,9 @@ def parse_schedule(entries) -> dict[str, list[tuple[int, float]]]:
                 name, text = str(entry).split("=", 1)
                 points = [(int(e), float(v)) for e, v in (p.split(":") for p in text.split(","))]
             except ValueError:
-                raise ValueError(f"schedule entry {entry!r} must look like NAME=EPOCH:VALUE,EPOCH:VALUE "
-                                 "(e.g. M=0:0,3:2)") from None
+                raise ValueError(
+                    f"schedule entry {entry!r} must look like NAME=EPOCH:VALUE,EPOCH:VALUE (e.g. M=0:0,3:2)"
+                ) from None
         epochs = [e for e, _ in points]
         if epochs != sorted(set(epochs)) or epochs[0] != 0:
             raise ValueError(f"schedule entry {entry!r}: epochs must increase and start at 0, got {epochs}")

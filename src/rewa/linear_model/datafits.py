@@ -8,8 +8,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["CURVATURE", "LOSSES", "alpha_max", "logistic_loss", "multinomial_loss", "read_only_tensor",
-           "squared_loss"]
+__all__ = ["CURVATURE", "LOSSES", "alpha_max", "logistic_loss", "multinomial_loss", "read_only_tensor", "squared_loss"]
 
 
 def squared_loss(X, target, coef, intercept):

@@ -12,7 +12,7 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 except ImportError as error:  # the optional dependency: say which extra installs it
     raise ImportError(
-        f"rewa's estimators need scikit-learn ({error}); install it with: pip install \"rewa[sklearn]\""
+        f'rewa\'s estimators need scikit-learn ({error}); install it with: pip install "rewa[sklearn]"'
     ) from error
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, check_cv
@@ -52,9 +52,25 @@ class _ReWALinearModel(BaseEstimator):
     }
     _loss = "squared"
 
-    def __init__(self, *, K=9, M=2, eps=0.0, alpha="auto", alpha_ratio=0.1, solver="gd",
-                 learning_rate="auto", max_iter=2000, batch_size=25, fit_intercept=True, tol=1e-7,
-                 debias=True, threshold=None, warm_start=False, random_state=None):
+    def __init__(
+        self,
+        *,
+        K=9,
+        M=2,
+        eps=0.0,
+        alpha="auto",
+        alpha_ratio=0.1,
+        solver="gd",
+        learning_rate="auto",
+        max_iter=2000,
+        batch_size=25,
+        fit_intercept=True,
+        tol=1e-7,
+        debias=True,
+        threshold=None,
+        warm_start=False,
+        random_state=None,
+    ):
         self.K = K
         self.M = M
         self.eps = eps
@@ -103,13 +119,27 @@ class _ReWALinearModel(BaseEstimator):
                 intercept = intercept + x_offset @ power_map(latent, self.K)
         fit_intercept = self.fit_intercept and loss != "squared"
         if self.solver == "gd":
-            solver = Solver(Xt, Tt, loss, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
-                             fit_intercept=fit_intercept, tol=self.tol, max_iter=self.max_iter)
+            solver = Solver(
+                Xt,
+                Tt,
+                loss,
+                K=self.K,
+                M=self.M,
+                eps=self.eps,
+                alpha=alpha,
+                fit_intercept=fit_intercept,
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )
             latent, intercept = solver.fit(latent, intercept, debias=self.debias)
             self.n_iter_ = solver.n_iter
             if not solver.converged:
-                warnings.warn(f"ReWA solver did not converge within max_iter={self.max_iter} iterations per "
-                              "phase; increase max_iter or tol", ConvergenceWarning, stacklevel=3)
+                warnings.warn(
+                    f"ReWA solver did not converge within max_iter={self.max_iter} iterations per "
+                    "phase; increase max_iter or tol",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
         else:
             seed = check_random_state(self.random_state).randint(2**31)
             if self.learning_rate == "auto":
@@ -122,33 +152,58 @@ class _ReWALinearModel(BaseEstimator):
             else:
                 lr = float(self.learning_rate)
             # the warm-up's budget does not depend on the epochs (max_iter) of SGD
-            warm = Solver(Xt, Tt, loss, K=self.K, M=0, eps=self.eps, alpha=alpha,
-                           fit_intercept=fit_intercept, tol=self.tol, max_iter=WARMUP_ITER)
+            warm = Solver(
+                Xt,
+                Tt,
+                loss,
+                K=self.K,
+                M=0,
+                eps=self.eps,
+                alpha=alpha,
+                fit_intercept=fit_intercept,
+                tol=self.tol,
+                max_iter=WARMUP_ITER,
+            )
             latent, intercept = warm.fit(latent, intercept, debias=False)
             steps, first_lr = 0, lr
             for _ in range(SGD_RETRIES):
                 gen = torch.Generator().manual_seed(int(seed))
                 new_latent, new_intercept, steps = sgd_fit(
-                    Xt, Tt, loss, latent, intercept, K=self.K, M=self.M, eps=self.eps, alpha=alpha,
-                    fit_intercept=fit_intercept, epochs=self.max_iter, batch_size=min(self.batch_size, n),
-                    lr=lr, generator=gen)
+                    Xt,
+                    Tt,
+                    loss,
+                    latent,
+                    intercept,
+                    K=self.K,
+                    M=self.M,
+                    eps=self.eps,
+                    alpha=alpha,
+                    fit_intercept=fit_intercept,
+                    epochs=self.max_iter,
+                    batch_size=min(self.batch_size, n),
+                    lr=lr,
+                    generator=gen,
+                )
                 if torch.isfinite(new_latent).all() and torch.isfinite(new_intercept).all():
                     break
                 lr /= 10  # diverged: the same run with a smaller step
             else:
                 raise FloatingPointError(
                     f"{type(self).__name__}(solver='sgd') diverged at every learning rate down to {lr * 10:.3g}; "
-                    "standardize X")
+                    "standardize X"
+                )
             if lr != first_lr:
-                warnings.warn(f"solver='sgd' diverged; refitted with learning_rate={lr:.3g}",
-                              ConvergenceWarning, stacklevel=3)
+                warnings.warn(
+                    f"solver='sgd' diverged; refitted with learning_rate={lr:.3g}", ConvergenceWarning, stacklevel=3
+                )
             latent, intercept = new_latent, new_intercept
             self.n_iter_ = warm.n_iter + steps
         coef = power_map(latent, self.K)
         if not (torch.isfinite(coef).all() and torch.isfinite(intercept).all()):
             raise FloatingPointError(
                 f"{type(self).__name__}: the {self.solver!r} solver diverged (non-finite coefficients); "
-                "standardize X or lower learning_rate")
+                "standardize X or lower learning_rate"
+            )
         if self.threshold is not None:
             coef[coef.abs() <= self.threshold] = 0
         # the contribution of each feature to the prediction, against the targets' spread
@@ -158,12 +213,13 @@ class _ReWALinearModel(BaseEstimator):
                 f"{type(self).__name__}: every coefficient is (numerically) 0 with alpha={alpha:.4g}; "
                 f"alpha_max={self.alpha_max_:.4g} (the largest |X_j^T r|/n at w = 0) zeroes every coefficient. "
                 "Lower alpha (or alpha_ratio with alpha='auto'), standardize X, or raise max_iter",
-                ConvergenceWarning, stacklevel=3)
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         if self.fit_intercept:  # back to the uncentred X
             intercept = (t_offset if loss == "squared" else intercept) - x_offset @ coef
         self._set_coefficients(coef.numpy(), intercept.numpy())
         return self
-
 
 
 class ReWARegressor(RegressorMixin, _ReWALinearModel):
@@ -206,8 +262,7 @@ class ReWARegressor(RegressorMixin, _ReWALinearModel):
 
     def fit(self, X, y):
         """Fit to ``X`` (n_samples, n_features) and ``y`` (n_samples,) or (n_samples, n_targets)."""
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True,
-                             ensure_min_samples=2)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True, ensure_min_samples=2)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
         self._y_ndim = y.ndim
         return self._fit_targets(X, T)
@@ -267,14 +322,43 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
         "multi_class": [StrOptions({"multinomial", "ovr"})],
     }
 
-    def __init__(self, *, K=9, M=2, eps=0.0, alpha="auto", alpha_ratio=0.01, solver="gd",
-                 learning_rate="auto", max_iter=5000, batch_size=25, fit_intercept=True, tol=1e-6,
-                 debias=False, threshold=None, warm_start=False, random_state=None,
-                 multi_class="multinomial"):
-        super().__init__(K=K, M=M, eps=eps, alpha=alpha, alpha_ratio=alpha_ratio, solver=solver,
-                         learning_rate=learning_rate,
-                         max_iter=max_iter, batch_size=batch_size, fit_intercept=fit_intercept, tol=tol,
-                         debias=debias, threshold=threshold, warm_start=warm_start, random_state=random_state)
+    def __init__(
+        self,
+        *,
+        K=9,
+        M=2,
+        eps=0.0,
+        alpha="auto",
+        alpha_ratio=0.01,
+        solver="gd",
+        learning_rate="auto",
+        max_iter=5000,
+        batch_size=25,
+        fit_intercept=True,
+        tol=1e-6,
+        debias=False,
+        threshold=None,
+        warm_start=False,
+        random_state=None,
+        multi_class="multinomial",
+    ):
+        super().__init__(
+            K=K,
+            M=M,
+            eps=eps,
+            alpha=alpha,
+            alpha_ratio=alpha_ratio,
+            solver=solver,
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            fit_intercept=fit_intercept,
+            tol=tol,
+            debias=debias,
+            threshold=threshold,
+            warm_start=warm_start,
+            random_state=random_state,
+        )
         self.multi_class = multi_class
 
     def fit(self, X, y):
@@ -340,9 +424,24 @@ class ReWARegressorCV(RegressorMixin, BaseEstimator):
         **{k: v for k, v in _ReWALinearModel._parameter_constraints.items() if k not in ("alpha", "warm_start")},
     }
 
-    def __init__(self, *, alphas=None, cv=5, K=9, M=2, eps=0.0, solver="gd", learning_rate="auto",
-                 max_iter=2000, batch_size=25, fit_intercept=True, tol=1e-7, debias=True, threshold=None,
-                 random_state=None):
+    def __init__(
+        self,
+        *,
+        alphas=None,
+        cv=5,
+        K=9,
+        M=2,
+        eps=0.0,
+        solver="gd",
+        learning_rate="auto",
+        max_iter=2000,
+        batch_size=25,
+        fit_intercept=True,
+        tol=1e-7,
+        debias=True,
+        threshold=None,
+        random_state=None,
+    ):
         self.alphas = alphas
         self.cv = cv
         self.K = K
@@ -359,9 +458,23 @@ class ReWARegressorCV(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def _regressor(self, alpha):
-        params = {k: getattr(self, k) for k in ("K", "M", "eps", "solver", "learning_rate", "max_iter",
-                                                 "batch_size", "fit_intercept", "tol", "debias", "threshold",
-                                                 "random_state")}
+        params = {
+            k: getattr(self, k)
+            for k in (
+                "K",
+                "M",
+                "eps",
+                "solver",
+                "learning_rate",
+                "max_iter",
+                "batch_size",
+                "fit_intercept",
+                "tol",
+                "debias",
+                "threshold",
+                "random_state",
+            )
+        }
         return ReWARegressor(alpha=alpha, **params)
 
     def fit(self, X, y):

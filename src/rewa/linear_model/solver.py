@@ -31,8 +31,7 @@ class Solver:
         self.n_iter = 0
         self.converged = True
 
-    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0,
-             relative=False):
+    def _run(self, latent, intercept, rows, *, M, alpha, lr, max_iter, eps=None, tol=None, grow=1.0, relative=False):
         """Iterate the update on ``latent[rows]`` until the relative loss change is below tol and the
         latent moves by less than ``sqrt(tol)`` (``relative=True``: times its largest entry)."""
         eps = self.eps if eps is None else eps
@@ -80,9 +79,19 @@ class Solver:
         lr = 1.0 / self.K
         budget = self.max_iter
         # Phase 1: M = 0, eps = 0 warm-up (crosses zero freely; see the module notes).
-        latent, intercept, lr = self._run(latent, intercept, None, M=0, alpha=self.alpha, lr=lr,
-                                          max_iter=min(budget, WARMUP_ITER), eps=0.0, tol=WARMUP_TOL,
-                                          grow=GROW, relative=True)
+        latent, intercept, lr = self._run(
+            latent,
+            intercept,
+            None,
+            M=0,
+            alpha=self.alpha,
+            lr=lr,
+            max_iter=min(budget, WARMUP_ITER),
+            eps=0.0,
+            tol=WARMUP_TOL,
+            grow=GROW,
+            relative=True,
+        )
         lr = min(lr, 1.0 / self.K)  # the later phases start from the standard step again
         if self.M == 0:
             return latent, intercept
@@ -90,8 +99,9 @@ class Solver:
         magnitude = latent.abs().amax(1)
         rows = torch.nonzero(magnitude >= KEEP * magnitude.max()).squeeze(1)
         for _ in range(20):
-            latent, intercept, lr = self._run(latent, intercept, rows, M=self.M, alpha=self.alpha, lr=lr,
-                                              max_iter=max(1, budget // 2))
+            latent, intercept, lr = self._run(
+                latent, intercept, rows, M=self.M, alpha=self.alpha, lr=lr, max_iter=max(1, budget // 2)
+            )
             inside = torch.zeros(d, dtype=torch.bool)
             inside[rows] = True
             coef = power_map(latent, self.K)
@@ -114,13 +124,15 @@ class Solver:
         if debias:
             rows = torch.nonzero(latent.abs().amax(1) > 0).squeeze(1)
             if len(rows):
-                latent, intercept, lr = self._run(latent, intercept, rows, M=self.M, alpha=0.0, lr=lr,
-                                                  max_iter=max(1, budget // 4))
+                latent, intercept, lr = self._run(
+                    latent, intercept, rows, M=self.M, alpha=0.0, lr=lr, max_iter=max(1, budget // 4)
+                )
         return latent, intercept
 
 
-def sgd_fit(X, target, loss_name, latent, intercept, *, K, M, eps, alpha, fit_intercept, epochs,
-             batch_size, lr, generator):
+def sgd_fit(
+    X, target, loss_name, latent, intercept, *, K, M, eps, alpha, fit_intercept, epochs, batch_size, lr, generator
+):
     """The paper's recipe: mini-batch ReWA-SGD with a cosine schedule (after the M=0 warm-up)."""
     loss = LOSSES[loss_name]
     n = X.shape[0]

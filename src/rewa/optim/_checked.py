@@ -38,8 +38,10 @@ _BOOL_FLAGS = ("nesterov", "check_finite", "decoupled_weight_decay", "proximal")
 _OPTIONAL_BOOL_FLAGS = ("foreach", "fused")
 
 
-_LIBRARY_DIRS = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
-                 os.path.dirname(os.path.abspath(torch.__file__)) + os.sep)
+_LIBRARY_DIRS = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+    os.path.dirname(os.path.abspath(torch.__file__)) + os.sep,
+)
 
 
 def caller_stacklevel() -> int:
@@ -246,8 +248,9 @@ class CheckedOptimizer(Optimizer):
         guard), and whatever ``_guard_needed`` should get back with their values."""
         return None, None
 
-    def _guard_needed(self, group: dict, params: list[Tensor], values: list[list[float] | None],
-                      context: object) -> tuple[bool, list | None]:
+    def _guard_needed(
+        self, group: dict, params: list[Tensor], values: list[list[float] | None], context: object
+    ) -> tuple[bool, list | None]:
         """Whether the update of ``group`` may produce a non-finite value, from ``values``
         (per parameter: the gradient's min and max, then the ``_guard_stats``, as floats), and
         per parameter what the step leaves for ``_carry_bounds`` (or ``None``)."""
@@ -291,9 +294,7 @@ class CheckedOptimizer(Optimizer):
         saved = []
         for p in params:
             state = self.state.get(p)
-            copy = None if state is None else {
-                k: (v.clone() if isinstance(v, Tensor) else v) for k, v in state.items()
-            }
+            copy = None if state is None else {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in state.items()}
             saved.append((p, p.detach().clone(), copy, self._in_sync(p)))
         return saved
 

@@ -81,9 +81,18 @@ def rewa_sgd(
     """
     impl = _multi_tensor_rewa_sgd if foreach else _single_tensor_rewa_sgd
     impl(
-        params, grads, latents, momentum_buffers,
-        lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay,
-        momentum=momentum, dampening=dampening, nesterov=nesterov,
+        params,
+        grads,
+        latents,
+        momentum_buffers,
+        lr=lr,
+        K=K,
+        M=M,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
         decoupled_weight_decay=decoupled_weight_decay,
     )
 
@@ -100,8 +109,22 @@ def _with_coupled_decay(step: Tensor, grad: Tensor, y: Tensor, weight_decay: flo
     return grad.add(y, alpha=weight_decay)
 
 
-def _single_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
-                            weight_decay, momentum, dampening, nesterov, decoupled_weight_decay):
+def _single_tensor_rewa_sgd(
+    params,
+    grads,
+    latents,
+    momentum_buffers,
+    *,
+    lr,
+    K,
+    M,
+    eps,
+    weight_decay,
+    momentum,
+    dampening,
+    nesterov,
+    decoupled_weight_decay,
+):
     coupled = weight_decay != 0 and not decoupled_weight_decay
     for i, (param, grad, y) in enumerate(zip(params, grads, latents)):
         scratch = _scratch(param, y)
@@ -203,8 +226,22 @@ def _multi_tensor_write_weights(params, latents, K):
         torch._foreach_copy_(params, weights)
 
 
-def _multi_tensor_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps,
-                           weight_decay, momentum, dampening, nesterov, decoupled_weight_decay):
+def _multi_tensor_rewa_sgd(
+    params,
+    grads,
+    latents,
+    momentum_buffers,
+    *,
+    lr,
+    K,
+    M,
+    eps,
+    weight_decay,
+    momentum,
+    dampening,
+    nesterov,
+    decoupled_weight_decay,
+):
     if not params:
         return
     coupled = weight_decay != 0 and not decoupled_weight_decay
@@ -278,14 +315,26 @@ def rewa_adamw(
     """
     impl = _multi_tensor_rewa_adamw if foreach else _single_tensor_rewa_adamw
     impl(
-        params, grads, latents, exp_avgs, exp_avg_sqs, steps,
-        lr=lr, beta1=beta1, beta2=beta2, adam_eps=adam_eps,
-        K=K, M=M, eps=eps, weight_decay=weight_decay,
+        params,
+        grads,
+        latents,
+        exp_avgs,
+        exp_avg_sqs,
+        steps,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        adam_eps=adam_eps,
+        K=K,
+        M=M,
+        eps=eps,
+        weight_decay=weight_decay,
     )
 
 
-def _single_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr,
-                              beta1, beta2, adam_eps, K, M, eps, weight_decay):
+def _single_tensor_rewa_adamw(
+    params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
+):
     for param, grad, y, exp_avg, exp_avg_sq, step in zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps):
         scratch = _scratch(param, y)
         d = rewa_direction(y, grad, K=K, M=M, eps=eps, out=scratch)
@@ -300,8 +349,9 @@ def _single_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, ste
         _write_weights(param, y, K)
 
 
-def _multi_tensor_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr,
-                             beta1, beta2, adam_eps, K, M, eps, weight_decay):
+def _multi_tensor_rewa_adamw(
+    params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
+):
     if not params:
         return
     scratch = _multi_tensor_scratch(params, latents)
@@ -340,9 +390,21 @@ def _power_bound(base: float, exponent: float) -> float:
         return math.inf
 
 
-def rewa_sgd_bound(*, y_max: float, grad_max: float, buffer_max: float | None, lr: float, K: float,
-                   M: float, weight_decay: float, momentum: float, dampening: float, nesterov: bool,
-                   decoupled_weight_decay: bool, limit: float) -> tuple[float, float | None]:
+def rewa_sgd_bound(
+    *,
+    y_max: float,
+    grad_max: float,
+    buffer_max: float | None,
+    lr: float,
+    K: float,
+    M: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    decoupled_weight_decay: bool,
+    limit: float,
+) -> tuple[float, float | None]:
     """Upper bounds of ``|y|`` and of the momentum buffer after one :func:`rewa_sgd` step, from
     the largest ``|y|``, ``|g|`` and buffer entry (``None``: no buffer yet); the buffer's bound
     is ``None`` without momentum, and the ``|y|`` bound ``inf`` when an intermediate value may
@@ -366,8 +428,18 @@ def rewa_sgd_bound(*, y_max: float, grad_max: float, buffer_max: float | None, l
     return shrink * y_max + lr * v, b
 
 
-def rewa_adamw_bound(*, y_max: float, grad_max: float, step: int, lr: float, beta1: float,
-                     beta2: float, M: float, weight_decay: float, limit: float) -> float:
+def rewa_adamw_bound(
+    *,
+    y_max: float,
+    grad_max: float,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    M: float,
+    weight_decay: float,
+    limit: float,
+) -> float:
     """An upper bound of ``|y|`` after one :func:`rewa_adamw` step (``step``: its number).
 
     Adam's direction is bounded by Cauchy-Schwarz over the history of ``d``:
@@ -381,6 +453,5 @@ def rewa_adamw_bound(*, y_max: float, grad_max: float, step: int, lr: float, bet
         return math.inf
     ratio = beta1 * beta1 / beta2
     terms = step if ratio == 1 else (1 - _power_bound(ratio, step)) / (1 - ratio)
-    direction = ((1 - beta1) / math.sqrt(1 - beta2) * math.sqrt(terms)
-                 * math.sqrt(1 - beta2**step) / (1 - beta1**step))
+    direction = (1 - beta1) / math.sqrt(1 - beta2) * math.sqrt(terms) * math.sqrt(1 - beta2**step) / (1 - beta1**step)
     return abs(1 - lr * weight_decay) * y_max + lr * direction

@@ -45,8 +45,15 @@ from torch import Tensor
 from .._math import squarings as _squarings
 from ._checked import caller_stacklevel
 
-__all__ = ["FusedFallbackWarning", "fused_available", "fused_rewa_sgd", "fused_rewa_adamw", "fused_pwd_sgd",
-           "fused_pwd_adamw", "compile_seconds"]
+__all__ = [
+    "FusedFallbackWarning",
+    "fused_available",
+    "fused_rewa_sgd",
+    "fused_rewa_adamw",
+    "fused_pwd_sgd",
+    "fused_pwd_adamw",
+    "compile_seconds",
+]
 
 
 # Below this many elements a tensor's update is cheaper through the foreach path than through
@@ -117,6 +124,7 @@ def _kernel(key: tuple, body: Callable, config: dict) -> Callable | None:
             _warn_fallback(key, "torch.compile is not supported in this environment")
             _kernels[key] = None
         else:
+
             def kernel(*args):
                 return body(*args, **config)
 
@@ -128,9 +136,12 @@ def _kernel(key: tuple, body: Callable, config: dict) -> Callable | None:
 
 
 def _warn_fallback(key: tuple, reason: str) -> None:
-    warnings.warn(f"fused step for {key[0]} unavailable ({reason}); using the for-loop path "
-                  "(fused=False chooses it without this warning)",
-                  FusedFallbackWarning, stacklevel=caller_stacklevel())
+    warnings.warn(
+        f"fused step for {key[0]} unavailable ({reason}); using the for-loop path "
+        "(fused=False chooses it without this warning)",
+        FusedFallbackWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def scalar(value: float, device: torch.device) -> Tensor:
@@ -215,8 +226,9 @@ def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momen
     x.copy_(_power_map(y_new, K))
 
 
-def _rewa_adamw_kernel(x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps,
-                       beta1, beta2, adam_eps):
+def _rewa_adamw_kernel(
+    x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps, beta1, beta2, adam_eps
+):
     d = _scaled_gradient(y, g, K, M, eps)
     m = exp_avg + (d - exp_avg) * (1 - beta1)
     v = exp_avg_sq * beta2 + d * d * (1 - beta2)
@@ -250,8 +262,9 @@ def _pwd_sgd_kernel(w, g, buf, lr, lambda_p, buf_coef, d_coef, *, p, momentum, n
     w.copy_((w - lr * v) * shrink)
 
 
-def _pwd_adamw_kernel(w, g, exp_avg, exp_avg_sq, lr, lambda_p, step_size, bias_correction2_sqrt, *, p,
-                      beta1, beta2, eps):
+def _pwd_adamw_kernel(
+    w, g, exp_avg, exp_avg_sq, lr, lambda_p, step_size, bias_correction2_sqrt, *, p, beta1, beta2, eps
+):
     shrink = _shrink(w, lr, lambda_p, p)
     g = g.to(w.dtype)
     m = exp_avg + (g - exp_avg) * (1 - beta1)
@@ -266,8 +279,22 @@ def _pwd_adamw_kernel(w, g, exp_avg, exp_avg_sq, lr, lambda_p, step_size, bias_c
 # ----------------------------------------------------------------------------------------
 
 
-def fused_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps, weight_decay, momentum,
-                   dampening, nesterov, decoupled_weight_decay: bool = False) -> int:
+def fused_rewa_sgd(
+    params,
+    grads,
+    latents,
+    momentum_buffers,
+    *,
+    lr,
+    K,
+    M,
+    eps,
+    weight_decay,
+    momentum,
+    dampening,
+    nesterov,
+    decoupled_weight_decay: bool = False,
+) -> int:
     """:func:`rewa_sgd` through compiled kernels, one per tensor.
 
     Returns ``done``: the first ``done`` tensors were updated (all of them unless compilation is
@@ -277,8 +304,7 @@ def fused_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps, w
     before momentum, ``y <- y - lr v`` (torch SGD); ``True``: ``y <- (1 - lr*wd) y - lr v``. New momentum
     buffers are written into ``momentum_buffers`` where it holds ``None``.
     """
-    config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=bool(nesterov),
-                  decoupled=bool(decoupled_weight_decay))
+    config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=bool(nesterov), decoupled=bool(decoupled_weight_decay))
     key = ("ReWA", *config.values())
     if _kernel(key, _rewa_sgd_kernel, config) is None:
         return 0
@@ -300,8 +326,9 @@ def fused_rewa_sgd(params, grads, latents, momentum_buffers, *, lr, K, M, eps, w
     return len(params)
 
 
-def fused_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps,
-                     K, M, eps, weight_decay) -> int:
+def fused_rewa_adamw(
+    params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
+) -> int:
     """:func:`rewa_adamw` through compiled kernels; returns how many leading tensors were updated."""
     config = dict(K=K, M=M, eps=eps, beta1=beta1, beta2=beta2, adam_eps=adam_eps)
     key = ("ReWA-AdamW", *config.values())
@@ -310,8 +337,7 @@ def fused_rewa_adamw(params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr
     device = params[0].device
     lr_t, wd_t = scalar(lr, device), scalar(weight_decay, device)
     for i, (x, g, y, m, v, t) in enumerate(zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps)):
-        args = (x, g, y, m, v, lr_t, wd_t, scalar(lr / (1 - beta1**t), device),
-                scalar((1 - beta2**t) ** 0.5, device))
+        args = (x, g, y, m, v, lr_t, wd_t, scalar(lr / (1 - beta1**t), device), scalar((1 - beta2**t) ** 0.5, device))
         if not fusable([x, g, y, m, v]) or not _call(key, args):
             return i
     return len(params)

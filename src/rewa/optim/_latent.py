@@ -77,8 +77,11 @@ def default_fused(fused: bool | None, foreach: bool | None, params: list[Tensor]
         raise ValueError(f"fused={fused} and foreach={foreach} cannot both be True; pick one")
     if fused is not None:
         return bool(fused)
-    if foreach is not None or not params or not all(type(p) in (Tensor, torch.nn.Parameter) and p.device.type == "cpu"
-                                        for p in params):
+    if (
+        foreach is not None
+        or not params
+        or not all(type(p) in (Tensor, torch.nn.Parameter) and p.device.type == "cpu" for p in params)
+    ):
         return False
     large = sum(p.numel() for p in params if p.numel() >= _fused.FUSED_MIN_NUMEL)
     return large >= FUSED_AUTO_MIN_NUMEL and _fused.fused_available()
@@ -129,7 +132,8 @@ class LatentOptimizer(CheckedOptimizer):
                 f"{'; ...' if len(stuck) > 5 else ''}); with M={group['M']:g}, eps={group['eps']:g} a "
                 "weight at exactly 0 never moves (the zero saddle, Example 3.2). Initialize them "
                 "away from 0, or put them in a group with K=1 or M=0, eps=0.",
-                ZeroSaddleWarning, stacklevel=caller_stacklevel(),
+                ZeroSaddleWarning,
+                stacklevel=caller_stacklevel(),
             )
 
     def _in_sync(self, p: Tensor) -> bool:
@@ -207,19 +211,21 @@ class LatentOptimizer(CheckedOptimizer):
                     y_max, rest = max_abs(rest[0:2]), rest[2:]
                 if not self._latent_current(group, p):
                     y_max, rest = max(y_max, _root(max_abs(rest[0:2]), K)), rest[2:]
-                others = [max_abs(rest[i:i + 2]) for i in range(0, len(rest), 2)]
+                others = [max_abs(rest[i : i + 2]) for i in range(0, len(rest), 2)]
             latent_limit = torch.finfo(latent_dtype(p)).max
             weight_limit = min(torch.finfo(p.dtype).max, latent_limit)
             # a factor 4 below overflow covers the rounding of every operation
-            y_bound, others_after = self._update_bound(group, p, y_max=y_max, grad_max=grad_max,
-                                                      others=others, limit=latent_limit / 4)
+            y_bound, others_after = self._update_bound(
+                group, p, y_max=y_max, grad_max=grad_max, others=others, limit=latent_limit / 4
+            )
             safe = y_bound < _root(weight_limit / 4, K)
             needed = needed or not safe
             bounds.append((y_bound, others_after) if safe else None)
         return needed, bounds
 
-    def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
-                      others: list[float], limit: float) -> tuple[float, list[float]]:
+    def _update_bound(
+        self, group: dict, p: Tensor, *, y_max: float, grad_max: float, others: list[float], limit: float
+    ) -> tuple[float, list[float]]:
         """Upper bounds of ``|y|`` after this step (``inf`` if an intermediate may exceed
         ``limit``) and of each ``_guard_tensors`` entry after it, from the largest ``|y|``,
         ``|g|`` and ``|t|`` for ``_guard_tensors`` before it."""
@@ -252,14 +258,19 @@ class LatentOptimizer(CheckedOptimizer):
             else:
                 y_bound, others = bound
                 # widened a little: the bounds hold in exact arithmetic, the steps round
-                state[_BOUNDS_KEY] = (y_bound * _ROUNDING_SLACK, [b * _ROUNDING_SLACK for b in others],
-                                      self._stamp(group, p))
+                state[_BOUNDS_KEY] = (
+                    y_bound * _ROUNDING_SLACK,
+                    [b * _ROUNDING_SLACK for b in others],
+                    self._stamp(group, p),
+                )
 
     def _overflow_hint(self, group: dict, p: Tensor) -> str:
         K = group["K"]
         limit = _root(min(torch.finfo(p.dtype).max, torch.finfo(latent_dtype(p)).max), K)
-        return (f"With K={K:g} a {p.dtype} weight overflows once |y| > {limit:.4g} "
-                "(the largest finite value to the power 1/K). ")
+        return (
+            f"With K={K:g} a {p.dtype} weight overflows once |y| > {limit:.4g} "
+            "(the largest finite value to the power 1/K). "
+        )
 
     @staticmethod
     def _resync(p: Tensor, state: dict, K: float) -> None:
@@ -334,31 +345,40 @@ class LatentOptimizer(CheckedOptimizer):
     def _check_loadable(self, state_dict) -> None:
         name = type(self).__name__
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
-            raise ValueError(f"{name}.load_state_dict needs a dict with 'state' and 'param_groups', "
-                             f"got {type(state_dict).__name__}"
-                             + (f" with keys {sorted(map(str, state_dict))}" if isinstance(state_dict, dict) else ""))
+            raise ValueError(
+                f"{name}.load_state_dict needs a dict with 'state' and 'param_groups', "
+                f"got {type(state_dict).__name__}"
+                + (f" with keys {sorted(map(str, state_dict))}" if isinstance(state_dict, dict) else "")
+            )
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
             raise ValueError(f"{name}.load_state_dict: 'param_groups' must be a list and 'state' a dict")
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
-                             f"this {name} has {len(self.param_groups)}")
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, this {name} has {len(self.param_groups)}"
+            )
         saved_to_param: dict[object, Tensor] = {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
                 raise ValueError(f"param group {index} of the loaded state dict has no 'params' list")
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"param group {index} of the loaded state dict has {len(saved['params'])} "
-                                 f"parameters, this {name}'s has {len(group['params'])}")
+                raise ValueError(
+                    f"param group {index} of the loaded state dict has {len(saved['params'])} "
+                    f"parameters, this {name}'s has {len(group['params'])}"
+                )
             # ``fused`` only picks a code path: checkpoints from before it existed load as None
             missing = [key for key in self.defaults if key not in saved and key not in _OPTIONAL_KEYS]
             if missing:
                 hint = ""
                 if "decoupled_weight_decay" in missing:
-                    hint = (" (a checkpoint from before decoupled_weight_decay existed had the decoupled "
-                            "meaning: set saved_group['decoupled_weight_decay'] = True to resume it)")
-                raise ValueError(f"param group {index} of the loaded state dict lacks {', '.join(missing)}: "
-                                 f"not a {name} state dict{hint}")
+                    hint = (
+                        " (a checkpoint from before decoupled_weight_decay existed had the decoupled "
+                        "meaning: set saved_group['decoupled_weight_decay'] = True to resume it)"
+                    )
+                raise ValueError(
+                    f"param group {index} of the loaded state dict lacks {', '.join(missing)}: "
+                    f"not a {name} state dict{hint}"
+                )
             candidate = {**saved, "params": group["params"]}
             try:
                 self._check_flags(candidate)
@@ -369,8 +389,9 @@ class LatentOptimizer(CheckedOptimizer):
         for saved_id, saved in saved_state.items():
             p = saved_to_param.get(saved_id)
             if p is None:
-                raise ValueError(f"the loaded state dict has state for parameter id {saved_id!r}, "
-                                 "which no param group lists")
+                raise ValueError(
+                    f"the loaded state dict has state for parameter id {saved_id!r}, which no param group lists"
+                )
             if not isinstance(saved, dict):
                 raise ValueError(f"the state of parameter id {saved_id!r} must be a dict, got {type(saved).__name__}")
             _check_param_state(saved, p, self._latent_state_keys, where=f" (loaded, parameter id {saved_id!r})")
@@ -392,11 +413,14 @@ def _check_param_state(state: dict, p: Tensor, tensor_keys: tuple[str, ...], whe
         value = state[key]
         if not isinstance(value, Tensor) or not value.is_floating_point():
             dtype = f" of dtype {value.dtype}" if isinstance(value, Tensor) else ""
-            raise ValueError(f"state {key!r} of the {described} must be a floating-point tensor, "
-                             f"got {type(value).__name__}{dtype}")
+            raise ValueError(
+                f"state {key!r} of the {described} must be a floating-point tensor, got {type(value).__name__}{dtype}"
+            )
         if value.shape != p.shape:
-            raise ValueError(f"state {key!r} of the {described} has shape {tuple(value.shape)}; "
-                             f"it must be the parameter's shape {tuple(p.shape)}")
+            raise ValueError(
+                f"state {key!r} of the {described} has shape {tuple(value.shape)}; "
+                f"it must be the parameter's shape {tuple(p.shape)}"
+            )
     if "step" in state:
         step = state["step"]
         if isinstance(step, Tensor) and step.numel() == 1:

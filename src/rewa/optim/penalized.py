@@ -29,9 +29,19 @@ from ._checked import CheckedOptimizer
 __all__ = ["PenalizedSGD", "penalized_sgd"]
 
 
-def penalized_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Tensor | None], *,
-                  penalty, strength: float, lr: float, proximal: bool, momentum: float,
-                  dampening: float, nesterov: bool) -> None:
+def penalized_sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    penalty,
+    strength: float,
+    lr: float,
+    proximal: bool,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> None:
     """One step in place on ``params`` (see the module docstring); ``grads`` are only read."""
     for i, (x, g) in enumerate(zip(params, grads)):
         if proximal:
@@ -84,12 +94,32 @@ class PenalizedSGD(CheckedOptimizer):
         tensor([ 0.0000, -0.9000])
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, strength: float = 1e-5, penalty: str = "l1",
-                 p: float = 1.0, threshold: float | None = None, clip: str = "l1",
-                 proximal: bool = False, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False):
-        defaults = dict(lr=lr, strength=strength, penalty=penalty, p=p, threshold=threshold, clip=clip,
-                        proximal=proximal, momentum=momentum, dampening=dampening, nesterov=nesterov)
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        strength: float = 1e-5,
+        penalty: str = "l1",
+        p: float = 1.0,
+        threshold: float | None = None,
+        clip: str = "l1",
+        proximal: bool = False,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            strength=strength,
+            penalty=penalty,
+            p=p,
+            threshold=threshold,
+            clip=clip,
+            proximal=proximal,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+        )
         super().__init__(params, defaults)
 
     @staticmethod
@@ -111,9 +141,18 @@ class PenalizedSGD(CheckedOptimizer):
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         states = [self.state[p] for p in params]
         buffers = [s.get("momentum_buffer") for s in states]
-        penalized_sgd(params, grads, buffers, penalty=self._penalty(group), strength=group["strength"],
-                      lr=group["lr"], proximal=group["proximal"], momentum=group["momentum"],
-                      dampening=group["dampening"], nesterov=group["nesterov"])
+        penalized_sgd(
+            params,
+            grads,
+            buffers,
+            penalty=self._penalty(group),
+            strength=group["strength"],
+            lr=group["lr"],
+            proximal=group["proximal"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+        )
         for state, buf in zip(states, buffers):
             state["step"] = state.get("step", 0) + 1
             if buf is not None:

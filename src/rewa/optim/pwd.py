@@ -38,9 +38,18 @@ def pwd_shrink_factor(w: Tensor, *, lr: float, lambda_p: float, p: float) -> Ten
     return torch.reciprocal(w.abs().pow(p - 2).mul_(lr * lambda_p).add_(1))
 
 
-def pwd_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Tensor | None], *,
-            lr: float, lambda_p: float, p: float, momentum: float, dampening: float,
-            nesterov: bool) -> None:
+def pwd_sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float,
+    lambda_p: float,
+    p: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+) -> None:
     """One pWD-SGD step in place: ``w <- (w - lr * v) / (1 + lr lambda_p |w|^(p-2))``, ``v``
     the gradient or its momentum direction (:func:`heavy_ball`)."""
     for i, (w, g) in enumerate(zip(params, grads)):
@@ -49,9 +58,20 @@ def pwd_sgd(params: list[Tensor], grads: list[Tensor], momentum_buffers: list[Te
         w.add_(v, alpha=-lr).mul_(shrink)
 
 
-def pwd_adamw(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
-              exp_avg_sqs: list[Tensor], steps: list[int], *, lr: float, beta1: float,
-              beta2: float, eps: float, lambda_p: float, p: float) -> None:
+def pwd_adamw(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    lambda_p: float,
+    p: float,
+) -> None:
     """One pWD-AdamW step in place. ``steps`` holds each tensor's step number after this step.
 
     ``m <- beta1 m + (1-beta1) g``; ``v <- beta2 v + (1-beta2) g^2``;
@@ -107,11 +127,21 @@ class PWDSGD(CheckedOptimizer):
         tensor([0.0000e+00, 6.3206e-07, 9.5238e-01])
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, lambda_p: float = 1e-4, p: float = 0.5,
-                 momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False, *,
-                 fused: bool | None = None):
-        defaults = dict(lr=lr, lambda_p=lambda_p, p=p, momentum=momentum, dampening=dampening,
-                        nesterov=nesterov, fused=fused)
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        lambda_p: float = 1e-4,
+        p: float = 0.5,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        *,
+        fused: bool | None = None,
+    ):
+        defaults = dict(
+            lr=lr, lambda_p=lambda_p, p=p, momentum=momentum, dampening=dampening, nesterov=nesterov, fused=fused
+        )
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
@@ -121,8 +151,14 @@ class PWDSGD(CheckedOptimizer):
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         states = [self.state[p] for p in params]
         buffers = [s.get("momentum_buffer") for s in states]
-        hyper = dict(lr=group["lr"], lambda_p=group["lambda_p"], p=group["p"], momentum=group["momentum"],
-                     dampening=group["dampening"], nesterov=group["nesterov"])
+        hyper = dict(
+            lr=group["lr"],
+            lambda_p=group["lambda_p"],
+            p=group["p"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+        )
         done = fused_pwd_sgd(params, grads, buffers, **hyper) if group.get("fused") else 0
         if done < len(params):
             rest = buffers[done:]
@@ -167,8 +203,17 @@ class PWDAdamW(CheckedOptimizer):
         1
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, lambda_p: float = 1e-4, p: float = 0.5, *, fused: bool | None = None):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        lambda_p: float = 1e-4,
+        p: float = 0.5,
+        *,
+        fused: bool | None = None,
+    ):
         defaults = dict(lr=lr, betas=betas, eps=eps, lambda_p=lambda_p, p=p, fused=fused)
         super().__init__(params, defaults)
 
@@ -187,8 +232,9 @@ class PWDAdamW(CheckedOptimizer):
         beta1, beta2 = group["betas"]
         exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
         steps = [s["step"] + 1 for s in states]
-        hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], lambda_p=group["lambda_p"],
-                     p=group["p"])
+        hyper = dict(
+            lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], lambda_p=group["lambda_p"], p=group["p"]
+        )
         done = fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, **hyper) if group.get("fused") else 0
         if done < len(params):
             pwd_adamw(params[done:], grads[done:], exp_avgs[done:], exp_avg_sqs[done:], steps[done:], **hyper)

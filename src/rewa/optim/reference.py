@@ -42,8 +42,21 @@ def _direction(y: np.ndarray, g: np.ndarray, K: float, M: float, eps: float) -> 
     return np.array(d).reshape(y.shape)
 
 
-def rewa_sgd_step(y, g, *, lr, K, M, eps, weight_decay, momentum=0.0, dampening=0.0,
-                  nesterov=False, buf=None, decoupled_weight_decay=False):
+def rewa_sgd_step(
+    y,
+    g,
+    *,
+    lr,
+    K,
+    M,
+    eps,
+    weight_decay,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    buf=None,
+    decoupled_weight_decay=False,
+):
     """Equation 3 plus torch-SGD momentum. Returns ``(y, x, buf)``.
 
     Default (the paper's code, which hands the scaled gradient to ``torch.optim.SGD`` with
@@ -118,11 +131,30 @@ class ReWAReference(torch.optim.Optimizer):
     """Algorithm 1 (with torch-SGD momentum) through :func:`rewa_sgd_step`; the latent ``y``
     is ``state["y"]`` (float64), the weights are set to ``sign(y)|y|^K``."""
 
-    def __init__(self, params, lr: float, K: float, M: float = 0.0, eps: float = 0.0,
-                 weight_decay: float = 0.0, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, decoupled_weight_decay: bool = False):
-        defaults = dict(lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        dampening=dampening, nesterov=nesterov, decoupled_weight_decay=decoupled_weight_decay)
+    def __init__(
+        self,
+        params,
+        lr: float,
+        K: float,
+        M: float = 0.0,
+        eps: float = 0.0,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        decoupled_weight_decay: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            K=K,
+            M=M,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -140,8 +172,17 @@ class ReWAReference(torch.optim.Optimizer):
 class ReWAAdamWReference(torch.optim.Optimizer):
     """Algorithm 2 through :func:`rewa_adamw_step`; state ``y``, ``m``, ``v``, ``t`` in float64."""
 
-    def __init__(self, params, lr: float, K: float, M: float = 0.0, eps: float = 0.0,
-                 weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8):
+    def __init__(
+        self,
+        params,
+        lr: float,
+        K: float,
+        M: float = 0.0,
+        eps: float = 0.0,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+    ):
         defaults = dict(lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, betas=betas, adam_eps=adam_eps)
         super().__init__(params, defaults)
 
@@ -155,8 +196,19 @@ class ReWAAdamWReference(torch.optim.Optimizer):
             state["t"] += 1
             beta1, beta2 = group["betas"]
             state["y"], x, state["m"], state["v"] = rewa_adamw_step(
-                state["y"], g, state["m"], state["v"], state["t"],
-                lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
-                K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"])
+                state["y"],
+                g,
+                state["m"],
+                state["v"],
+                state["t"],
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                adam_eps=group["adam_eps"],
+                K=group["K"],
+                M=group["M"],
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+            )
             p.copy_(torch.from_numpy(x))
         return loss

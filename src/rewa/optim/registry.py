@@ -109,58 +109,140 @@ def _check_adamw(hp: dict) -> None:
 
 
 _SGD_MOMENTUM = dict(momentum=0.0, dampening=0.0, nesterov=False)
-_PAPER = ("Theoretical Analysis of Sparse Optimization with Reparameterization, Weight Decay, "
-          "and Adaptive Learning Rate (ICML 2026)")
+_PAPER = (
+    "Theoretical Analysis of Sparse Optimization with Reparameterization, Weight Decay, "
+    "and Adaptive Learning Rate (ICML 2026)"
+)
 _PWD = "Outmezguine & Levi, Decoupled Weight Decay for Any p Norm"
 _NO_STRENGTH = {"strength": 0.0}
 _NO_DECAY = {"weight_decay": 0.0}
 
 _TABLE = (
-    MethodInfo("sgd", torch.optim.SGD, dict(lr=1e-3, weight_decay=0.0, **_SGD_MOMENTUM),
-               "torch.optim.SGD (l2 weight decay coupled, on sparsified weights only)", "torch",
-               dense=_NO_DECAY, check=_check_sgd),
-    MethodInfo("adamw", torch.optim.AdamW, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
-               "torch.optim.AdamW (decoupled decay on sparsified weights only)", "Loshchilov & Hutter 2019",
-               dense=_NO_DECAY, check=_check_adamw),
-    MethodInfo("rewa", ReWA, _class_defaults(ReWA),
-               "ReWA on SGD: x = sign(y)|y|^K, adaptive step |y|^M |y|^(K-1)/(|y|^(K-1)+eps), decay on y",
-               _PAPER + ", Algorithm 1", dense=DENSE_DEFAULTS),
-    MethodInfo("rewa-adamw", ReWAAdamW, _class_defaults(ReWAAdamW), "ReWA on AdamW", _PAPER + ", Algorithm 2",
-               dense=DENSE_DEFAULTS),
-    MethodInfo("pwd-sgd", PWDSGD, _class_defaults(PWDSGD), "pWD on SGD: w <- (w - lr*v) / (1 + lr*lambda_p*|w|^(p-2))",
-               _PWD, dense={"lambda_p": 0.0}),
-    MethodInfo("pwd-adamw", PWDAdamW, _class_defaults(PWDAdamW),
-               "pWD on Adam: Adam step, then w <- w_new / (1 + lr*lambda_p*|w|^(p-2))", _PWD,
-               dense={"lambda_p": 0.0}),
-    MethodInfo("l1-prox", PenalizedSGD, dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
-               "SGD + l1, proximal: soft-threshold after each step (exact zeros)", "Lasso / proximal SGD",
-               dense=_NO_STRENGTH, fixed=dict(penalty="l1", proximal=True)),
-    MethodInfo("l1-subgradient", PenalizedSGD, dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
-               "SGD + l1, subgradient: g + strength*sign(x) (the paper's SGD-L1 baseline)", _PAPER + ", Section 4",
-               dense=_NO_STRENGTH, fixed=dict(penalty="l1", proximal=False)),
-    MethodInfo("lp-subgradient", PenalizedSGD, dict(lr=1e-3, strength=1e-5, p=0.5, **_SGD_MOMENTUM),
-               "SGD + strength*||x||_p^p by its (unbounded) gradient p sign(x)|x|^(p-1)", _PAPER + ", [Bp]",
-               dense=_NO_STRENGTH, fixed=dict(penalty="lp", proximal=False)),
-    MethodInfo("lp-clipped", PenalizedSGD,
-               dict(lr=1e-3, strength=1e-5, p=0.5, threshold=1e-2, clip="l1", **_SGD_MOMENTUM),
-               "SGD + strength * clipped l_p (Definition 3.6; clip='constant' or 'l1' at threshold u)",
-               _PAPER + ", Definition 3.6 and Theorem 3.7",
-               dense=_NO_STRENGTH, fixed=dict(penalty="lp-clipped", proximal=False)),
-    MethodInfo("hadamard", torch.optim.SGD, dict(K=3, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
-               "[Cp]: x = y_1*...*y_K, SGD with weight_decay on every factor "
-               "(= l_p, p = 2/K, lambda_p = K*weight_decay/2)",
-               "Hoff 2017; Kolb et al. 2023; " + _PAPER + ", Lemma 3.1",
-               dense=_NO_DECAY, parametrization=reparam.HadamardProduct, parametrization_args=("K",)),
-    MethodInfo("hadamard-signed", torch.optim.SGD, dict(offset=0.0, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
-               "x = u*u - v*v, SGD with weight_decay on u, v (= l1 with weight weight_decay/2)",
-               "Hoff 2017; Kolb et al. 2023",
-               dense=_NO_DECAY, parametrization=reparam.SignedSquares, parametrization_args=("offset",)),
-    MethodInfo("spred", torch.optim.SGD, dict(lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
-               "Spred: x = u*v, SGD with weight_decay on u, v (= l1 with weight weight_decay)", "Liu & Wang 2023",
-               dense=_NO_DECAY, parametrization=reparam.spred),
-    MethodInfo("powerprop", torch.optim.SGD, dict(alpha=2.0, lr=1e-3, **_SGD_MOMENTUM),
-               "PowerPropagation: x = y|y|^(alpha-1), plain SGD, no weight decay", "Schwarz et al. 2021",
-               dense=_NO_DECAY, parametrization=reparam.PowerPropagation, parametrization_args=("alpha",)),
+    MethodInfo(
+        "sgd",
+        torch.optim.SGD,
+        dict(lr=1e-3, weight_decay=0.0, **_SGD_MOMENTUM),
+        "torch.optim.SGD (l2 weight decay coupled, on sparsified weights only)",
+        "torch",
+        dense=_NO_DECAY,
+        check=_check_sgd,
+    ),
+    MethodInfo(
+        "adamw",
+        torch.optim.AdamW,
+        dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
+        "torch.optim.AdamW (decoupled decay on sparsified weights only)",
+        "Loshchilov & Hutter 2019",
+        dense=_NO_DECAY,
+        check=_check_adamw,
+    ),
+    MethodInfo(
+        "rewa",
+        ReWA,
+        _class_defaults(ReWA),
+        "ReWA on SGD: x = sign(y)|y|^K, adaptive step |y|^M |y|^(K-1)/(|y|^(K-1)+eps), decay on y",
+        _PAPER + ", Algorithm 1",
+        dense=DENSE_DEFAULTS,
+    ),
+    MethodInfo(
+        "rewa-adamw",
+        ReWAAdamW,
+        _class_defaults(ReWAAdamW),
+        "ReWA on AdamW",
+        _PAPER + ", Algorithm 2",
+        dense=DENSE_DEFAULTS,
+    ),
+    MethodInfo(
+        "pwd-sgd",
+        PWDSGD,
+        _class_defaults(PWDSGD),
+        "pWD on SGD: w <- (w - lr*v) / (1 + lr*lambda_p*|w|^(p-2))",
+        _PWD,
+        dense={"lambda_p": 0.0},
+    ),
+    MethodInfo(
+        "pwd-adamw",
+        PWDAdamW,
+        _class_defaults(PWDAdamW),
+        "pWD on Adam: Adam step, then w <- w_new / (1 + lr*lambda_p*|w|^(p-2))",
+        _PWD,
+        dense={"lambda_p": 0.0},
+    ),
+    MethodInfo(
+        "l1-prox",
+        PenalizedSGD,
+        dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
+        "SGD + l1, proximal: soft-threshold after each step (exact zeros)",
+        "Lasso / proximal SGD",
+        dense=_NO_STRENGTH,
+        fixed=dict(penalty="l1", proximal=True),
+    ),
+    MethodInfo(
+        "l1-subgradient",
+        PenalizedSGD,
+        dict(lr=1e-3, strength=1e-5, **_SGD_MOMENTUM),
+        "SGD + l1, subgradient: g + strength*sign(x) (the paper's SGD-L1 baseline)",
+        _PAPER + ", Section 4",
+        dense=_NO_STRENGTH,
+        fixed=dict(penalty="l1", proximal=False),
+    ),
+    MethodInfo(
+        "lp-subgradient",
+        PenalizedSGD,
+        dict(lr=1e-3, strength=1e-5, p=0.5, **_SGD_MOMENTUM),
+        "SGD + strength*||x||_p^p by its (unbounded) gradient p sign(x)|x|^(p-1)",
+        _PAPER + ", [Bp]",
+        dense=_NO_STRENGTH,
+        fixed=dict(penalty="lp", proximal=False),
+    ),
+    MethodInfo(
+        "lp-clipped",
+        PenalizedSGD,
+        dict(lr=1e-3, strength=1e-5, p=0.5, threshold=1e-2, clip="l1", **_SGD_MOMENTUM),
+        "SGD + strength * clipped l_p (Definition 3.6; clip='constant' or 'l1' at threshold u)",
+        _PAPER + ", Definition 3.6 and Theorem 3.7",
+        dense=_NO_STRENGTH,
+        fixed=dict(penalty="lp-clipped", proximal=False),
+    ),
+    MethodInfo(
+        "hadamard",
+        torch.optim.SGD,
+        dict(K=3, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
+        "[Cp]: x = y_1*...*y_K, SGD with weight_decay on every factor (= l_p, p = 2/K, lambda_p = K*weight_decay/2)",
+        "Hoff 2017; Kolb et al. 2023; " + _PAPER + ", Lemma 3.1",
+        dense=_NO_DECAY,
+        parametrization=reparam.HadamardProduct,
+        parametrization_args=("K",),
+    ),
+    MethodInfo(
+        "hadamard-signed",
+        torch.optim.SGD,
+        dict(offset=0.0, lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
+        "x = u*u - v*v, SGD with weight_decay on u, v (= l1 with weight weight_decay/2)",
+        "Hoff 2017; Kolb et al. 2023",
+        dense=_NO_DECAY,
+        parametrization=reparam.SignedSquares,
+        parametrization_args=("offset",),
+    ),
+    MethodInfo(
+        "spred",
+        torch.optim.SGD,
+        dict(lr=1e-3, weight_decay=1e-4, **_SGD_MOMENTUM),
+        "Spred: x = u*v, SGD with weight_decay on u, v (= l1 with weight weight_decay)",
+        "Liu & Wang 2023",
+        dense=_NO_DECAY,
+        parametrization=reparam.spred,
+    ),
+    MethodInfo(
+        "powerprop",
+        torch.optim.SGD,
+        dict(alpha=2.0, lr=1e-3, **_SGD_MOMENTUM),
+        "PowerPropagation: x = y|y|^(alpha-1), plain SGD, no weight decay",
+        "Schwarz et al. 2021",
+        dense=_NO_DECAY,
+        parametrization=reparam.PowerPropagation,
+        parametrization_args=("alpha",),
+    ),
 )
 _METHODS: dict[str, MethodInfo] = {row.name: row for row in _TABLE}
 
@@ -172,22 +254,23 @@ def _build(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bo
         row.check(hp)
         row.check({**hp, **dense_hp})
     if isinstance(model_or_params, nn.Module):
-        groups = param_groups(model_or_params, include_bias_and_norm=include_bias_and_norm, dense=dense_hp,
-                              dense_defaults=row.dense)
+        groups = param_groups(
+            model_or_params, include_bias_and_norm=include_bias_and_norm, dense=dense_hp, dense_defaults=row.dense
+        )
     else:
         groups = list(model_or_params)
     return row.optimizer(groups, **row.fixed, **hp)
 
 
-def _build_reparameterized(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool,
-                           dense_hp: dict) -> Optimizer:
+def _build_reparameterized(
+    row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict
+) -> Optimizer:
     """Register the parametrization on the model's sparsified weights, then ``row.optimizer``
     (SGD) on the factors and the dense group. Every hyperparameter is checked (the
     parametrization's by building one) before the model is touched."""
     if not isinstance(model_or_params, nn.Module):
         raise TypeError(
-            f"this method reparameterizes the model: pass the nn.Module, not "
-            f"{type(model_or_params).__name__}"
+            f"this method reparameterizes the model: pass the nn.Module, not {type(model_or_params).__name__}"
         )
     model = model_or_params
     make = row.parametrization
@@ -223,9 +306,14 @@ def list_methods() -> list[MethodInfo]:
     return list(_TABLE)
 
 
-def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
-                     include_bias_and_norm: bool = False, dense: Mapping[str, object] | None = None,
-                     **hyperparameters) -> Optimizer:
+def create_optimizer(
+    name: str,
+    model_or_params: nn.Module | Iterable,
+    *,
+    include_bias_and_norm: bool = False,
+    dense: Mapping[str, object] | None = None,
+    **hyperparameters,
+) -> Optimizer:
     """The optimizer of method ``name`` for ``model_or_params``; see :func:`list_methods`.
 
     Args:
@@ -261,8 +349,7 @@ def create_optimizer(name: str, model_or_params: nn.Module | Iterable, *,
     unknown = sorted(set(hyperparameters) - set(valid))
     if unknown:
         raise TypeError(
-            f"method {name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(valid)}"
+            f"method {name!r} has no hyperparameter {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
         )
     dense = dict(dense or {})
     unknown = sorted(set(dense) - set(valid))

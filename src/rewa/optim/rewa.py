@@ -132,9 +132,18 @@ class ReWA(LatentOptimizer):
         check_finite: bool = True,
     ):
         defaults = dict(
-            lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay, momentum=momentum,
-            dampening=dampening, nesterov=nesterov, decoupled_weight_decay=decoupled_weight_decay,
-            foreach=foreach, fused=fused, check_finite=check_finite,
+            lr=lr,
+            K=K,
+            M=M,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
+            fused=fused,
+            check_finite=check_finite,
         )
         super().__init__(params, defaults)
         problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
@@ -153,13 +162,22 @@ class ReWA(LatentOptimizer):
         buf = self.state[p].get("momentum_buffer") if group["momentum"] != 0 and p in self.state else None
         return [] if buf is None else [buf]
 
-    def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
-                      others: list[float], limit: float) -> tuple[float, list[float]]:
+    def _update_bound(
+        self, group: dict, p: Tensor, *, y_max: float, grad_max: float, others: list[float], limit: float
+    ) -> tuple[float, list[float]]:
         y_bound, buffer_bound = rewa_sgd_bound(
-            y_max=y_max, grad_max=grad_max, buffer_max=others[0] if others else None,
-            lr=group["lr"], K=group["K"], M=group["M"], weight_decay=group["weight_decay"],
-            momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"],
-            decoupled_weight_decay=group["decoupled_weight_decay"], limit=limit,
+            y_max=y_max,
+            grad_max=grad_max,
+            buffer_max=others[0] if others else None,
+            lr=group["lr"],
+            K=group["K"],
+            M=group["M"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            limit=limit,
         )
         return y_bound, [] if buffer_bound is None else [buffer_bound]
 
@@ -167,9 +185,14 @@ class ReWA(LatentOptimizer):
         latents = self._latents(group, params)
         buffers = [self.state[p].get("momentum_buffer") for p in params]
         hyper = dict(
-            lr=group["lr"], K=group["K"], M=group["M"], eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum=group["momentum"],
-            dampening=group["dampening"], nesterov=group["nesterov"],
+            lr=group["lr"],
+            K=group["K"],
+            M=group["M"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
         )
         with self._weights_kept_at_zero_lr(group["lr"], params):
@@ -178,14 +201,21 @@ class ReWA(LatentOptimizer):
             big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
             if big:
                 bufs = _fused.pick(buffers, big)
-                done = fused_rewa_sgd(_fused.pick(params, big), _fused.pick(grads, big), _fused.pick(latents, big),
-                                      bufs, **hyper)
+                done = fused_rewa_sgd(
+                    _fused.pick(params, big), _fused.pick(grads, big), _fused.pick(latents, big), bufs, **hyper
+                )
                 _fused.put(buffers, big, bufs)
                 rest = big[done:] + rest
             if rest:
                 bufs = _fused.pick(buffers, rest)
-                rewa_sgd(_fused.pick(params, rest), _fused.pick(grads, rest), _fused.pick(latents, rest), bufs,
-                         **hyper, foreach=fused or default_foreach(group["foreach"], params))
+                rewa_sgd(
+                    _fused.pick(params, rest),
+                    _fused.pick(grads, rest),
+                    _fused.pick(latents, rest),
+                    bufs,
+                    **hyper,
+                    foreach=fused or default_foreach(group["foreach"], params),
+                )
                 _fused.put(buffers, rest, bufs)
         if group["momentum"] != 0:
             for p, buf in zip(params, buffers):

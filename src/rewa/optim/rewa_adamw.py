@@ -101,8 +101,16 @@ class ReWAAdamW(LatentOptimizer):
         check_finite: bool = True,
     ):
         defaults = dict(
-            lr=lr, betas=betas, adam_eps=adam_eps, K=K, M=M, eps=eps,
-            weight_decay=weight_decay, foreach=foreach, fused=fused, check_finite=check_finite,
+            lr=lr,
+            betas=betas,
+            adam_eps=adam_eps,
+            K=K,
+            M=M,
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            fused=fused,
+            check_finite=check_finite,
         )
         super().__init__(params, defaults)
         problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
@@ -118,13 +126,22 @@ class ReWAAdamW(LatentOptimizer):
         check.at_least("weight_decay", group["weight_decay"], 0)
         default_fused(group.setdefault("fused", None), group["foreach"], [])
 
-    def _update_bound(self, group: dict, p: Tensor, *, y_max: float, grad_max: float,
-                      others: list[float], limit: float) -> tuple[float, list[float]]:
+    def _update_bound(
+        self, group: dict, p: Tensor, *, y_max: float, grad_max: float, others: list[float], limit: float
+    ) -> tuple[float, list[float]]:
         beta1, beta2 = group["betas"]
         step = (self.state[p].get("step", 0) if p in self.state else 0) + 1
-        y_bound = rewa_adamw_bound(y_max=y_max, grad_max=grad_max, step=int(step), lr=group["lr"],
-                                   beta1=beta1, beta2=beta2, M=group["M"],
-                                   weight_decay=group["weight_decay"], limit=limit)
+        y_bound = rewa_adamw_bound(
+            y_max=y_max,
+            grad_max=grad_max,
+            step=int(step),
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            M=group["M"],
+            weight_decay=group["weight_decay"],
+            limit=limit,
+        )
         return y_bound, []  # the moments are not part of the bound
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
@@ -138,8 +155,14 @@ class ReWAAdamW(LatentOptimizer):
         exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
         steps = [s["step"] + 1 for s in states]
         hyper = dict(
-            lr=group["lr"], beta1=beta1, beta2=beta2, adam_eps=group["adam_eps"],
-            K=group["K"], M=group["M"], eps=group["eps"], weight_decay=group["weight_decay"],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            adam_eps=group["adam_eps"],
+            K=group["K"],
+            M=group["M"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
         )
         lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
         with self._weights_kept_at_zero_lr(group["lr"], params):
@@ -150,6 +173,9 @@ class ReWAAdamW(LatentOptimizer):
                 done = fused_rewa_adamw(*(_fused.pick(t, big) for t in lists), **hyper)
                 rest = big[done:] + rest
             if rest:
-                rewa_adamw(*(_fused.pick(t, rest) for t in lists), **hyper,
-                           foreach=fused or default_foreach(group["foreach"], params))
+                rewa_adamw(
+                    *(_fused.pick(t, rest) for t in lists),
+                    **hyper,
+                    foreach=fused or default_foreach(group["foreach"], params),
+                )
         self._mark_written(params)

@@ -76,8 +76,13 @@ def save_target_sparsity_figure(results, path) -> Path:
     ax.plot(compression, [r.test_accuracy for r in results], "o", label="trained")
     ax.plot(compression, [r.pruned_test_accuracy for r in results], "x", label="pruned at the threshold")
     for r in results:
-        ax.annotate(f"target {r.config.target_sparsity:.0%}", (r.compression, r.test_accuracy),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(
+            f"target {r.config.target_sparsity:.0%}",
+            (r.compression, r.test_accuracy),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("compression ratio (weights / nonzero weights)")
     ax.set_ylabel("test accuracy")

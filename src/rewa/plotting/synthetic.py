@@ -40,7 +40,7 @@ def plot_figure1(result):
             if (K, M) in summary:
                 grid[i, j] = summary[(K, M)]["test_mse_mean"]
     fig, ax = plt.subplots(figsize=(6.2, 4.8))
-    bayes = result.sweep.config.noise ** 2
+    bayes = result.sweep.config.noise**2
     finite = grid[np.isfinite(grid)]
     high = max(float(finite.max()) if finite.size else bayes, bayes * 1.01)
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=bayes, vmax=high, origin="lower")
@@ -55,8 +55,11 @@ def plot_figure1(result):
     fig.colorbar(image, ax=ax, label=f"test MSE (mean of {len(result.sweep.seeds)} seeds; Bayes {bayes:g})")
     c = result.sweep.config
     lam = {row["weight_decay"] for row in summary.values()}
-    ax.set_title(f"Figure 1: test loss, d={c.d}, n={c.n_train}, {c.epochs} epochs, "
-                 f"$\\lambda$={', '.join(f'{v:g}' for v in sorted(lam))}\n{UNITS_NOTE}", fontsize=8)
+    ax.set_title(
+        f"Figure 1: test loss, d={c.d}, n={c.n_train}, {c.epochs} epochs, "
+        f"$\\lambda$={', '.join(f'{v:g}' for v in sorted(lam))}\n{UNITS_NOTE}",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
 
@@ -65,8 +68,15 @@ def _sparsity_curve(ax, runs, label):
     thresholds = list(runs[0].below)  # as the sweep measured them
     values = np.array([[r.below[t] for t in thresholds] for r in runs])
     mse = np.array([r.test_mse for r in runs])
-    ax.errorbar(thresholds, values.mean(0), yerr=values.std(0), marker="o", ms=3, capsize=2,
-                label=f"{label} (test MSE {mse.mean():.3f})")
+    ax.errorbar(
+        thresholds,
+        values.mean(0),
+        yerr=values.std(0),
+        marker="o",
+        ms=3,
+        capsize=2,
+        label=f"{label} (test MSE {mse.mean():.3f})",
+    )
 
 
 def plot_figure2(result):
@@ -75,8 +85,12 @@ def plot_figure2(result):
     The legend gives each method's mean test MSE.
     """
     plt = pyplot()
-    titles = {"a": "(a) algorithms", "b": "(b) reparameterization K", "c": "(c) adaptive lr M (K=9)",
-              "d": "(d) weight decay (K=9, M=5)"}
+    titles = {
+        "a": "(a) algorithms",
+        "b": "(b) reparameterization K",
+        "c": "(c) adaptive lr M (K=9)",
+        "d": "(d) weight decay (K=9, M=5)",
+    }
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey=True)
     for ax, (name, methods) in zip(axes.flat, result.panels.items()):
         for method in methods:
@@ -91,8 +105,11 @@ def plot_figure2(result):
     for ax in axes[:, 0]:
         ax.set_ylabel("sparsity (fraction of |w| < threshold)")
     c = result.sweep.config
-    fig.suptitle(f"Figure 2: d={c.d}, n={c.n_train}, {c.epochs} epochs, lr {c.lr:g} cosine, "
-                 f"{len(result.sweep.seeds)} seeds; {UNITS_NOTE}", fontsize=9)
+    fig.suptitle(
+        f"Figure 2: d={c.d}, n={c.n_train}, {c.epochs} epochs, lr {c.lr:g} cosine, "
+        f"{len(result.sweep.seeds)} seeds; {UNITS_NOTE}",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 

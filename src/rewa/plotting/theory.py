@@ -140,8 +140,10 @@ _BY_KEY = {
     "example_3_2": {"example_3_2_trajectories": plot_example_3_2},
     "example_3_8": {"example_3_8_nonzeros": plot_example_3_8},
     "theorem_3_3": {"theorem_3_3_residual": plot_theorem_3_3},
-    "theorem_3_7": {"theorem_3_7_tradeoff": plot_theorem_3_7_tradeoff,
-                    "theorem_3_7_clipping": lambda record: plot_clipped_penalties()},
+    "theorem_3_7": {
+        "theorem_3_7_tradeoff": plot_theorem_3_7_tradeoff,
+        "theorem_3_7_clipping": lambda record: plot_clipped_penalties(),
+    },
 }
 
 

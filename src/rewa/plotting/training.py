@@ -50,8 +50,13 @@ def plot_training_curves(metrics: Sequence[Mapping], *, title: str | None = None
     return fig
 
 
-def plot_compression_curves(runs: Mapping[str, Sequence[Mapping]], *, split: str = "test", title: str | None = None,
-                            reference: float | None = None):
+def plot_compression_curves(
+    runs: Mapping[str, Sequence[Mapping]],
+    *,
+    split: str = "test",
+    title: str | None = None,
+    reference: float | None = None,
+):
     """Accuracy on ``split`` against compression ratio (log axis), one line per run's sweep.
 
     ``runs``: label -> sweep rows (``sweep.json``: ``compression``, ``val_accuracy``,
@@ -67,8 +72,9 @@ def plot_compression_curves(runs: Mapping[str, Sequence[Mapping]], *, split: str
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     key = f"{split}_accuracy"
     for label, sweep in runs.items():
-        points = sorted((r["compression"], r[key]) for r in sweep
-                        if r.get("compression") is not None and r.get(key) is not None)
+        points = sorted(
+            (r["compression"], r[key]) for r in sweep if r.get("compression") is not None and r.get(key) is not None
+        )
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=label)
     if reference is not None:
         ax.axhline(reference, color="gray", linestyle="--", linewidth=1, label="dense reference")

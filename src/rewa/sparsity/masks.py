@@ -182,9 +182,7 @@ class FixedMask:
             keep = (mask != 0).to(e.param.device)
             self._params.append(e.param)
             self._keeps.append(keep)
-        self._handles = [
-            p.register_hook(self._masking_hook(keep)) for p, keep in zip(self._params, self._keeps)
-        ]
+        self._handles = [p.register_hook(self._masking_hook(keep)) for p, keep in zip(self._params, self._keeps)]
         self.apply()
 
     @staticmethod

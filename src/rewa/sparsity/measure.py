@@ -74,10 +74,7 @@ class SparsityReport:
 
     def to_records(self) -> list[dict]:
         """One dict per tensor (for ``pandas.DataFrame(report.to_records())``)."""
-        return [
-            {**asdict(t), "sparsity": t.sparsity, "compression": t.compression}
-            for t in self.tensors
-        ]
+        return [{**asdict(t), "sparsity": t.sparsity, "compression": t.compression} for t in self.tensors]
 
     def to_dict(self) -> dict:
         return {
@@ -92,14 +89,28 @@ class SparsityReport:
     def __str__(self) -> str:
         rows = [("tensor", "shape", "weights", "nonzeros", "sparsity", "compression", "counted")]
         for t in self.tensors:
-            rows.append((
-                t.name, "x".join(map(str, t.shape)) or "scalar", str(t.numel), str(t.nonzeros),
-                f"{100 * t.sparsity:.2f}%", f"{t.compression:.2f}x", "yes" if t.counted else "no",
-            ))
-        rows.append((
-            "total (counted)", "", str(self.total), str(self.nonzeros),
-            f"{100 * self.sparsity:.2f}%", f"{self.compression:.2f}x", "",
-        ))
+            rows.append(
+                (
+                    t.name,
+                    "x".join(map(str, t.shape)) or "scalar",
+                    str(t.numel),
+                    str(t.nonzeros),
+                    f"{100 * t.sparsity:.2f}%",
+                    f"{t.compression:.2f}x",
+                    "yes" if t.counted else "no",
+                )
+            )
+        rows.append(
+            (
+                "total (counted)",
+                "",
+                str(self.total),
+                str(self.nonzeros),
+                f"{100 * self.sparsity:.2f}%",
+                f"{self.compression:.2f}x",
+                "",
+            )
+        )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"nonzero means |w| > {self.threshold:g}"]
         for i, row in enumerate(rows):
@@ -110,9 +121,7 @@ class SparsityReport:
 
 
 @torch.no_grad()
-def sparsity_report(
-    model: nn.Module, threshold: float = 0.0, *, include_bias_and_norm: bool = False
-) -> SparsityReport:
+def sparsity_report(model: nn.Module, threshold: float = 0.0, *, include_bias_and_norm: bool = False) -> SparsityReport:
     """Count, per tensor and in total, the weights with ``|w| > threshold``.
 
     For each trainable tensor ``w``: ``numel``, ``nonzeros = #{i : |w_i| > threshold}``,
@@ -179,9 +188,7 @@ class SweepResult:
     def __str__(self) -> str:
         lines = [f"{'threshold':>10}  {'compression':>12}  {'sparsity':>9}  {self.metric_name:>10}"]
         for p in self.points:
-            lines.append(
-                f"{p.threshold:>10.3g}  {p.compression:>11.2f}x  {100 * p.sparsity:>8.2f}%  {p.metric:>10.4g}"
-            )
+            lines.append(f"{p.threshold:>10.3g}  {p.compression:>11.2f}x  {100 * p.sparsity:>8.2f}%  {p.metric:>10.4g}")
         return "\n".join(lines)
 
 
@@ -244,8 +251,14 @@ def threshold_sweep(
                 e.param.copy_(torch.where(keep, original, torch.zeros_like(original)))
         report = sparsity_report(work, t, include_bias_and_norm=include_bias_and_norm)
         metric = _as_metric(evaluate(work), t)
-        result.points.append(SweepPoint(
-            threshold=t, metric=metric, compression=report.compression,
-            sparsity=report.sparsity, nonzeros=report.nonzeros, total=report.total,
-        ))
+        result.points.append(
+            SweepPoint(
+                threshold=t,
+                metric=metric,
+                compression=report.compression,
+                sparsity=report.sparsity,
+                nonzeros=report.nonzeros,
+                total=report.total,
+            )
+        )
     return result

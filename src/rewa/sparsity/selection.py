@@ -74,8 +74,11 @@ def refuse_parametrized(model: nn.Module, what: str) -> None:
     """Counting factors (``original0, ...``) instead of the weight they compute would be wrong."""
     from torch.nn.utils import parametrize
 
-    names = [name for name, module in model.named_modules()
-             if not isinstance(module, parametrize.ParametrizationList) and parametrize.is_parametrized(module)]
+    names = [
+        name
+        for name, module in model.named_modules()
+        if not isinstance(module, parametrize.ParametrizationList) and parametrize.is_parametrized(module)
+    ]
     if names:
         shown = ", ".join(repr(n or type(model).__name__) for n in names[:3]) + (", ..." if len(names) > 3 else "")
         raise ValueError(

@@ -17,8 +17,14 @@ from .config import Method, SyntheticConfig
 
 def sweep_key(config: SyntheticConfig, methods: Sequence[Method], seeds: Sequence[int]) -> str:
     """A fingerprint of everything that determines a sweep's trajectory (not the device)."""
-    payload = json.dumps({"config": {k: v for k, v in asdict(config).items() if k != "device"},
-                          "methods": [asdict(m) for m in methods], "seeds": list(seeds)}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "config": {k: v for k, v in asdict(config).items() if k != "device"},
+            "methods": [asdict(m) for m in methods],
+            "seeds": list(seeds),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -32,8 +38,9 @@ class CheckpointWarning(UserWarning):
     """A sweep checkpoint that cannot be used (corrupt, foreign, or of another sweep's shape)."""
 
 
-def load_checkpoint(path: Path, key: str, shape: tuple[int, ...] | None = None,
-                     epochs: int | None = None) -> dict | None:
+def load_checkpoint(
+    path: Path, key: str, shape: tuple[int, ...] | None = None, epochs: int | None = None
+) -> dict | None:
     """The saved state of this sweep, or None. A file that is not a usable checkpoint of
     this sweep is reported with a :class:`CheckpointWarning` and ignored (the sweep starts
     over and the next save replaces it); a checkpoint of another sweep is ignored silently."""
@@ -56,7 +63,11 @@ def load_checkpoint(path: Path, key: str, shape: tuple[int, ...] | None = None,
         if not isinstance(state["seconds"], (int, float)):
             raise ValueError(f"seconds {state['seconds']!r} is not a number")
     except Exception as error:  # any unreadable file: report it, never fail every rerun
-        warnings.warn(f"ignoring sweep checkpoint {str(path)!r}: {type(error).__name__}: {error}; "
-                      "starting from epoch 0 (the next save replaces it)", CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            f"ignoring sweep checkpoint {str(path)!r}: {type(error).__name__}: {error}; "
+            "starting from epoch 0 (the next save replaces it)",
+            CheckpointWarning,
+            stacklevel=3,
+        )
         return None
     return state

@@ -121,9 +121,15 @@ class RunResult:
     below: dict[float, float] = field(default_factory=dict)  # threshold -> fraction of |w_j| < threshold
 
     def to_row(self) -> dict:
-        row = {"label": self.method.label, **{k: v for k, v in asdict(self.method).items() if k != "label"},
-               "seed": self.seed, "w0": self.w0, "max_other": self.max_other, "test_mse": self.test_mse,
-               "oracle_test_mse": self.oracle_test_mse}
+        row = {
+            "label": self.method.label,
+            **{k: v for k, v in asdict(self.method).items() if k != "label"},
+            "seed": self.seed,
+            "w0": self.w0,
+            "max_other": self.max_other,
+            "test_mse": self.test_mse,
+            "oracle_test_mse": self.oracle_test_mse,
+        }
         row.update({f"sparsity@{t:g}": s for t, s in self.below.items()})
         return row
 
@@ -147,8 +153,11 @@ class SyntheticSweepResult:
         rows = []
         for method in self.methods:
             runs = self.for_method(method)
-            row = {"label": method.label, **{k: v for k, v in asdict(method).items() if k != "label"},
-                   "seeds": len(runs)}
+            row = {
+                "label": method.label,
+                **{k: v for k, v in asdict(method).items() if k != "label"},
+                "seeds": len(runs),
+            }
             for key in ("w0", "test_mse", "max_other"):
                 values = np.array([getattr(r, key) for r in runs])
                 row[f"{key}_mean"], row[f"{key}_std"] = float(values.mean()), float(values.std())

@@ -113,8 +113,9 @@ def run_sweep(
     total_steps = steps_per_epoch * config.epochs
     seed_index = torch.arange(S, device=device).unsqueeze(1)
     grad = torch.empty_like(y)
-    bar = progress_bar(config.epochs, desc=f"{G} methods x {S} seeds, d={d}", unit="epoch",
-                       initial=start_epoch, enabled=progress)
+    bar = progress_bar(
+        config.epochs, desc=f"{G} methods x {S} seeds, d={d}", unit="epoch", initial=start_epoch, enabled=progress
+    )
     start = time.perf_counter()
     last_save = start
     for epoch in range(start_epoch, config.epochs):
@@ -143,8 +144,9 @@ def run_sweep(
         bar.close()
     seconds = seconds_before + time.perf_counter() - start
     runs = measure(x, X, target, seeds, methods, config)
-    return SyntheticSweepResult(config=config, methods=methods, seeds=seeds, runs=runs, seconds=seconds,
-                       resumed_from_epoch=start_epoch)
+    return SyntheticSweepResult(
+        config=config, methods=methods, seeds=seeds, runs=runs, seconds=seconds, resumed_from_epoch=start_epoch
+    )
 
 
 def measure(x, X, target, seeds, methods, config) -> list[RunResult]:
@@ -163,22 +165,37 @@ def measure(x, X, target, seeds, methods, config) -> list[RunResult]:
             X_test, t_test = X_test.to(x.device), t_test.to(x.device)
             sq_err[i] += (X_test @ x[i].T - t_test.unsqueeze(1)).double().pow(2).sum(0)
             oracle_err[i] += (coef[i] * X_test[:, 0] - t_test).double().pow(2).sum()
-    host = {k: v.cpu().tolist() for k, v in dict(below=below, w0=w0, max_other=max_other,
-                                                    mse=sq_err / config.n_test,
-                                                    oracle=oracle_err / config.n_test).items()}
+    host = {
+        k: v.cpu().tolist()
+        for k, v in dict(
+            below=below, w0=w0, max_other=max_other, mse=sq_err / config.n_test, oracle=oracle_err / config.n_test
+        ).items()
+    }
     runs = []
     for j, method in enumerate(methods):
         for i, seed in enumerate(seeds):
-            runs.append(RunResult(
-                method=method, seed=seed, w0=host["w0"][i][j], max_other=host["max_other"][i][j],
-                test_mse=host["mse"][i][j], oracle_test_mse=host["oracle"][i],
-                below=dict(zip(THRESHOLDS, host["below"][i][j])),
-            ))
+            runs.append(
+                RunResult(
+                    method=method,
+                    seed=seed,
+                    w0=host["w0"][i][j],
+                    max_other=host["max_other"][i][j],
+                    test_mse=host["mse"][i][j],
+                    oracle_test_mse=host["oracle"][i],
+                    below=dict(zip(THRESHOLDS, host["below"][i][j])),
+                )
+            )
     return runs
 
 
-def run_one_at_a_time(method: Method, seed: int, config: SyntheticConfig, *, steps: int | None = None,
-                      problem: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def run_one_at_a_time(
+    method: Method,
+    seed: int,
+    config: SyntheticConfig,
+    *,
+    steps: int | None = None,
+    problem: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The reference: one run with the :class:`rewa.optim.rewa.ReWA` optimizer and autograd.
 
     Same data, start, batch order and schedule as :func:`run_sweep`; the l1 term is
@@ -198,8 +215,15 @@ def run_one_at_a_time(method: Method, seed: int, config: SyntheticConfig, *, ste
         model.weight.copy_(w_init.unsqueeze(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SparsityConfigWarning)
-        opt = ReWA(model.parameters(), lr=config.lr, K=method.K, M=method.M, eps=method.eps,
-                   weight_decay=method.weight_decay, check_finite=False)
+        opt = ReWA(
+            model.parameters(),
+            lr=config.lr,
+            K=method.K,
+            M=method.M,
+            eps=method.eps,
+            weight_decay=method.weight_decay,
+            check_finite=False,
+        )
     penalty = L1()
     total = config.steps_per_epoch * config.epochs
     limit = total if steps is None else min(steps, total)

@@ -61,11 +61,14 @@ class FigureResult:
 
     def to_dict(self) -> dict:
         return {
-            "figure": self.figure, "scale": self.scale, "config": asdict(self.sweep.config),
-            "seeds": list(self.sweep.seeds), "seconds": self.sweep.seconds,
+            "figure": self.figure,
+            "scale": self.scale,
+            "config": asdict(self.sweep.config),
+            "seeds": list(self.sweep.seeds),
+            "seconds": self.sweep.seconds,
             "resumed_from_epoch": self.sweep.resumed_from_epoch,
             "weight_decay_units": "Algorithm 1's lambda: y <- (1 - eta_t*lambda) y; "
-                                  "lambda = kappa/eta_0 for the appendix's per-step kappa",
+            "lambda = kappa/eta_0 for the appendix's per-step kappa",
             "panels": {k: [m.label for m in v] for k, v in self.panels.items()},
             "summary": self.summary(),
             "runs": [r.to_row() for r in self.runs],
@@ -114,8 +117,10 @@ def write_results(result: FigureResult, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"figure{result.figure}_{result.scale}"
     written = []
-    for name, rows in ((f"{stem}_runs.csv", [r.to_row() for r in result.runs]),
-                       (f"{stem}_summary.csv", result.summary())):
+    for name, rows in (
+        (f"{stem}_runs.csv", [r.to_row() for r in result.runs]),
+        (f"{stem}_summary.csv", result.summary()),
+    ):
         path = out / name
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

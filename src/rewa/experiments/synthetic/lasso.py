@@ -13,8 +13,9 @@ from .engine import measure
 LASSO_LABEL = "Lasso (LassoCV, 5-fold)"
 
 
-def run_lasso(seeds: Sequence[int], config: SyntheticConfig, *, n_alphas: int = 10, cv: int = 5,
-              path_ratio: float = 0.05) -> list[RunResult]:
+def run_lasso(
+    seeds: Sequence[int], config: SyntheticConfig, *, n_alphas: int = 10, cv: int = 5, path_ratio: float = 0.05
+) -> list[RunResult]:
     """scikit-learn ``LassoCV`` (no intercept) on each seed's training set, measured like a run.
 
     ``LassoCV`` minimizes ``||t - X w||^2 / (2n) + alpha ||w||_1`` and picks ``alpha`` among
@@ -30,8 +31,7 @@ def run_lasso(seeds: Sequence[int], config: SyntheticConfig, *, n_alphas: int = 
     for seed in seeds:
         X, target, _ = make_problem(seed, config)
         X64, t64 = X.double().numpy(), target.double().numpy()
-        model = LassoCV(alphas=n_alphas, eps=path_ratio, cv=cv, fit_intercept=False,
-                        random_state=seed).fit(X64, t64)
+        model = LassoCV(alphas=n_alphas, eps=path_ratio, cv=cv, fit_intercept=False, random_state=seed).fit(X64, t64)
         w = torch.as_tensor(model.coef_, dtype=config.torch_dtype).view(1, 1, -1)
         (run,) = measure(w, X.unsqueeze(0), target.unsqueeze(0), (seed,), (method,), config)
         runs.append(run)

@@ -57,9 +57,16 @@ def check_example_3_12(config: TheoryConfig) -> ClaimRecord:
             values = objective(points)
             value = float(objective(solution))
             best = int(values.argmin())
-            row = dict(d=d, p=p, solution_support=support, solution_value=value, feasible=feasible,
-                       sampled_min=float(values[best]), samples=n,
-                       none_better=bool(values.min() >= value - 1e-9))
+            row = dict(
+                d=d,
+                p=p,
+                solution_support=support,
+                solution_value=value,
+                feasible=feasible,
+                sampled_min=float(values[best]),
+                samples=n,
+                none_better=bool(values.min() >= value - 1e-9),
+            )
             if d <= 3 and p != 0:
                 row["grid_argmin_support"] = int((np.abs(points[best]) > 0.02 * u).sum())
             rows.append(row)
@@ -72,15 +79,19 @@ def check_example_3_12(config: TheoryConfig) -> ClaimRecord:
 
     ok = [row_ok(r) for r in rows]
     return ClaimRecord(
-        key="example_3_12", claim="Example 3.12",
+        key="example_3_12",
+        claim="Example 3.12",
         statement="Over ||theta - u1||^2 <= (d-1)u^2: ||theta_0*||_0 = 1, ||theta_1*||_0 = d, "
-                  "||theta_p*||_0 = 1 for p <= 0.5.",
+        "||theta_p*||_0 = 1 for p <= 0.5.",
         checked="closed-form solutions feasible with supports 1 / d / 1; boundary grids (d=2, 3) and random boundary "
-                "samples (d=10, 100) contain no better point; grid minimizers (d=2, 3) have the same support",
+        "samples (d=10, 100) contain no better point; grid minimizers (d=2, 3) have the same support",
         inputs=dict(u=u, d=[2, 3, 10, 100], p=norms),
-        measured=dict(rows=rows), passed=all(ok),
+        measured=dict(rows=rows),
+        passed=all(ok),
         summary=f"{sum(ok)}/{len(ok)} (d, p): supports l0 = 1, l1 = d, l_p(0.25, 0.5) = 1",
-        discrepancies=["The d = 10, 100 samples are random points on the sphere: they can find a counterexample "
-                       "but cannot prove optimality."],
+        discrepancies=[
+            "The d = 10, 100 samples are random points on the sphere: they can find a counterexample "
+            "but cannot prove optimality."
+        ],
         seconds=time.perf_counter() - start,
     )

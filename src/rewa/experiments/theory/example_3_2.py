@@ -40,30 +40,43 @@ def check_example_3_2(config: TheoryConfig) -> ClaimRecord:
         bound = 2 * (1 - 2 * eta / (K - 1)) ** t
         adaptive = np.array(series["adaptive"])
         plain = np.array(series["non_adaptive"])
-        runs.append(dict(
-            K=K, eta=eta, eta_non_adaptive=eta_plain, T=T,
-            final_error_adaptive=float(adaptive[-1]), final_bound=float(bound[-1]),
-            max_excess_over_bound=float((adaptive - bound).max()),
-            min_error_non_adaptive=float(plain.min()),
-            adaptive_ok=bool((adaptive <= bound + 1e-14).all()),
-            non_adaptive_ok=bool((plain >= 1).all()),
-            t=thin(t.tolist()), error_adaptive=thin(adaptive.tolist()),
-            error_non_adaptive=thin(plain.tolist()), bound=thin(bound.tolist()),
-        ))
+        runs.append(
+            dict(
+                K=K,
+                eta=eta,
+                eta_non_adaptive=eta_plain,
+                T=T,
+                final_error_adaptive=float(adaptive[-1]),
+                final_bound=float(bound[-1]),
+                max_excess_over_bound=float((adaptive - bound).max()),
+                min_error_non_adaptive=float(plain.min()),
+                adaptive_ok=bool((adaptive <= bound + 1e-14).all()),
+                non_adaptive_ok=bool((plain >= 1).all()),
+                t=thin(t.tolist()),
+                error_adaptive=thin(adaptive.tolist()),
+                error_non_adaptive=thin(plain.tolist()),
+                bound=thin(bound.tolist()),
+            )
+        )
     passed = all(r["adaptive_ok"] and r["non_adaptive_ok"] for r in runs)
     summary = (
         "adaptive |y(t)-1| <= bound at every t, final "
         + ", ".join(f"{r['final_error_adaptive']:.0e}" for r in runs)
-        + "; non-adaptive min |y(t)-1| = " + ", ".join(f"{r['min_error_non_adaptive']:.2f}" for r in runs)
+        + "; non-adaptive min |y(t)-1| = "
+        + ", ".join(f"{r['min_error_non_adaptive']:.2f}" for r in runs)
         + " (K = 3, 5, 9)"
     )
     return ClaimRecord(
-        key="example_3_2", claim="Example 3.2",
+        key="example_3_2",
+        claim="Example 3.2",
         statement="From y(0) = -1 on (y^K - 1)^2: the adaptive update (eta < 1/(2K)) has "
-                  "|y(T) - 1| <= 2(1 - 2 eta/(K-1))^T; the non-adaptive one (eta' < 1/4) keeps |y(T) - 1| >= 1.",
+        "|y(T) - 1| <= 2(1 - 2 eta/(K-1))^T; the non-adaptive one (eta' < 1/4) keeps |y(T) - 1| >= 1.",
         checked=f"ReWA (M=0 and M=K-1, eps=0) for T = {T} steps, K in {{3, 5, 9}}, eta = 0.9/(2K), eta' = 0.24; "
-                "bound checked at every t (1e-14 slack for rounding)",
+        "bound checked at every t (1e-14 slack for rounding)",
         inputs=dict(K=[3, 5, 9], T=T, eta="0.9/(2K)", eta_non_adaptive=0.24, y0=-1.0),
-        measured=dict(runs=runs), passed=passed, summary=summary,
-        figures=["example_3_2_trajectories"], seconds=time.perf_counter() - start,
+        measured=dict(runs=runs),
+        passed=passed,
+        summary=summary,
+        figures=["example_3_2_trajectories"],
+        seconds=time.perf_counter() - start,
     )

@@ -24,7 +24,7 @@ def _cp_gradient_descent(grad_f, d, K, lam, starts, steps, lr, gen):
     Batched over ``starts`` random initializations; returns the final factors
     ``(starts, K, d)`` and the gradient norm of [Cp] there.
     """
-    Y = (2.4 * torch.rand(starts, K, d, generator=gen, dtype=torch.float64) - 1.2)
+    Y = 2.4 * torch.rand(starts, K, d, generator=gen, dtype=torch.float64) - 1.2
     for _ in range(steps):
         Y = Y - lr * _cp_gradient(Y, grad_f, lam)
     grad = _cp_gradient(Y, grad_f, lam)
@@ -63,8 +63,7 @@ def check_lemma_3_1(config: TheoryConfig) -> ClaimRecord:
                 r = x @ A.T - b
                 return 0.5 * (r**2).sum(-1) + lam_p * (np.abs(x) ** p).sum(-1)
 
-            Y, grad_norm = _cp_gradient_descent(
-                lambda x: (x @ At.T - bt) @ At, d, K, lam, starts, steps, lr, gen)
+            Y, grad_norm = _cp_gradient_descent(lambda x: (x @ At.T - bt) @ At, d, K, lam, starts, steps, lr, gen)
             x = Y.prod(dim=1).numpy()
             cp = 0.5 * ((x @ A.T - b) ** 2).sum(-1) + lam / 2 * (Y.numpy() ** 2).sum((1, 2))
             absY = np.abs(Y.numpy())
@@ -94,26 +93,42 @@ def check_lemma_3_1(config: TheoryConfig) -> ClaimRecord:
                 best = fine[bp(fine).argmin()]
             grid_min = float(bp(best))
             i = int(cp.argmin())
-            runs.append(dict(
-                problem=name, K=K, p=p, lambda_cp=lam, lambda_bp=lam_p,
-                best_cp=float(cp[i]), bp_at_best=float(bp(x[i])), grid_min_bp=grid_min,
-                best_x=x[i], grid_argmin=best, max_imbalance=imbalance,
-                max_substationarity=float(np.abs(subst).max()), max_cp_grad_norm=float(grad_norm.max()),
-                worst_local_gap=local_gap, distinct_end_points=sorted({round(float(v), 6) for v in x[:, 0]}),
-            ))
+            runs.append(
+                dict(
+                    problem=name,
+                    K=K,
+                    p=p,
+                    lambda_cp=lam,
+                    lambda_bp=lam_p,
+                    best_cp=float(cp[i]),
+                    bp_at_best=float(bp(x[i])),
+                    grid_min_bp=grid_min,
+                    best_x=x[i],
+                    grid_argmin=best,
+                    max_imbalance=imbalance,
+                    max_substationarity=float(np.abs(subst).max()),
+                    max_cp_grad_norm=float(grad_norm.max()),
+                    worst_local_gap=local_gap,
+                    distinct_end_points=sorted({round(float(v), 6) for v in x[:, 0]}),
+                )
+            )
     ok = [
-        abs(r["best_cp"] - r["grid_min_bp"]) <= 1e-6 and abs(r["bp_at_best"] - r["best_cp"]) <= 1e-9
-        and r["max_imbalance"] <= 1e-6 and r["max_substationarity"] <= 1e-6 and r["worst_local_gap"] >= -1e-9
+        abs(r["best_cp"] - r["grid_min_bp"]) <= 1e-6
+        and abs(r["bp_at_best"] - r["best_cp"]) <= 1e-9
+        and r["max_imbalance"] <= 1e-6
+        and r["max_substationarity"] <= 1e-6
+        and r["worst_local_gap"] >= -1e-9
         for r in runs
     ]
     worst = max(abs(r["best_cp"] - r["grid_min_bp"]) for r in runs)
     return ClaimRecord(
-        key="lemma_3_1", claim="Lemma 3.1",
+        key="lemma_3_1",
+        claim="Lemma 3.1",
         statement="The global and local minimizers of [Cp] (penalty lambda) are those of [Bp] with p = 2/K; "
-                  "stationary points of [Cp] are substationary points of [Bp] (x * grad = 0).",
+        "stationary points of [Cp] are substationary points of [Bp] (x * grad = 0).",
         checked=f"{starts} GD starts on the K factors per problem ({len(runs)} problems, K in 2..4), {steps} steps; "
-                "best [Cp] value = brute-force grid minimum of [Bp] (1e-6), end points balanced, "
-                "substationary (1e-6) and local minima of [Bp] on a +-0.01 grid",
+        "best [Cp] value = brute-force grid minimum of [Bp] (1e-6), end points balanced, "
+        "substationary (1e-6) and local minima of [Bp] on a +-0.01 grid",
         inputs=dict(lambda_cp=lam, lr=lr, steps=steps, starts=starts, problems=[p[0] for p in problems]),
         measured=dict(runs=runs),
         passed=all(ok),

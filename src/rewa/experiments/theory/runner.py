@@ -30,8 +30,9 @@ CHECKS: tuple[tuple[str, Callable[[TheoryConfig], ClaimRecord]], ...] = (
 )
 
 
-def run_theory(config: TheoryConfig = TheoryConfig(), progress: bool = False,
-               only: Iterable[str] | None = None) -> TheoryResults:
+def run_theory(
+    config: TheoryConfig = TheoryConfig(), progress: bool = False, only: Iterable[str] | None = None
+) -> TheoryResults:
     """Run every check (or those whose claim name is in ``only``) and collect the records."""
     chosen = list(CHECKS)
     if only is not None:
@@ -82,9 +83,7 @@ def write_theory_results(results: TheoryResults, out_dir: str | Path, figures: b
         path.write_text(json.dumps(record.to_dict(), indent=1) + "\n")
         written.append(path)
     summary = results.to_dict()
-    summary["records"] = [
-        {k: v for k, v in r.items() if k not in ("measured", "inputs")} for r in summary["records"]
-    ]
+    summary["records"] = [{k: v for k, v in r.items() if k not in ("measured", "inputs")} for r in summary["records"]]
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "summary.md").write_text(summary_table(results) + "\n")
     written += [out / "summary.json", out / "summary.md"]

@@ -22,6 +22,18 @@ def step_once(y: torch.Tensor, grad: torch.Tensor, *, lr, K, M, eps, weight_deca
     """One ReWA-SGD step through the shipped functional; returns the new latent."""
     y = y.clone()
     x = power_map(y, K)
-    rewa_sgd([x], [grad], [y], [None], lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay,
-             momentum=0.0, dampening=0.0, nesterov=False)
+    rewa_sgd(
+        [x],
+        [grad],
+        [y],
+        [None],
+        lr=lr,
+        K=K,
+        M=M,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+    )
     return y

@@ -37,9 +37,17 @@ def check_theorem_3_10(config: TheoryConfig) -> ClaimRecord:
     spacing = float(grid[1] / grid[0]) - 1
     slack = 1 + 2 * spacing  # two grid steps of tolerance in a comparison of measured radii
     ratios = [0.2, 0.5, 0.9, 1.5, 3.0]
-    settings = [("U1", 9, 2, 0.0), ("U1", 9, 3.5, 0.0), ("U1", 5, 3, 0.0),
-                ("U2", 5, 0, 1e-3), ("U2", 9, 0, 1e-3), ("U2", 3, 0, 1e-2),
-                ("U3", 5, 4, 0.0), ("U3", 9, 8, 0.0), ("U3", 3, 2, 0.0)]
+    settings = [
+        ("U1", 9, 2, 0.0),
+        ("U1", 9, 3.5, 0.0),
+        ("U1", 5, 3, 0.0),
+        ("U2", 5, 0, 1e-3),
+        ("U2", 9, 0, 1e-3),
+        ("U2", 3, 0, 1e-2),
+        ("U3", 5, 4, 0.0),
+        ("U3", 9, 8, 0.0),
+        ("U3", 3, 2, 0.0),
+    ]
     rows = []
     for C in ratios:
         lr = 1 / (C * B + lam)  # solves C = (1 - lam*lr)/(lr*B)
@@ -55,8 +63,9 @@ def check_theorem_3_10(config: TheoryConfig) -> ClaimRecord:
                 match = math.isinf(measured)
             else:
                 match = abs(measured - predicted) <= 2 * spacing * predicted
-            rows.append(dict(C=C, lr=lr, radius=radius, K=K, M=M, eps=eps, predicted=predicted,
-                             measured=measured, match=match))
+            rows.append(
+                dict(C=C, lr=lr, radius=radius, K=K, M=M, eps=eps, predicted=predicted, measured=measured, match=match)
+            )
     # Proposition 3.11 on the measured radii (pairs with the same K where both exist).
     comparisons = []
     for C in ratios:
@@ -74,25 +83,36 @@ def check_theorem_3_10(config: TheoryConfig) -> ClaimRecord:
                 if r["radius"] in ("U1", "U3"):
                     comparisons.append((f"3: {r['radius']} > 1", C, r["K"], r["measured"] > 1))
                 else:  # corrected: a finite U2 is <= 1/C < 1
-                    comparisons.append(("3': U2 <= 1/C or inf", C, r["K"],
-                                        math.isinf(r["measured"]) or r["measured"] <= (1 / C) * (1 + 2 * spacing)))
+                    comparisons.append(
+                        (
+                            "3': U2 <= 1/C or inf",
+                            C,
+                            r["K"],
+                            math.isinf(r["measured"]) or r["measured"] <= (1 / C) * (1 + 2 * spacing),
+                        )
+                    )
     counterexample = theory.stagnation_radius_adaptive_eps(1.0, 3, 0.1)
     matches = sum(r["match"] for r in rows)
     passed = matches == len(rows) and all(c[3] for c in comparisons)
     return ClaimRecord(
-        key="theorem_3_10", claim="Theorem 3.10 / Prop. 3.11",
+        key="theorem_3_10",
+        claim="Theorem 3.10 / Prop. 3.11",
         statement="One step keeps the sign of y(t) when |y(t)| <= U1 = C^(1/(M-1)) (eps = 0), U2 = F^-1(1/C) "
-                  "(M = 0, F(U) = U + eps U^-(K-2)) or U3 = C^(1/(K-2)) (no adaptive rate); U1 <= U3 if C <= 1, "
-                  "U2 <= U3 if C <= (1-eps)^((K-2)/(K-1)), U1, U2, U3 > 1 if C >= 1.",
+        "(M = 0, F(U) = U + eps U^-(K-2)) or U3 = C^(1/(K-2)) (no adaptive rate); U1 <= U3 if C <= 1, "
+        "U2 <= U3 if C <= (1-eps)^((K-2)/(K-1)), U1, U2, U3 > 1 if C >= 1.",
         checked=f"one ReWA step (rewa_sgd) from {len(grid)} log-spaced y(t) in [1e-4, 1e2] with gradient +B, "
-                f"{len(ratios)} ratios C x {len(settings)} settings; measured radius within 2 grid steps "
-                f"({2 * spacing:.1e} relative) of the formula; Proposition 3.11 on the measured radii",
+        f"{len(ratios)} ratios C x {len(settings)} settings; measured radius within 2 grid steps "
+        f"({2 * spacing:.1e} relative) of the formula; Proposition 3.11 on the measured radii",
         inputs=dict(B=B, weight_decay=lam, C=ratios, settings=settings, grid_points=len(grid)),
-        measured=dict(rows=rows, comparisons=[dict(item=c[0], C=c[1], K=c[2], holds=c[3]) for c in comparisons],
-                      u2_counterexample=dict(C=1.0, K=3, eps=0.1, U2=counterexample)),
+        measured=dict(
+            rows=rows,
+            comparisons=[dict(item=c[0], C=c[1], K=c[2], holds=c[3]) for c in comparisons],
+            u2_counterexample=dict(C=1.0, K=3, eps=0.1, U2=counterexample),
+        ),
         passed=passed,
-        summary=(f"{matches}/{len(rows)} radii match; "
-                 f"{sum(c[3] for c in comparisons)}/{len(comparisons)} comparisons hold"),
+        summary=(
+            f"{matches}/{len(rows)} radii match; {sum(c[3] for c in comparisons)}/{len(comparisons)} comparisons hold"
+        ),
         discrepancies=[
             f"Prop. 3.11(3) says U2 > 1 when C >= 1, but F(U) >= U makes any finite U2 <= 1/C <= 1 "
             f"(C=1, K=3, eps=0.1 gives U2 = {counterexample:.4f}); checked: U2 <= 1/C or U2 = inf.",

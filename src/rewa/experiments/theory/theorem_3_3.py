@@ -63,34 +63,59 @@ def check_theorem_3_3(config: TheoryConfig) -> ClaimRecord:
             x = power_map(y, K)
             residual_max, residual_sq, nonzeros = [], [], []
             for t in range(1, T + 1):
-                rewa_sgd([x], [grad_f(x)], [y], [None], lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay,
-                         momentum=0.0, dampening=0.0, nesterov=False)
+                rewa_sgd(
+                    [x],
+                    [grad_f(x)],
+                    [y],
+                    [None],
+                    lr=lr,
+                    K=K,
+                    M=M,
+                    eps=eps,
+                    weight_decay=weight_decay,
+                    momentum=0.0,
+                    dampening=0.0,
+                    nesterov=False,
+                )
                 if t in checkpoints:
                     r = theory.stationarity_residual(x.numpy(), grad_f(x).numpy(), K, M, eps, weight_decay)
                     residual_max.append(float(np.abs(r).max()))
                     residual_sq.append(float((r**2).sum()))
                     nonzeros.append(int((x.abs() > 1e-6).sum()))
             bound = [math.log(t) / math.sqrt(t) for t in checkpoints]
-            runs.append(dict(
-                problem=problem, K=K, M=M, eps=eps, configuration=kind.configuration, p=kind.p,
-                checkpoints=checkpoints, residual_max=residual_max, residual_sq=residual_sq, bound=bound,
-                nonzeros=nonzeros, final_x=x.numpy(),
-                under_bound=all(s <= b for s, b in zip(residual_sq, bound)),
-                shrinks=residual_max[-1] <= 1e-3 * residual_max[0],
-            ))
+            runs.append(
+                dict(
+                    problem=problem,
+                    K=K,
+                    M=M,
+                    eps=eps,
+                    configuration=kind.configuration,
+                    p=kind.p,
+                    checkpoints=checkpoints,
+                    residual_max=residual_max,
+                    residual_sq=residual_sq,
+                    bound=bound,
+                    nonzeros=nonzeros,
+                    final_x=x.numpy(),
+                    under_bound=all(s <= b for s, b in zip(residual_sq, bound)),
+                    shrinks=residual_max[-1] <= 1e-3 * residual_max[0],
+                )
+            )
     passed = all(r["under_bound"] and r["shrinks"] for r in runs)
     worst = max(r["residual_max"][-1] for r in runs)
     return ClaimRecord(
-        key="theorem_3_3", claim="Theorem 3.3",
+        key="theorem_3_3",
+        claim="Theorem 3.3",
         statement="ReWA's iterates satisfy ||V(x(T)) * grad[f + R](x(T))||^2 <= log T / sqrt(T) (min over t <= T), "
-                  "so each coordinate ends near 0 or stationary for f + lambda*R with R of Equation 4.",
+        "so each coordinate ends near 0 or stationary for f + lambda*R with R of Equation 4.",
         checked=f"ReWA (lr={lr}, weight_decay={weight_decay}) for T = {T} steps on least squares and logistic loss, "
-                f"{len(settings)} settings (K, M, eps) per problem; ||r||^2 <= log T/sqrt T at {len(checkpoints)} "
-                "checkpoints and final max|r| <= 1e-3 x the first",
+        f"{len(settings)} settings (K, M, eps) per problem; ||r||^2 <= log T/sqrt T at {len(checkpoints)} "
+        "checkpoints and final max|r| <= 1e-3 x the first",
         inputs=dict(settings=settings, lr=lr, weight_decay=weight_decay, T=T, n=60, d=12),
-        measured=dict(runs=runs), passed=passed,
+        measured=dict(runs=runs),
+        passed=passed,
         summary=f"{sum(r['under_bound'] and r['shrinks'] for r in runs)}/{len(runs)} runs; final max|r| <= {worst:.1e} "
-                f"(T = {T})",
+        f"(T = {T})",
         discrepancies=[
             "The theorem's display drops lambda: the proof's potential is f + lambda*R; the residual uses lambda.",
             "V in the statement has |x|^(1 + 1/K) under the square root; the proof (C.4) gives |x|^(1 - 1/K). "
@@ -98,5 +123,6 @@ def check_theorem_3_3(config: TheoryConfig) -> ClaimRecord:
             "The proof's potential omits the factor K of the chain rule d f(y^K)/dy = K y^(K-1) f'; it cancels "
             "against R(x) = K*R'(y) and does not change R.",
         ],
-        figures=["theorem_3_3_residual"], seconds=time.perf_counter() - start,
+        figures=["theorem_3_3_residual"],
+        seconds=time.perf_counter() - start,
     )

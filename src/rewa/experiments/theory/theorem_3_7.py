@@ -64,17 +64,18 @@ def check_theorem_3_7(config: TheoryConfig) -> ClaimRecord:
     passed = all(checks) and closed_form_error <= 1e-3
     const_min = min(r["smallest_e2"] / r["d"] for r in rows if r["kind"] == "constant")
     return ClaimRecord(
-        key="theorem_3_7", claim="Theorem 3.7",
+        key="theorem_3_7",
+        claim="Theorem 3.7",
         statement="Constant clipping cannot have E1 <= sqrt(d) and E2 <= d/(2e) together; l1 clipping with "
-                  "p < 1 - 1/(cd) cannot have E1 <= sqrt(d) and E2 <= 1/(ce) together.",
+        "p < 1 - 1/(cd) cannot have E1 <= sqrt(d) and E2 <= 1/(ce) together.",
         checked=f"E1, E2 of both clippings measured on dense grids for {len(ps)} values of p and u in {{0.1, 0.5, 2}} "
-                f"(relative error to closed forms <= 1e-3); smallest E2 with E1 <= sqrt(d) for d in {ds}, "
-                f"checked against a scan of {len(us)} thresholds and against the two bounds (c in {cs})",
+        f"(relative error to closed forms <= 1e-3); smallest E2 with E1 <= sqrt(d) for d in {ds}, "
+        f"checked against a scan of {len(us)} thresholds and against the two bounds (c in {cs})",
         inputs=dict(p=ps, d=ds, c=cs, thresholds_scanned=len(us)),
-        measured=dict(max_relative_error_closed_forms=closed_form_error, rows=rows,
-                      min_constant_e2_over_d=const_min),
+        measured=dict(max_relative_error_closed_forms=closed_form_error, rows=rows, min_constant_e2_over_d=const_min),
         passed=passed,
         summary=f"{sum(checks)}/{len(checks)} (p, d, kind); closed forms within {closed_form_error:.0e}; "
-                f"min E2/d (constant) = {const_min:.3f} > 1/(2e) = {1 / (2 * math.e):.3f}",
-        figures=["theorem_3_7_tradeoff", "theorem_3_7_clipping"], seconds=time.perf_counter() - start,
+        f"min E2/d (constant) = {const_min:.3f} > 1/(2e) = {1 / (2 * math.e):.3f}",
+        figures=["theorem_3_7_tradeoff", "theorem_3_7_clipping"],
+        seconds=time.perf_counter() - start,
     )
