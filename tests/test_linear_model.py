@@ -117,3 +117,21 @@ def test_invalid_hyperparameters_name_the_value(params, message):
 def test_predict_before_fit_raises():
     with pytest.raises(NotFittedError):
         ReWARegressor().predict(np.ones((2, 2)))
+
+
+def test_features_on_very_different_scales_warn_at_the_users_line():
+    """Raw wine (feature ranges from 0.53 to 1,402) fits poorly unscaled; the fit says so and
+    names the fix. Standardized features, and a constant column, do not warn."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from rewa.linear_model import FeatureScaleWarning, ReWAClassifier
+
+    X, y = load_wine(return_X_y=True)
+    with pytest.warns(FeatureScaleWarning, match="standardize") as record:
+        ReWAClassifier(max_iter=50).fit(X, y)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FeatureScaleWarning)
+        Xs = StandardScaler().fit_transform(X)
+        ReWAClassifier(max_iter=50).fit(np.column_stack([Xs, np.ones(len(Xs))]), y)

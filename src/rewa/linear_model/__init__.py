@@ -76,6 +76,6 @@ Example:
     [0, 3]
 """
 
-from .estimators import ReWAClassifier, ReWARegressor, ReWARegressorCV
+from .estimators import FeatureScaleWarning, ReWAClassifier, ReWARegressor, ReWARegressorCV
 
-__all__ = ["ReWAClassifier", "ReWARegressor", "ReWARegressorCV"]
+__all__ = ["FeatureScaleWarning", "ReWAClassifier", "ReWARegressor", "ReWARegressorCV"]

@@ -27,7 +27,31 @@ from .._math import latent_from_weight, power_map
 from .datafits import CURVATURE, alpha_max, read_only_tensor
 from .solver import NULL, SGD_RETRIES, WARMUP_ITER, Solver, sgd_fit
 
-__all__ = ["ReWAClassifier", "ReWARegressor", "ReWARegressorCV"]
+__all__ = ["FeatureScaleWarning", "ReWAClassifier", "ReWARegressor", "ReWARegressorCV"]
+
+# Features whose ranges (max - min) differ by more than this factor get a warning: one penalty
+# strength and one step size then fit none of them well (raw wine: 0.63 accuracy, 1.0 after
+# StandardScaler; raw breast cancer 0.90 against 0.95). Ranges, not standard deviations: pixels
+# that are nearly always 0 have a tiny deviation but the same units as the others (digits).
+FEATURE_SCALE_RATIO = 100.0
+
+
+class FeatureScaleWarning(UserWarning):
+    """The features are on very different scales; standardize them first."""
+
+
+def _warn_on_feature_scales(X: np.ndarray) -> None:
+    spread = X.max(axis=0) - X.min(axis=0)
+    varying = spread[spread > 0]
+    if varying.size >= 2 and varying.max() > FEATURE_SCALE_RATIO * varying.min():
+        warnings.warn(
+            f"the features' ranges go from {varying.min():.3g} to {varying.max():.3g} (a factor "
+            f"{varying.max() / varying.min():.3g}); the penalty and the step size treat every "
+            "feature alike, so standardize them first, e.g. "
+            "make_pipeline(StandardScaler(), ReWAClassifier())",
+            FeatureScaleWarning,
+            stacklevel=4,
+        )
 
 
 class _ReWALinearModel(BaseEstimator):
@@ -93,6 +117,7 @@ class _ReWALinearModel(BaseEstimator):
         self._validate_params()
         loss = self._loss if loss is None else loss
         check.check_reparameterization(self.K, self.M, self.eps)
+        _warn_on_feature_scales(X)
         n, d = X.shape
         k = T.shape[1]
         Xt, Tt = read_only_tensor(X), read_only_tensor(T)
