@@ -279,6 +279,18 @@ def _pwd_adamw_kernel(
 # ----------------------------------------------------------------------------------------
 
 
+def _buffer_and_coefficients(momentum_buffers, i, like, momentum, steady, first):
+    """Tensor ``i``'s momentum buffer (``None`` without momentum) and the heavy-ball
+    coefficients: a missing buffer is created as zeros and takes ``first`` (``(0, 1)``, so the
+    steady-state kernel serves the first step), an existing one ``steady``."""
+    if momentum == 0:
+        return None, steady
+    if momentum_buffers[i] is None:
+        momentum_buffers[i] = torch.zeros_like(like)
+        return momentum_buffers[i], first
+    return momentum_buffers[i], steady
+
+
 def fused_rewa_sgd(
     params,
     grads,
@@ -313,11 +325,7 @@ def fused_rewa_sgd(
     steady = (scalar(momentum, device), scalar(1 - dampening, device))
     first = (scalar(0.0, device), scalar(1.0, device))
     for i, (x, g, y) in enumerate(zip(params, grads, latents)):
-        buf = momentum_buffers[i] if momentum != 0 else None
-        coefs = steady
-        if momentum != 0 and buf is None:
-            buf = momentum_buffers[i] = torch.zeros_like(y)
-            coefs = first
+        buf, coefs = _buffer_and_coefficients(momentum_buffers, i, y, momentum, steady, first)
         args = (x, g, y, buf, lr_t, wd_t, *coefs)
         if not fusable([x, g, y] + ([buf] if buf is not None else [])) or not _call(key, args):
             if coefs is first:
@@ -354,13 +362,9 @@ def fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum,
     steady = (scalar(momentum, device), scalar(1 - dampening, device))
     first = (scalar(0.0, device), scalar(1.0, device))
     for i, (w, g) in enumerate(zip(params, grads)):
-        buf = momentum_buffers[i] if momentum != 0 else None
-        coefs = steady
-        if momentum != 0 and buf is None:
-            buf = momentum_buffers[i] = torch.zeros_like(w)
-            coefs = first
-        tensors = [w, g] + ([buf] if buf is not None else [])
-        if not fusable(tensors) or not _call(key, (w, g, buf, lr_t, lambda_t, *coefs)):
+        buf, coefs = _buffer_and_coefficients(momentum_buffers, i, w, momentum, steady, first)
+        args = (w, g, buf, lr_t, lambda_t, *coefs)
+        if not fusable([w, g] + ([buf] if buf is not None else [])) or not _call(key, args):
             if coefs is first:
                 momentum_buffers[i] = None  # the loop creates it
             return i

@@ -22,6 +22,15 @@ class SparsityConfigWarning(UserWarning):
     """A ReWA setting that, by the paper's Proposition 3.4, does not induce l_p (p < 1) sparsity."""
 
 
+def warn_unless_sparse(param_groups: list[dict]) -> None:
+    """One :class:`SparsityConfigWarning` naming every group setting (K, M, eps) that cannot
+    induce sparsity, pointing at the user's line."""
+    problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in param_groups}
+    messages = sorted(problem for problem in problems if problem is not None)
+    if messages:
+        warnings.warn("; ".join(messages), SparsityConfigWarning, stacklevel=caller_stacklevel())
+
+
 class ReWA(LatentOptimizer):
     r"""ReWA: Reparameterization, Weight decay and Adaptive learning rate, on SGD.
 
@@ -146,10 +155,7 @@ class ReWA(LatentOptimizer):
             check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
-        messages = sorted(problem for problem in problems if problem is not None)
-        if messages:
-            warnings.warn("; ".join(messages), SparsityConfigWarning, stacklevel=caller_stacklevel())
+        warn_unless_sparse(self.param_groups)
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
 from .. import _check as check
-from ..theory import sparsity_problem
 from . import _fused
-from ._checked import caller_stacklevel
 from ._functional import rewa_adamw, rewa_adamw_bound
 from ._fused import fused_rewa_adamw
 from ._latent import LatentOptimizer, default_foreach, default_fused
-from .rewa import SparsityConfigWarning
+from .rewa import warn_unless_sparse
 
 __all__ = ["ReWAAdamW"]
 
@@ -113,10 +110,7 @@ class ReWAAdamW(LatentOptimizer):
             check_finite=check_finite,
         )
         super().__init__(params, defaults)
-        problems = {sparsity_problem(g["K"], g["M"], g["eps"]) for g in self.param_groups}
-        messages = sorted(problem for problem in problems if problem is not None)
-        if messages:
-            warnings.warn("; ".join(messages), SparsityConfigWarning, stacklevel=caller_stacklevel())
+        warn_unless_sparse(self.param_groups)
 
     def _check_group(self, group: dict) -> None:
         check.at_least("lr", group["lr"], 0)
