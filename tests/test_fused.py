@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
 
 import rewa
 from rewa.functional import latent_from_weight, power_map
@@ -343,3 +344,53 @@ def test_fused_none_compiles_only_large_cpu_groups():
     assert default_fused(None, None, [torch.zeros(FUSED_AUTO_MIN_NUMEL, device="meta")]) is False
     with pytest.raises(ValueError, match="fused=True and foreach=True"):
         default_fused(True, True, small)
+
+
+def _group(**flags):
+    return {"fused": flags.get("fused"), "foreach": flags.get("foreach")}
+
+
+def test_step_paths_chooses_per_tensor_size_on_cpu(monkeypatch):
+    """The default on CPU: large tensors through the loop, small ones through foreach;
+    explicit flags win, and the fused path keeps taking the large ones."""
+    from rewa.optim._latent import step_paths
+
+    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
+    params = [torch.zeros(10, 10), torch.zeros(99), torch.zeros(200)]
+    assert step_paths(_group(), params) == ([], [0, 2], [1])
+    assert step_paths(_group(), params[1:2]) == ([], [], [0])  # all small: one foreach call
+    assert step_paths(_group(foreach=False), params) == ([], [0, 1, 2], [])
+    assert step_paths(_group(foreach=True), params) == ([], [], [0, 1, 2])
+    assert step_paths(_group(fused=True), params) == ([0, 2], [], [1])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps, f: rewa.ReWA(ps, **REWA, foreach=f),
+        lambda ps, f: rewa.ReWAAdamW(ps, lr=0.01, K=9, M=2, weight_decay=0.01, foreach=f),
+    ],
+    ids=["rewa", "rewa-adamw"],
+)
+def test_default_cpu_path_gives_the_loops_bits(make, monkeypatch):
+    """float32: the default path (small tensors foreach, large ones loop) writes the same bits
+    as the single-tensor loop everywhere."""
+    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
+    results = []
+    for foreach in (None, False):
+        torch.manual_seed(0)
+        params = [nn.Parameter(torch.randn(20, 10) * 0.5), nn.Parameter(torch.randn(30) * 0.5)]
+        opt = make(params, foreach)
+        for _ in range(10):
+            for p in params:
+                p.grad = torch.randn_like(p)
+            opt.step()
+        results.append(
+            [
+                t.clone()
+                for p in params
+                for t in (p.detach(), *[v for v in opt.state[p].values() if isinstance(v, torch.Tensor)])
+            ]
+        )
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

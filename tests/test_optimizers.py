@@ -256,3 +256,21 @@ def test_low_precision_weights_keep_float32_latent_through_checkpoints(case):
     train(model, opt, 3, X, Y)
     train(fresh, fresh_opt, 3, X, Y)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), fresh.parameters()))
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_K1_with_eps_scales_the_step_by_one_over_one_plus_eps(foreach):
+    """K = 1 and eps > 0: the factor |y|^0 / (|y|^0 + eps) is 1 / (1 + eps) everywhere (this
+    raised ZeroDivisionError before): ReWA is SGD with the learning rate lr / (1 + eps)."""
+    eps = 0.25
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(5, 3, dtype=torch.float64))
+    v = nn.Parameter(w.detach().clone())
+    opt = rewa.ReWA([w], lr=0.1, K=1, M=0, eps=eps, momentum=0.9, foreach=foreach)
+    sgd = torch.optim.SGD([v], lr=0.1 / (1 + eps), momentum=0.9)
+    for _ in range(5):
+        g = torch.randn_like(w)
+        w.grad, v.grad = g.clone(), g.clone()
+        opt.step()
+        sgd.step()
+    torch.testing.assert_close(w, v, rtol=1e-12, atol=1e-14)

@@ -13,6 +13,9 @@ from typing import Any
 
 def real(name: str, value: Any) -> Any:
     """``value`` itself, after checking it is a finite real number (``bool`` is not)."""
+    kind = type(value)
+    if (kind is float or kind is int) and math.isfinite(value):
+        return value  # the common case, without the slower abstract-class check (every step)
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name}={value!r} must be a real number, got {type(value).__name__}")
     if not math.isfinite(value):

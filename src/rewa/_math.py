@@ -16,6 +16,7 @@ when ``|y|^(K-1)`` overflows, so it is never NaN.
 
 from __future__ import annotations
 
+import functools
 from numbers import Real
 
 import torch
@@ -35,8 +36,14 @@ __all__ = [
 Number = float | int
 
 
+def _is_real(value: object) -> bool:
+    """``isinstance(value, Real)``, with plain floats and ints answered first (every step asks)."""
+    kind = type(value)
+    return kind is float or kind is int or isinstance(value, Real)
+
+
 def is_zero(value: Number | Tensor) -> bool:
-    return isinstance(value, Real) and value == 0
+    return _is_real(value) and bool(value == 0)
 
 
 def squarings(exponent: Number | Tensor) -> int | None:
@@ -45,13 +52,14 @@ def squarings(exponent: Number | Tensor) -> int | None:
     Repeated squaring costs a multiply per squaring instead of a transcendental ``pow``; it
     covers the paper's settings (K - 1 = 8 or 2, M = 2 or 4).
     """
-    if isinstance(exponent, Real) and exponent >= 2 and float(exponent).is_integer():
+    if _is_real(exponent) and exponent >= 2 and float(exponent).is_integer():
         k = int(exponent).bit_length() - 1
         if 2**k == exponent:
             return k
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def normal_floor(dtype: torch.dtype, exponent: float) -> float:
     """The smallest ``|y|`` whose ``|y|^exponent`` is a normal number of ``dtype``."""
     return torch.finfo(dtype).tiny ** (1.0 / exponent)
@@ -72,6 +80,8 @@ def abs_pow(
         result = y.abs().pow(exponent)
         result.masked_fill_(result < torch.finfo(y.dtype).tiny, 0.0)
         return result if out is None else out.copy_(result)
+    if is_zero(exponent):  # |y|^0 = 1 everywhere (K = 1 with eps > 0 asks for |y|^(K-1))
+        return torch.ones_like(y) if out is None else out.fill_(1.0)
     floor = normal_floor(y.dtype, flush_exponent or exponent)
     k = squarings(exponent)
     if k is None:
@@ -95,7 +105,7 @@ def power_map(y: Tensor, K: Number | Tensor, *, out: Tensor | None = None) -> Te
     Weights that would be subnormal are written as 0 (see :func:`abs_pow`). Written into
     ``out`` (same dtype as ``y``) when given.
     """
-    if isinstance(K, Real) and K == 1:
+    if _is_real(K) and K == 1:
         return y.clone() if out is None else out.copy_(y)
     if isinstance(K, Tensor):
         x = abs_pow(y, K - 1).mul_(y)
@@ -107,7 +117,7 @@ def power_map(y: Tensor, K: Number | Tensor, *, out: Tensor | None = None) -> Te
 def latent_from_weight(x: Tensor, K: Number | Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """The latent of a weight: ``y = sign(x)|x|^(1/K)`` (Algorithm 1, line 1), in ``dtype``."""
     x = x.detach().to(dtype=dtype or x.dtype, copy=True)
-    if isinstance(K, Real) and K == 1:
+    if _is_real(K) and K == 1:
         return x
     return x.abs().pow_(1.0 / K).mul_(x.sign())
 
@@ -135,7 +145,7 @@ def gradient_scale(
 
 def _times_abs_pow_(out: Tensor, y: Tensor, M: Number | Tensor) -> Tensor:
     """``out *= |y|^M``; for ``M = 2`` as two products with ``y`` (no temporary tensor)."""
-    if isinstance(M, Real) and M == 2:
+    if _is_real(M) and M == 2:
         return out.mul_(y).mul_(y)
     return out.mul_(abs_pow(y, M))
 

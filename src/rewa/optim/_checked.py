@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import torch
@@ -54,11 +54,11 @@ def caller_stacklevel() -> int:
     return level
 
 
-def _has_values(t: Tensor) -> bool:
-    return t.device.type != "meta" and t.numel() > 0
+def has_values(t: Tensor) -> bool:
+    return not t.is_meta and t.numel() > 0
 
 
-def max_abs(extremes: tuple[float, float]) -> float:
+def max_abs(extremes: Sequence[float]) -> float:
     """``max |t|`` from ``(min t, max t)``; nan stays nan."""
     low, high = extremes
     if math.isnan(low) or math.isnan(high):
@@ -74,20 +74,32 @@ def _global(value: Tensor) -> Tensor:
 
 
 def to_host(values: list[Tensor]) -> list[float]:
-    """0-dim tensors of one device as Python floats, in order, with one transfer: stacked per
-    dtype (few kernels), widened (float64; mps has none, float32 there), concatenated."""
-    values = [_global(v) for v in values]
+    """0-dim tensors of one device as Python floats, in order, with one transfer: stacked into
+    one tensor (values of several dtypes first widened to float64, float32 on mps)."""
+    if not all(type(v) is Tensor for v in values):
+        values = [_global(v) for v in values]
+    dtype = values[0].dtype
+    if all(v.dtype == dtype for v in values):
+        return torch.stack(values).tolist()  # floats hold every float32/16 value exactly
     wide = torch.float32 if values[0].device.type == "mps" else torch.float64
-    order: dict[torch.dtype, list[int]] = {}
-    for index, v in enumerate(values):
-        order.setdefault(v.dtype, []).append(index)
-    if len(order) == 1:
-        return torch.stack(values).to(wide).tolist()
-    stacked = torch.cat([torch.stack([values[i] for i in idx]).to(wide) for idx in order.values()]).tolist()
-    out = [0.0] * len(values)
-    for position, index in enumerate(i for idx in order.values() for i in idx):
-        out[index] = stacked[position]
-    return out
+    return torch.stack([v.to(wide) for v in values]).tolist()
+
+
+def to_host_lists(lists: list[list[Tensor]]) -> list[list[float]]:
+    """Lists of 0-dim tensors (possibly on several devices) as lists of floats, with one
+    transfer per device."""
+    flat = [v for values in lists for v in values]
+    if not flat:
+        return [[] for _ in lists]
+    device = flat[0].device
+    if all(v.device == device for v in flat):
+        host = iter(to_host(flat))
+        return [[next(host) for _ in values] for values in lists]
+    by_device: dict[torch.device, list[Tensor]] = {}
+    for v in flat:
+        by_device.setdefault(v.device, []).append(v)
+    per_device = {d: iter(to_host(vs)) for d, vs in by_device.items()}
+    return [[next(per_device[v.device]) for v in values] for values in lists]
 
 
 class CheckedOptimizer(Optimizer):
@@ -182,85 +194,82 @@ class CheckedOptimizer(Optimizer):
                 work.append((group, params, grads))
         return work
 
-    def _finite_checks(self, work) -> tuple[set[int], dict[int, list | None]]:
+    def _finite_checks(self, work) -> tuple[set[int], dict[int, object]]:
         """Raise if a gradient of a ``check_finite`` group is nan or inf; return the indices
         (into ``work``) of the groups whose update bound is not far from overflow, and per
-        group the bounds after the step that ``_guard_needed`` found (for ``_carry_bounds``).
+        group what ``_guard_needed`` found for ``_carry_bounds``.
 
         The minimum and maximum of each gradient (nan and +-inf show up in them) and the
-        subclass's maxima go to the host in one transfer per device; the search for the
-        culprit runs only when something is wrong.
+        subclass's statistics (``_guard_stats``) go to the host in one transfer per device;
+        the search for the culprit runs only when something is wrong.
         """
-        # (work index, per parameter its span of values or None, context)
-        requests: list[tuple[int, list[tuple[torch.device, int, int] | None], object]] = []
-        by_device: dict[torch.device, list[Tensor]] = {}
+        pending: list[tuple[int, int, int, object]] = []  # (work index, #gradient values, #stats, context)
+        values: list[Tensor] = []
         for i, (group, params, grads) in enumerate(work):
             if not group.get("check_finite", False):
                 continue
-            extra, context = self._guard_stats(group, params)
-            spans: list[tuple[torch.device, int, int] | None] = []
-            for j, g in enumerate(grads):
-                if g.is_meta or g.numel() == 0:
-                    spans.append(None)
-                    continue
-                device_values = by_device.setdefault(g.device, [])
-                start = len(device_values)
-                device_values += torch.aminmax(g)
-                if extra is not None:
-                    device_values += extra[j]
-                spans.append((g.device, start, len(device_values)))
-            requests.append((i, spans, context))
-        if not requests:
+            start = len(values)
+            for g in grads:
+                if not g.is_meta and g.numel() > 0:
+                    values += torch.aminmax(g)
+            stats, context = self._guard_stats(group, params)
+            pending.append((i, len(values) - start, len(stats), context))
+            values += stats
+        if not values:
             return set(), {}
-        host = {device: to_host(values) for device, values in by_device.items() if values}
+        host = to_host_lists([values])[0]
         guarded: set[int] = set()
-        bounds: dict[int, list | None] = {}
-        for i, spans, context in requests:
+        carry: dict[int, object] = {}
+        at = 0
+        for i, gradient_count, stat_count, context in pending:
             group, params, _ = work[i]
-            per_tensor: list[list[float] | None] = []
-            for index, span in enumerate(spans):
-                if span is None:
-                    per_tensor.append(None)
-                    continue
-                device, start, end = span
-                values = host[device][start:end]
-                if not (math.isfinite(values[0]) and math.isfinite(values[1])):
-                    self._raise_nonfinite_gradient(group, params[index])
-                per_tensor.append(values)
-            if any(v is not None for v in per_tensor):
-                needed, bounds[i] = self._guard_needed(group, params, per_tensor, context)
-                if needed:
-                    guarded.add(i)
-        return guarded, bounds
+            extremes, at = host[at : at + gradient_count], at + gradient_count
+            stat_values, at = host[at : at + stat_count], at + stat_count
+            if not gradient_count:
+                continue  # no gradient holds values (meta or empty tensors)
+            if not all(map(math.isfinite, extremes)):
+                self._raise_nonfinite_gradient(work)
+            grad_max = max(-min(extremes), max(extremes))
+            needed, carry[i] = self._guard_needed(group, params, grad_max, stat_values, context)
+            if needed:
+                guarded.add(i)
+        return guarded, carry
 
-    def _raise_nonfinite_gradient(self, group: dict, p: Tensor) -> None:
-        group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
-        index = next(i for i, q in enumerate(group["params"]) if q is p)
-        raise FloatingPointError(
-            f"non-finite gradient (nan or inf) in parameter {index} of param group "
-            f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
-            "step (torch.amp.GradScaler does), lower the learning rate, or pass "
-            "check_finite=False to take the step anyway."
-        )
+    def _raise_nonfinite_gradient(self, work) -> None:
+        """Name the first parameter (of a ``check_finite`` group) whose gradient is not finite."""
+        for group, params, grads in work:
+            if not group.get("check_finite", False):
+                continue
+            for p, g in zip(params, grads):
+                if has_values(g) and not bool(g.isfinite().all()):
+                    group_index = next(i for i, q in enumerate(self.param_groups) if q is group)
+                    index = next(i for i, q in enumerate(group["params"]) if q is p)
+                    raise FloatingPointError(
+                        f"non-finite gradient (nan or inf) in parameter {index} of param group "
+                        f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
+                        "step (torch.amp.GradScaler does), lower the learning rate, or pass "
+                        "check_finite=False to take the step anyway."
+                    )
+        raise FloatingPointError("non-finite gradient (nan or inf); nothing was updated")
 
-    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[list[Tensor]] | None, object]:
-        """Per parameter, 0-dim tensors (pairs ``aminmax``) the update bound needs (None: no
-        guard), and whatever ``_guard_needed`` should get back with their values."""
-        return None, None
+    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[Tensor], object]:
+        """0-dim tensors, in ``(min, max)`` pairs, that the update bound of ``group`` needs
+        besides the gradients, and whatever ``_guard_needed`` should get back with their values."""
+        return [], None
 
     def _guard_needed(
-        self, group: dict, params: list[Tensor], values: list[list[float] | None], context: object
-    ) -> tuple[bool, list | None]:
-        """Whether the update of ``group`` may produce a non-finite value, from ``values``
-        (per parameter: the gradient's min and max, then the ``_guard_stats``, as floats), and
-        per parameter what the step leaves for ``_carry_bounds`` (or ``None``)."""
+        self, group: dict, params: list[Tensor], grad_max: float, stats: list[float], context: object
+    ) -> tuple[bool, object]:
+        """Whether the update of ``group`` may produce a non-finite value, from the largest
+        ``|g|`` over its gradients and the values of ``_guard_stats``, and what the step
+        leaves for ``_carry_bounds``."""
         return False, None
 
-    def _carry_bounds(self, group: dict, params: list[Tensor], bounds: list | None) -> None:
+    def _carry_bounds(self, group: dict, params: list[Tensor], carry: object) -> None:
         """After ``group``'s step: keep what ``_guard_needed`` learned for the next step (a
         subclass may then leave those tensors out of ``_guard_stats``)."""
 
-    def _apply(self, work, guarded: set[int], bounds: dict[int, list | None]) -> None:
+    def _apply(self, work, guarded: set[int], bounds: dict[int, object]) -> None:
         """Guarded groups first, each on a copy-backed in-place step that is checked; if one
         fails, all are restored and the error raised. Then the groups proven safe."""
         snapshots = []
@@ -327,7 +336,7 @@ class CheckedOptimizer(Optimizer):
         for p in params:
             tensors = {"weights": p, **{k: v for k, v in self.state.get(p, {}).items() if isinstance(v, Tensor)}}
             for name, t in tensors.items():
-                if _has_values(t) and t.is_floating_point() and not bool(t.isfinite().all()):
+                if has_values(t) and t.is_floating_point() and not bool(t.isfinite().all()):
                     group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
                     index = next(i for i, q in enumerate(group["params"]) if q is p)
                     raise FloatingPointError(

@@ -150,6 +150,12 @@ def _single_tensor_rewa_sgd(
 
 def _multi_tensor_abs_pow(latents, exponent, flush_exponent=None, out=None):
     """``abs_pow`` over a list, with the same operations (so the same bits) per tensor."""
+    if is_zero(exponent):  # |y|^0 = 1 (K = 1 with eps > 0)
+        if out is None:
+            return [torch.ones_like(y) for y in latents]
+        torch._foreach_zero_(out)
+        torch._foreach_add_(out, 1.0)
+        return out
     k = squarings(exponent)
     # On CPUs the foreach kernels are per-tensor loops, and an out= write saves the copy pass.
     per_tensor_out = out is not None and out[0].device.type == "cpu"

@@ -9,17 +9,18 @@ book-keeping; the update math is in ``_functional``.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from contextlib import contextmanager
 from numbers import Real
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from .._math import latent_from_weight, power_map
 from . import _fused
-from ._checked import CheckedOptimizer, caller_stacklevel, max_abs, to_host
+from ._checked import CheckedOptimizer, caller_stacklevel, has_values, max_abs, to_host_lists
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
@@ -77,14 +78,47 @@ def default_fused(fused: bool | None, foreach: bool | None, params: list[Tensor]
         raise ValueError(f"fused={fused} and foreach={foreach} cannot both be True; pick one")
     if fused is not None:
         return bool(fused)
-    if (
-        foreach is not None
-        or not params
-        or not all(type(p) in (Tensor, torch.nn.Parameter) and p.device.type == "cpu" for p in params)
-    ):
+    if foreach is not None or not params:
         return False
-    large = sum(p.numel() for p in params if p.numel() >= _fused.FUSED_MIN_NUMEL)
-    return large >= FUSED_AUTO_MIN_NUMEL and _fused.fused_available()
+    large = sum(n for n in (p.numel() for p in params) if n >= _fused.FUSED_MIN_NUMEL)
+    return (
+        large >= FUSED_AUTO_MIN_NUMEL
+        and all(type(p) in (Tensor, torch.nn.Parameter) and p.device.type == "cpu" for p in params)
+        and _fused.fused_available()
+    )
+
+
+def step_paths(group: dict, params: list[Tensor]) -> tuple[list[int], list[int], list[int]]:
+    """The one place that sends each tensor of a group to a code path: indices of the
+    tensors for the compiled kernels, the single-tensor loop and the foreach path.
+
+    ``fused`` (see :func:`default_fused`): large tensors compiled, the rest foreach.
+    ``foreach=True``/``False``: every tensor foreach / loop. ``foreach=None``: foreach on CUDA;
+    on other devices the large tensors (``FUSED_MIN_NUMEL`` elements or more) take the loop,
+    which runs all of one tensor's operations while it is in cache, and the small ones the
+    foreach path, which saves per-tensor Python and dispatch (they give the same bits).
+    """
+    foreach = group["foreach"]
+    if default_fused(group["fused"], foreach, params):
+        big, rest = _fused.split_for_fused(params)
+        return big, [], rest
+    everything = list(range(len(params)))
+    if foreach is not None:
+        return ([], [], everything) if foreach else ([], everything, [])
+    big, small = _fused.split_for_fused(params)
+    if not big or default_foreach(None, params):
+        return [], [], everything
+    return [], big, small
+
+
+class _GuardContext(NamedTuple):
+    """What ``_guard_stats`` hands to ``_guard_needed``: the group's states, the largest carried
+    ``|y|`` and guarded entries, and which statistics were measured for the other tensors."""
+
+    states: list[dict | None]
+    y_max: float
+    others: list[float]
+    measured: list[tuple[bool, bool, int]]
 
 
 class LatentOptimizer(CheckedOptimizer):
@@ -97,13 +131,13 @@ class LatentOptimizer(CheckedOptimizer):
 
     _latent_state_keys: tuple[str, ...] = ("y",)
 
-    def _latents(self, group: dict, params: list[Tensor]) -> list[Tensor]:
-        """The latent of each parameter: created on first use, re-derived if ``x`` changed."""
+    def _latents(self, group: dict, params: list[Tensor], states: list[dict]) -> list[Tensor]:
+        """The latent of each parameter (``states``: theirs): created on first use, re-derived
+        if ``x`` changed."""
         K = group["K"]
         latents = []
         created = []
-        for p in params:
-            state = self.state[p]
+        for p, state in zip(params, states):
             if "y" not in state:
                 state["step"] = 0
                 state["K"] = K
@@ -138,8 +172,7 @@ class LatentOptimizer(CheckedOptimizer):
 
     def _in_sync(self, p: Tensor) -> bool:
         """The latent exists and the weights are what this optimizer last wrote."""
-        state = self.state.get(p)
-        return state is not None and "y" in state and state.get(_VERSION_KEY) == p._version
+        return _in_sync(p, self.state.get(p))
 
     def _mark_in_sync(self, p: Tensor) -> None:
         self.state[p][_VERSION_KEY] = p._version
@@ -152,117 +185,133 @@ class LatentOptimizer(CheckedOptimizer):
             if state:
                 _check_param_state(state, p, self._latent_state_keys, where="")
 
-    def _guard_tensors(self, group: dict, p: Tensor) -> list[Tensor]:
-        """State tensors (besides ``y``) whose largest magnitude the update bound needs."""
-        return []
+    def _guard_keys(self, group: dict) -> tuple[str, ...]:
+        """Keys of the state tensors (besides ``y``) whose largest magnitude the update bound needs."""
+        return ()
 
-    def _latent_current(self, group: dict, p: Tensor) -> bool:
-        return self._in_sync(p) and self.state[p].get("K") == group["K"]
+    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[Tensor], object]:
+        """``aminmax`` of the latents and guarded state the last step's bounds do not cover.
 
-    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[list[Tensor]], list]:
-        # Where the last step's bounds still hold, no reduction is needed.
-        carried = [self._carried_bounds(group, p) for p in params]
-        stats = [[] if kept is not None else self._exact_stats(group, p) for p, kept in zip(params, carried)]
-        return stats, carried
+        Where nothing has written to a tensor's latent, guarded state or weights since the last
+        step, the bounds that step left still hold and no reduction is needed (nearly always).
+        """
+        get = self.state.get
+        K, keys = group["K"], self._guard_keys(group)
+        states: list[dict | None] = []
+        y_max, others = 0.0, []  # type: tuple[float, list[float]]
+        measured: list[tuple[bool, bool, int]] = []
+        stats: list[Tensor] = []
+        for p in params:
+            state = get(p)
+            states.append(state)
+            kept = state.get(_BOUNDS_KEY) if state else None
+            if (
+                kept is not None
+                and state.get(_VERSION_KEY) == p._version  # type: ignore[union-attr]
+                and state.get("K") == K  # type: ignore[union-attr]
+                and _stamp(state, keys) == kept[2]  # type: ignore[arg-type]
+            ):
+                y_max = _larger(y_max, kept[0])
+                others = _larger_each(others, kept[1]) if kept[1] else others
+            elif has_values(p):
+                measured.append(self._exact_stats(group, p, state, stats))
+        return stats, _GuardContext(states, y_max, others, measured)
 
-    def _exact_stats(self, group: dict, p: Tensor) -> list[Tensor]:
-        """``aminmax`` of the latent (of the weights if the latent will be re-derived) and of
-        each ``_guard_tensors`` entry."""
-        state = self.state.get(p) or {}
-        values: list[Tensor] = []
-        if "y" in state:
-            values += torch.aminmax(state["y"])
-        if not self._latent_current(group, p):
-            values += torch.aminmax(p)  # the latent will be (re-)derived from these weights
-        for t in self._guard_tensors(group, p):
-            values += torch.aminmax(t)
-        return values
+    def _exact_stats(self, group: dict, p: Tensor, state: dict | None, out: list[Tensor]) -> tuple[bool, bool, int]:
+        """Append to ``out`` the ``aminmax`` of the latent, of the weights if the latent will be
+        (re-)derived from them, and of each ``_guard_keys`` tensor; return which were taken."""
+        has_latent = state is not None and "y" in state
+        if has_latent:
+            out += torch.aminmax(state["y"])  # type: ignore[index]
+        rederive = not _latent_current(group, p, state)
+        if rederive:
+            out += torch.aminmax(p)
+        guarded = [t for t in (state.get(key) for key in self._guard_keys(group)) if t is not None] if state else []
+        for t in guarded:
+            out += torch.aminmax(t)
+        return has_latent, rederive, len(guarded)
 
-    def _guard_needed(self, group: dict, params: list[Tensor], values, context: object) -> tuple[bool, list]:
-        carried: list = context  # type: ignore[assignment]  # what _guard_stats returned
-        needed, bounds = self._bounds_after_step(group, params, values, carried)
-        if needed and any(kept is not None for kept in carried):
+    def _fold_stats(
+        self, group: dict, measured: list[tuple[bool, bool, int]], stats: list[float], y_max: float, others: list[float]
+    ) -> tuple[float, list[float]]:
+        """The largest ``|y|`` and guarded entries, from the carried ones and the measured ``stats``."""
+        k = 0
+        for has_latent, rederive, count in measured:
+            if has_latent:
+                y_max, k = _larger(y_max, max_abs(stats[k : k + 2])), k + 2
+            if rederive:
+                y_max, k = _larger(y_max, _root(max_abs(stats[k : k + 2]), group["K"])), k + 2
+            others = _larger_each(others, [max_abs(stats[k + 2 * j : k + 2 * j + 2]) for j in range(count)])
+            k += 2 * count
+        return y_max, others
+
+    def _guard_needed(
+        self, group: dict, params: list[Tensor], grad_max: float, stats: list[float], context: object
+    ) -> tuple[bool, object]:
+        assert isinstance(context, _GuardContext)  # what _guard_stats returned
+        states, y_max, others, measured = context
+        carried_any = len(measured) < sum(1 for p in params if has_values(p))
+        y_max, others = self._fold_stats(group, measured, stats, y_max, others)
+        needed, bound = self._bound_after_step(group, params, states, y_max, grad_max, others)
+        if needed and carried_any:
             # Carried bounds only grow from step to step; measure before paying for copies.
-            exact = []
-            for p, v in zip(params, values):
-                stats = self._exact_stats(group, p) if v is not None else []
-                exact.append(None if v is None else v[:2] + (to_host(stats) if stats else []))
-            needed, bounds = self._bounds_after_step(group, params, exact, [None] * len(params))
-        return needed, bounds
+            exact: list[Tensor] = []
+            measured = [self._exact_stats(group, p, state, exact) for p, state in zip(params, states) if has_values(p)]
+            y_max, others = self._fold_stats(group, measured, to_host_lists([exact])[0], 0.0, [])
+            needed, bound = self._bound_after_step(group, params, states, y_max, grad_max, others)
+        return needed, bound
 
-    def _bounds_after_step(self, group: dict, params: list[Tensor], values, carried: list):
-        """Whether the update may overflow, and per parameter the bounds of ``|y|`` and of the
-        ``_guard_tensors`` after the step (``None`` where unknown), from ``values`` or, where
-        given, the ``carried`` bounds of the last step."""
-        K = group["K"]
-        needed = False
-        bounds: list[tuple[float, list[float]] | None] = []
-        for p, v, kept in zip(params, values, carried):
-            if v is None:
-                bounds.append(None)
-                continue
-            state = self.state.get(p) or {}
-            grad_max, rest = max_abs(v[0:2]), v[2:]
-            if kept is not None:
-                y_max, others = kept
-            else:
-                y_max = 0.0
-                if "y" in state:
-                    y_max, rest = max_abs(rest[0:2]), rest[2:]
-                if not self._latent_current(group, p):
-                    y_max, rest = max(y_max, _root(max_abs(rest[0:2]), K)), rest[2:]
-                others = [max_abs(rest[i : i + 2]) for i in range(0, len(rest), 2)]
-            latent_limit = torch.finfo(latent_dtype(p)).max
-            weight_limit = min(torch.finfo(p.dtype).max, latent_limit)
-            # a factor 4 below overflow covers the rounding of every operation
-            y_bound, others_after = self._update_bound(
-                group, p, y_max=y_max, grad_max=grad_max, others=others, limit=latent_limit / 4
-            )
-            safe = y_bound < _root(weight_limit / 4, K)
-            needed = needed or not safe
-            bounds.append((y_bound, others_after) if safe else None)
-        return needed, bounds
+    def _bound_after_step(
+        self,
+        group: dict,
+        params: list[Tensor],
+        states: list[dict | None],
+        y_max: float,
+        grad_max: float,
+        others: list[float],
+    ) -> tuple[bool, tuple[float, list[float]] | None]:
+        """Whether the update may overflow, and (if not) the bounds of ``|y|`` and of the
+        ``_guard_keys`` tensors after the step. One bound serves the whole group: the largest ``|g|``,
+        ``|y|`` and guarded entries over its tensors bound each of them, so the cost in Python
+        is per group, not per tensor."""
+        latent_limit = weight_limit = math.inf
+        for dtype in {p.dtype for p in params}:
+            dtype_latent_limit, dtype_weight_limit = _limits(dtype)
+            latent_limit, weight_limit = min(latent_limit, dtype_latent_limit), min(weight_limit, dtype_weight_limit)
+        # a factor 4 below overflow covers the rounding of every operation
+        y_bound, others_after = self._update_bound(
+            group, [s for s in states if s], y_max=y_max, grad_max=grad_max, others=others, limit=latent_limit / 4
+        )
+        safe = y_bound < _root(weight_limit / 4, group["K"])
+        return not safe, ((y_bound, others_after) if safe else None)
 
     def _update_bound(
-        self, group: dict, p: Tensor, *, y_max: float, grad_max: float, others: list[float], limit: float
+        self, group: dict, states: list[dict], *, y_max: float, grad_max: float, others: list[float], limit: float
     ) -> tuple[float, list[float]]:
         """Upper bounds of ``|y|`` after this step (``inf`` if an intermediate may exceed
-        ``limit``) and of each ``_guard_tensors`` entry after it, from the largest ``|y|``,
-        ``|g|`` and ``|t|`` for ``_guard_tensors`` before it."""
+        ``limit``) and of each ``_guard_keys`` tensor after it, from the largest ``|y|``,
+        ``|g|`` and ``|t|`` for ``_guard_keys`` tensors before it over the tensors whose ``states``
+        are given."""
         return math.inf, []
 
     # -- bounds carried from one step to the next --------------------------------------------
 
-    def _stamp(self, group: dict, p: Tensor) -> tuple:
-        """Identity and version counter of the latent and the guarded state: any write to one
-        of them (or a new tensor in its place) changes the stamp."""
-        return tuple((id(t), t._version) for t in (self.state[p]["y"], *self._guard_tensors(group, p)))
-
-    def _carried_bounds(self, group: dict, p: Tensor) -> tuple[float, list[float]] | None:
-        """The bounds of ``|y|`` and the guarded state left by the last step, if nothing has
-        written to them (nor to the weights) since and ``K`` is the same."""
-        state = self.state.get(p)
-        kept = state.get(_BOUNDS_KEY) if state else None
-        if kept is None or not self._latent_current(group, p):
-            return None
-        y_bound, others, stamp = kept
-        return (y_bound, others) if stamp == self._stamp(group, p) else None
-
-    def _carry_bounds(self, group: dict, params: list[Tensor], bounds: list | None) -> None:
-        for p, bound in zip(params, bounds or [None] * len(params)):
-            state = self.state.get(p)
+    def _carry_bounds(self, group: dict, params: list[Tensor], carry: object) -> None:
+        get = self.state.get
+        y_bound, others = math.inf, []  # type: tuple[float, list[float]]
+        if carry is not None:
+            assert isinstance(carry, tuple)  # what _bound_after_step found
+            # widened a little: the bounds hold in exact arithmetic, the steps round
+            y_bound, others = carry[0] * _ROUNDING_SLACK, [b * _ROUNDING_SLACK for b in carry[1]]
+        keys = self._guard_keys(group)
+        for p in params:
+            state = get(p)
             if not state or "y" not in state:
                 continue
-            if bound is None:
+            if carry is None:
                 state.pop(_BOUNDS_KEY, None)
             else:
-                y_bound, others = bound
-                # widened a little: the bounds hold in exact arithmetic, the steps round
-                state[_BOUNDS_KEY] = (
-                    y_bound * _ROUNDING_SLACK,
-                    [b * _ROUNDING_SLACK for b in others],
-                    self._stamp(group, p),
-                )
+                state[_BOUNDS_KEY] = (y_bound, others, _stamp(state, keys))
 
     def _overflow_hint(self, group: dict, p: Tensor) -> str:
         K = group["K"]
@@ -288,23 +337,25 @@ class LatentOptimizer(CheckedOptimizer):
         unchanged = p == power_map(y, K).to(p.dtype)
         y.copy_(torch.where(unchanged, y, latent_from_weight(p, K, y.dtype)))
 
-    @contextmanager
-    def _weights_kept_at_zero_lr(self, lr: float, params: list[Tensor]):
-        """A step at ``lr = 0`` leaves the weights bitwise as they were.
+    @staticmethod
+    def _weights_before_zero_lr_step(lr: float, params: list[Tensor]) -> list[Tensor] | None:
+        """A step at ``lr = 0`` must leave the weights bitwise as they were: a copy of them to
+        put back after it (``None`` for any other ``lr``).
 
         It leaves ``y`` unchanged, but ``power_map(latent_from_weight(x))`` is ``x`` only up to
         rounding, so rewriting ``x`` from a latent just derived from it would move it (by up to
         6.7e-7 relative for K = 9). ``torch.distributed.checkpoint`` creates optimizer state by
         such a step. Only at lr 0: one copy of the group's weights for that step; no host sync.
         """
-        saved = [p.detach().clone() for p in params] if lr == 0 else []
-        yield
-        for p, x in zip(params, saved):
+        return [p.detach().clone() for p in params] if lr == 0 else None
+
+    @staticmethod
+    def _put_back(params: list[Tensor], saved: list[Tensor] | None) -> None:
+        for p, x in zip(params, saved or []):
             p.copy_(x)
 
-    def _mark_written(self, params: list[Tensor]) -> None:
-        for p in params:
-            state = self.state[p]
+    def _mark_written(self, params: list[Tensor], states: list[dict]) -> None:
+        for p, state in zip(params, states):
             state["step"] += 1
             state[_VERSION_KEY] = p._version
 
@@ -397,6 +448,45 @@ class LatentOptimizer(CheckedOptimizer):
             _check_param_state(saved, p, self._latent_state_keys, where=f" (loaded, parameter id {saved_id!r})")
 
 
+@functools.lru_cache(maxsize=16)
+def _limits(dtype: torch.dtype) -> tuple[float, float]:
+    """The largest finite latent and weight for weights of ``dtype``."""
+    latent_limit = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).max
+    return latent_limit, min(torch.finfo(dtype).max, latent_limit)
+
+
+def _in_sync(p: Tensor, state: dict | None) -> bool:
+    """The latent exists and the weights are what the optimizer last wrote."""
+    return state is not None and "y" in state and state.get(_VERSION_KEY) == p._version
+
+
+def _latent_current(group: dict, p: Tensor, state: dict | None) -> bool:
+    """In sync, and derived with the group's ``K``."""
+    return _in_sync(p, state) and state.get("K") == group["K"]  # type: ignore[union-attr]
+
+
+def _larger(a: float, b: float) -> float:
+    """``max(a, b)`` where nan counts as larger than everything (so it is never dropped)."""
+    return math.inf if a != a or b != b else (a if a >= b else b)
+
+
+def _stamp(state: dict, keys: tuple[str, ...]) -> list:
+    """Identity and version counter of the latent and the state tensors under ``keys``: any
+    write to one of them (or a new tensor in its place) changes the stamp."""
+    y = state.get("y")
+    stamp = [id(y), None if y is None else y._version]
+    for key in keys:
+        t = state.get(key)
+        if t is not None:
+            stamp += (id(t), t._version)
+    return stamp
+
+
+def _larger_each(a: list[float], b: list[float]) -> list[float]:
+    """Entry-wise :func:`_larger`; the longer list's extra entries are kept."""
+    return [_larger(x, y) for x, y in zip(a, b)] + (a[len(b) :] if len(a) > len(b) else b[len(a) :])
+
+
 def _root(value: float, K: float) -> float:
     """``value^(1/K)`` for ``value >= 0``; nan stays nan, inf stays inf."""
     return value ** (1.0 / K) if value == value else math.nan
@@ -404,9 +494,12 @@ def _root(value: float, K: float) -> float:
 
 def _check_param_state(state: dict, p: Tensor, tensor_keys: tuple[str, ...], where: str) -> None:
     """``ValueError`` naming the parameter and both shapes, or the key and the type."""
-    described = f"parameter of shape {tuple(p.shape)}{where}"
+
+    def described() -> str:  # only for messages: the checks run every step
+        return f"parameter of shape {tuple(p.shape)}{where}"
+
     if state and "y" not in state:
-        raise ValueError(f"the state of the {described} has {sorted(map(str, state))} but no latent 'y'")
+        raise ValueError(f"the state of the {described()} has {sorted(map(str, state))} but no latent 'y'")
     for key in tensor_keys:
         if key not in state:
             continue
@@ -414,20 +507,20 @@ def _check_param_state(state: dict, p: Tensor, tensor_keys: tuple[str, ...], whe
         if not isinstance(value, Tensor) or not value.is_floating_point():
             dtype = f" of dtype {value.dtype}" if isinstance(value, Tensor) else ""
             raise ValueError(
-                f"state {key!r} of the {described} must be a floating-point tensor, got {type(value).__name__}{dtype}"
+                f"state {key!r} of the {described()} must be a floating-point tensor, got {type(value).__name__}{dtype}"
             )
         if value.shape != p.shape:
             raise ValueError(
-                f"state {key!r} of the {described} has shape {tuple(value.shape)}; "
+                f"state {key!r} of the {described()} has shape {tuple(value.shape)}; "
                 f"it must be the parameter's shape {tuple(p.shape)}"
             )
-    if "step" in state:
-        step = state["step"]
+    step = state.get("step")
+    if step is not None and not (type(step) is int and step >= 0):  # plain ints need no more
         if isinstance(step, Tensor) and step.numel() == 1:
             step = step.item()
         if isinstance(step, bool) or not isinstance(step, Real) or not float(step).is_integer() or step < 0:
-            raise ValueError(f"state 'step' of the {described} must be a non-negative integer, got {state['step']!r}")
-    if "y" in state:
-        K = state.get("K")
+            raise ValueError(f"state 'step' of the {described()} must be a non-negative integer, got {state['step']!r}")
+    K = state.get("K") if "y" in state else 1
+    if not ((type(K) is int or type(K) is float) and 1 <= K < math.inf):
         if isinstance(K, bool) or not isinstance(K, Real) or not math.isfinite(K) or K < 1:
-            raise ValueError(f"state 'K' of the {described} must be a real number >= 1, got {K!r}")
+            raise ValueError(f"state 'K' of the {described()} must be a real number >= 1, got {K!r}")

@@ -13,7 +13,7 @@ from . import _fused
 from ._checked import caller_stacklevel
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
-from ._latent import LatentOptimizer, default_foreach, default_fused
+from ._latent import LatentOptimizer, default_fused, step_paths
 
 __all__ = ["ReWA", "SparsityConfigWarning"]
 
@@ -164,12 +164,11 @@ class ReWA(LatentOptimizer):
         check.check_momentum(group)
         default_fused(group.setdefault("fused", None), group["foreach"], [])
 
-    def _guard_tensors(self, group: dict, p: Tensor) -> list[Tensor]:
-        buf = self.state[p].get("momentum_buffer") if group["momentum"] != 0 and p in self.state else None
-        return [] if buf is None else [buf]
+    def _guard_keys(self, group: dict) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _update_bound(
-        self, group: dict, p: Tensor, *, y_max: float, grad_max: float, others: list[float], limit: float
+        self, group: dict, states: list[dict], *, y_max: float, grad_max: float, others: list[float], limit: float
     ) -> tuple[float, list[float]]:
         y_bound, buffer_bound = rewa_sgd_bound(
             y_max=y_max,
@@ -188,8 +187,9 @@ class ReWA(LatentOptimizer):
         return y_bound, [] if buffer_bound is None else [buffer_bound]
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
-        latents = self._latents(group, params)
-        buffers = [self.state[p].get("momentum_buffer") for p in params]
+        states = [self.state[p] for p in params]
+        latents = self._latents(group, params, states)
+        buffers = [state.get("momentum_buffer") for state in states]
         hyper = dict(
             lr=group["lr"],
             K=group["K"],
@@ -201,29 +201,31 @@ class ReWA(LatentOptimizer):
             nesterov=group["nesterov"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
         )
-        with self._weights_kept_at_zero_lr(group["lr"], params):
-            fused = default_fused(group["fused"], group["foreach"], params)
-            # The fused path compiles the large tensors and runs small ones through foreach.
-            big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
-            if big:
-                bufs = _fused.pick(buffers, big)
-                done = fused_rewa_sgd(
-                    _fused.pick(params, big), _fused.pick(grads, big), _fused.pick(latents, big), bufs, **hyper
-                )
-                _fused.put(buffers, big, bufs)
-                rest = big[done:] + rest
-            if rest:
-                bufs = _fused.pick(buffers, rest)
+        saved = self._weights_before_zero_lr_step(group["lr"], params)
+        fused, loop, multi = step_paths(group, params)
+        if fused:
+            bufs = _fused.pick(buffers, fused)
+            done = fused_rewa_sgd(
+                _fused.pick(params, fused), _fused.pick(grads, fused), _fused.pick(latents, fused), bufs, **hyper
+            )
+            _fused.put(buffers, fused, bufs)
+            loop = fused[done:] + loop  # not compiled here: the loop takes them
+        for indices, foreach in ((loop, False), (multi, True)):
+            if len(indices) == len(params):
+                rewa_sgd(params, grads, latents, buffers, **hyper, foreach=foreach)
+            elif indices:
+                bufs = _fused.pick(buffers, indices)
                 rewa_sgd(
-                    _fused.pick(params, rest),
-                    _fused.pick(grads, rest),
-                    _fused.pick(latents, rest),
+                    _fused.pick(params, indices),
+                    _fused.pick(grads, indices),
+                    _fused.pick(latents, indices),
                     bufs,
                     **hyper,
-                    foreach=fused or default_foreach(group["foreach"], params),
+                    foreach=foreach,
                 )
-                _fused.put(buffers, rest, bufs)
+                _fused.put(buffers, indices, bufs)
+        self._put_back(params, saved)
         if group["momentum"] != 0:
-            for p, buf in zip(params, buffers):
-                self.state[p]["momentum_buffer"] = buf
-        self._mark_written(params)
+            for state, buf in zip(states, buffers):
+                state["momentum_buffer"] = buf
+        self._mark_written(params, states)

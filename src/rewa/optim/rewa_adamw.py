@@ -11,7 +11,7 @@ from .. import _check as check
 from . import _fused
 from ._functional import rewa_adamw, rewa_adamw_bound
 from ._fused import fused_rewa_adamw
-from ._latent import LatentOptimizer, default_foreach, default_fused
+from ._latent import LatentOptimizer, default_fused, step_paths
 from .rewa import warn_unless_sparse
 
 __all__ = ["ReWAAdamW"]
@@ -121,26 +121,31 @@ class ReWAAdamW(LatentOptimizer):
         default_fused(group.setdefault("fused", None), group["foreach"], [])
 
     def _update_bound(
-        self, group: dict, p: Tensor, *, y_max: float, grad_max: float, others: list[float], limit: float
+        self, group: dict, states: list[dict], *, y_max: float, grad_max: float, others: list[float], limit: float
     ) -> tuple[float, list[float]]:
         beta1, beta2 = group["betas"]
-        step = (self.state[p].get("step", 0) if p in self.state else 0) + 1
-        y_bound = rewa_adamw_bound(
-            y_max=y_max,
-            grad_max=grad_max,
-            step=int(step),
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            M=group["M"],
-            weight_decay=group["weight_decay"],
-            limit=limit,
+        # the bound depends on the step number (bias corrections): the largest over the group's
+        # step numbers (one, unless tensors joined the group late)
+        steps = {int(state.get("step", 0)) + 1 for state in states} or {1}
+        y_bound = max(
+            rewa_adamw_bound(
+                y_max=y_max,
+                grad_max=grad_max,
+                step=step,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                M=group["M"],
+                weight_decay=group["weight_decay"],
+                limit=limit,
+            )
+            for step in steps
         )
         return y_bound, []  # the moments are not part of the bound
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
-        latents = self._latents(group, params)
         states = [self.state[p] for p in params]
+        latents = self._latents(group, params, states)
         for state in states:
             if "exp_avg" not in state:
                 state["exp_avg"] = torch.zeros_like(state["y"])
@@ -159,17 +164,13 @@ class ReWAAdamW(LatentOptimizer):
             weight_decay=group["weight_decay"],
         )
         lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
-        with self._weights_kept_at_zero_lr(group["lr"], params):
-            fused = default_fused(group["fused"], group["foreach"], params)
-            # The fused path compiles the large tensors and runs small ones through foreach.
-            big, rest = _fused.split_for_fused(params) if fused else ([], list(range(len(params))))
-            if big:
-                done = fused_rewa_adamw(*(_fused.pick(t, big) for t in lists), **hyper)
-                rest = big[done:] + rest
-            if rest:
-                rewa_adamw(
-                    *(_fused.pick(t, rest) for t in lists),
-                    **hyper,
-                    foreach=fused or default_foreach(group["foreach"], params),
-                )
-        self._mark_written(params)
+        saved = self._weights_before_zero_lr_step(group["lr"], params)
+        fused, loop, multi = step_paths(group, params)
+        if fused:
+            done = fused_rewa_adamw(*(_fused.pick(t, fused) for t in lists), **hyper)
+            loop = fused[done:] + loop  # not compiled here: the loop takes them
+        for indices, foreach in ((loop, False), (multi, True)):
+            if indices:
+                rewa_adamw(*(_fused.pick(t, indices) for t in lists), **hyper, foreach=foreach)
+        self._put_back(params, saved)
+        self._mark_written(params, states)
