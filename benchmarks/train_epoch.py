@@ -64,6 +64,8 @@ def main() -> None:
         "rewa": _setup("rewa", config),
         # check_finite=False drops ReWA's per-step finiteness check and its host sync
         "rewa nocheck": _setup("rewa", config, check_finite=False),
+        # fused=True: each group's update as one compiled kernel (compiled on the first step)
+        "rewa fused": _setup("rewa", config, fused=True),
     }
     epoch_times = {m: [] for m in runs}
     outside = {m: [] for m in runs}

@@ -9,20 +9,23 @@ SGD-with-momentum's five. The kernels are internal; the optimizers' ``fused=True
 
 How it is compiled (measured on CPU; ``rewa bench`` prints the numbers):
 
-* One kernel per tensor, each tensor flattened to 1-D, compiled with ``dynamic=True``: one
-  kernel serves every tensor size, so a model's differently shaped tensors cost one
-  compilation per configuration (seconds on an idle CPU, up to a minute on a busy one). A
-  single compiled function over a whole group (62 tensors of ResNet-18) ran faster per step
-  but took minutes to compile, so it is not used.
+* One kernel per run of up to ``FUSED_MAX_TENSORS`` tensors of a group on one device: the
+  update of every tensor in it is traced once (``make_fx`` with fake tensors, so nothing is
+  computed or written while tracing) and compiled by inductor (``torch._inductor.compile``).
+  The kernel is called directly, without ``torch.compile``'s per-call machinery: about 10 us per
+  call here against about 50 us through ``torch.compile`` (150 us per tensor on a busy CPU),
+  which is what makes the fused path pay on small models too. There are no guards: kernels are
+  keyed by the configuration and by each tensor's size and dtype (tensors enter flattened to
+  1-D), so a model compiles once per group; the compilation takes seconds (about 12 s for
+  ResNet-18's 21 weight tensors, 5 s for an MLP's three, on this machine; inductor's on-disk
+  cache shortens it in later processes).
 * ``lr``, ``weight_decay``, the momentum coefficients and Adam's bias corrections enter as
   0-dim float64 tensors, so a scheduler changing them does not recompile. ``K``, ``M``,
   ``eps``, the betas, Nesterov and the decay variant are constants of the kernel: changing one
   compiles a new kernel (once). The first momentum step uses the steady-state kernel on a zero
   buffer with coefficients ``(0, 1)``, so there is no second kernel for it.
-* Each configuration gets its own code object, so dynamo's per-function recompile limit
-  counts one configuration's recompiles (new dtypes), not the number of configurations.
-* The first call compiles in-process (``compile_threads=1``): on a loaded 2-core machine,
-  inductor's worker pool made it slower (one configuration: 113 s with the pool, 4.6 s without).
+* Compilation runs in-process (``compile_threads=1``): on a loaded 2-core machine, inductor's
+  worker pool made it slower (one configuration: 113 s with the pool, 4.6 s without).
 * When compilation is unavailable (no C++ compiler, an unsupported Python, a backend error),
   the first failure warns once (:class:`FusedFallbackWarning`) and that configuration uses
   the unfused path from then on; the results are the same math. Tensors that are not
@@ -35,6 +38,7 @@ differently, so results agree to rounding, not bit for bit (tests state the tole
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -56,14 +60,17 @@ __all__ = [
 ]
 
 
-# Below this many elements a tensor's update is cheaper through the foreach path than through
-# a compiled call, whose fixed cost (guards, wrappers: ~0.3-0.8 ms on a busy CPU) is more than
-# the memory passes it saves. Measured on the ResNet-18 set (see ``rewa bench``).
+# ``fused=None`` counts a group's tensors of at least this many elements when it decides
+# whether compiling pays (``rewa.optim._latent.default_fused``); on the eager paths, tensors this
+# large take the single-tensor loop and smaller ones the foreach path (``step_paths``).
 FUSED_MIN_NUMEL = 1 << 15
+
+# At most this many tensors share one kernel: compilation time grows with the kernel's size.
+FUSED_MAX_TENSORS = 32
 
 
 def split_for_fused(params: list[Tensor]) -> tuple[list[int], list[int]]:
-    """Indices of the tensors worth a compiled call, and of the rest."""
+    """Indices of the tensors with at least ``FUSED_MIN_NUMEL`` elements, and of the rest."""
     big = [i for i, p in enumerate(params) if p.numel() >= FUSED_MIN_NUMEL]
     chosen = set(big)
     return big, [i for i in range(len(params)) if i not in chosen]
@@ -82,24 +89,29 @@ class FusedFallbackWarning(UserWarning):
     """``fused=True`` was asked for but the kernels could not be compiled; the loop is used."""
 
 
-# Kernels by configuration; ``None`` marks a configuration whose compilation failed.
-_kernels: dict[tuple, Callable | None] = {}
-# Seconds spent in first calls (tracing and compiling), by configuration, for reporting.
+# Compiled kernels by configuration and tensor layout.
+_kernels: dict[tuple, Callable] = {}
+# Configurations that could not be compiled here (warned once; not tried again).
+_failed: set[tuple] = set()
+# Seconds spent tracing and compiling, by kernel, for reporting.
 compile_seconds: dict[tuple, float] = {}
 
 
+@functools.cache
 def fused_available() -> bool:
-    """Whether ``torch.compile`` can be called at all here (it still may fail on first use)."""
+    """Whether inductor can be called at all here (it still may fail on first use)."""
     try:
-        import torch._dynamo  # noqa: F401
+        import torch._dynamo
+        import torch._inductor  # noqa: F401
+        from torch.fx.experimental.proxy_tensor import make_fx  # noqa: F401
     except ImportError:
         return False
-    return hasattr(torch, "compile") and torch._dynamo.is_dynamo_supported()
+    return hasattr(torch._inductor, "compile") and torch._dynamo.is_dynamo_supported()
 
 
 def _compile_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean "this code cannot be compiled here", not "the math is wrong"."""
-    errors: list[type[BaseException]] = []
+    errors: list[type[BaseException]] = [ImportError, AttributeError, NotImplementedError]
     try:
         from torch._dynamo.exc import TorchDynamoException
 
@@ -117,22 +129,16 @@ def _compile_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _kernel(key: tuple, body: Callable, config: dict) -> Callable | None:
-    """The compiled ``body`` with ``config`` bound, for configuration ``key`` (compiled on first call)."""
-    if key not in _kernels:
-        if not fused_available():
-            _warn_fallback(key, "torch.compile is not supported in this environment")
-            _kernels[key] = None
-        else:
+def _compile(fn: Callable, args: list) -> Callable:
+    """``fn``, which writes its tensor arguments in place, compiled for arguments laid out as
+    ``args``: traced with fake tensors (nothing is computed or written), compiled by inductor
+    in this process."""
+    import torch._inductor.config as inductor_config
+    from torch.fx.experimental.proxy_tensor import make_fx
 
-            def kernel(*args):
-                return body(*args, **config)
-
-            # A code object of its own per configuration: dynamo's recompile limit counts
-            # per code object, and configurations are not recompiles of each other.
-            kernel.__code__ = kernel.__code__.replace(co_name=f"{body.__name__}_{len(_kernels)}")
-            _kernels[key] = torch.compile(kernel, dynamic=True, fullgraph=True)
-    return _kernels[key]
+    with torch.no_grad(), inductor_config.patch(compile_threads=1):
+        graph = make_fx(fn, tracing_mode="fake")(*args)
+        return torch._inductor.compile(graph, args)
 
 
 def _warn_fallback(key: tuple, reason: str) -> None:
@@ -144,14 +150,12 @@ def _warn_fallback(key: tuple, reason: str) -> None:
     )
 
 
-def scalar(value: float, device: torch.device) -> Tensor:
-    """A 0-dim float64 tensor: scalars that change between steps enter kernels as data."""
-    return torch.tensor(float(value), dtype=torch.float64, device=device)
-
-
-def fusable(tensors: list[Tensor]) -> bool:
+def fusable(tensors: list[Tensor] | tuple[Tensor, ...]) -> bool:
     """Contiguous plain tensors (a DTensor's local shard qualifies, the DTensor does not)."""
-    return all(type(t) in (Tensor, torch.nn.Parameter) and t.is_contiguous() for t in tensors)
+    for t in tensors:
+        if not (type(t) is Tensor or type(t) is torch.nn.Parameter) or not t.is_contiguous():
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------------------
@@ -216,27 +220,44 @@ def _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov):
     return d + momentum * b if nesterov else b
 
 
-def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled):
+def _rewa_sgd_values(g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled):
+    """One step's new latent, momentum buffer (``None`` without momentum) and weights."""
     d = _scaled_gradient(y, g, K, M, eps)
     if not decoupled:
         d = d + wd * y
-    v = _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov)
+    b = None if momentum == 0 else buf * buf_coef + d * d_coef
+    v = d if b is None else (d + momentum * b if nesterov else b)
     y_new = y * (1 - lr * wd) - lr * v if decoupled else y - lr * v
+    return y_new, b, _power_map(y_new, K)
+
+
+def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, **config):
+    y_new, b, x_new = _rewa_sgd_values(g, y, buf, lr, wd, buf_coef, d_coef, **config)
+    if b is not None:
+        buf.copy_(b)
     y.copy_(y_new)
-    x.copy_(_power_map(y_new, K))
+    x.copy_(x_new)
 
 
-def _rewa_adamw_kernel(
-    x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps, beta1, beta2, adam_eps
+def _rewa_adamw_values(
+    g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps, beta1, beta2, adam_eps
 ):
+    """One step's new moments, latent and weights."""
     d = _scaled_gradient(y, g, K, M, eps)
     m = exp_avg + (d - exp_avg) * (1 - beta1)
     v = exp_avg_sq * beta2 + d * d * (1 - beta2)
     y_new = y * (1 - lr * wd) - step_size * m / (v.sqrt() / bias_correction2_sqrt + adam_eps)
+    return m, v, y_new, _power_map(y_new, K)
+
+
+def _rewa_adamw_kernel(x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, **config):
+    m, v, y_new, x_new = _rewa_adamw_values(
+        g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, **config
+    )
     exp_avg.copy_(m)
     exp_avg_sq.copy_(v)
     y.copy_(y_new)
-    x.copy_(_power_map(y_new, K))
+    x.copy_(x_new)
 
 
 def _abs_pow_negative(a, exponent):
@@ -279,16 +300,98 @@ def _pwd_adamw_kernel(
 # ----------------------------------------------------------------------------------------
 
 
-def _buffer_and_coefficients(momentum_buffers, i, like, momentum, steady, first):
-    """Tensor ``i``'s momentum buffer (``None`` without momentum) and the heavy-ball
-    coefficients: a missing buffer is created as zeros and takes ``first`` (``(0, 1)``, so the
-    steady-state kernel serves the first step), an existing one ``steady``."""
-    if momentum == 0:
-        return None, steady
-    if momentum_buffers[i] is None:
-        momentum_buffers[i] = torch.zeros_like(like)
-        return momentum_buffers[i], first
-    return momentum_buffers[i], steady
+def _run(
+    name: str,
+    body: Callable,
+    config: dict,
+    items: list[tuple],
+    coefficients: list[list[float]],
+    shared: list[float],
+):
+    """``body(*item, *its_coefficients, *shared, **config)`` for every item (per parameter: its
+    tensors), through compiled kernels over runs of up to ``FUSED_MAX_TENSORS`` consecutive
+    items on one device. The numbers (``coefficients`` per item, ``shared`` by all) enter each
+    kernel as one float64 vector, so changing them does not recompile.
+
+    Returns how many leading items were updated: all unless compilation is unavailable
+    (warned once per configuration) or an item's tensors are not contiguous plain tensors; the
+    caller runs the rest unfused.
+    """
+    key = (name, *config.values())
+    if key in _failed:
+        return 0
+    if not fused_available():
+        _failed.add(key)
+        _warn_fallback(key, "torch._inductor cannot compile in this environment")
+        return 0
+    done = 0
+    while done < len(items):
+        device = items[done][0].device
+        end = done
+        while (
+            end < len(items)
+            and end - done < FUSED_MAX_TENSORS
+            and items[end][0].device == device
+            and fusable(items[end])
+        ):
+            end += 1
+        if end == done:
+            return done
+        chunk = items[done:end]
+        numbers = [v for c in coefficients[done:end] for v in c] + shared
+        # the tensors as they are: the kernels run without autograd (steps run under no_grad)
+        args = [t for item in chunk for t in item]
+        args.append(_numbers_tensor(tuple(numbers), device))
+        kernel_key = (key, device, tuple((item[0].shape, *[t.dtype for t in item]) for item in chunk))
+        kernel = _kernels.get(kernel_key)
+        if kernel is None:
+            kernel = _compile_run(
+                key, kernel_key, body, config, len(chunk), len(chunk[0]), len(coefficients[done]), args
+            )
+            if kernel is None:
+                return done
+        kernel(*args)
+        done = end
+    return done
+
+
+# The float64 vectors of numbers last passed to kernels, by value: a step whose numbers did not
+# change (no scheduler step since) reuses the tensor instead of creating one.
+_numbers: dict[tuple, Tensor] = {}
+
+
+def _numbers_tensor(numbers: tuple, device: torch.device) -> Tensor:
+    key = (device, numbers)
+    tensor = _numbers.get(key)
+    if tensor is None:
+        if len(_numbers) >= 64:
+            _numbers.clear()
+        tensor = _numbers[key] = torch.tensor(numbers, dtype=torch.float64, device=device)
+    return tensor
+
+
+def _compile_run(key, kernel_key, body, config, count, arity, per_item, args) -> Callable | None:
+    """The kernel for ``count`` items of ``arity`` tensors and ``per_item`` coefficients each
+    (``None``, warned once, if it cannot be compiled here)."""
+
+    def update(*flat: Tensor) -> None:
+        numbers = flat[-1]
+        shared = [numbers[k] for k in range(count * per_item, numbers.shape[0])]
+        for i in range(count):
+            own = [numbers[i * per_item + j] for j in range(per_item)]
+            body(*flat[i * arity : (i + 1) * arity], *own, *shared, **config)
+
+    start = time.perf_counter()
+    try:
+        kernel = _compile(update, args)
+    except _compile_errors() as error:
+        _failed.add(key)
+        message = str(error).splitlines()[0] if str(error) else ""
+        _warn_fallback(key, f"{type(error).__name__}: {message}")
+        return None
+    compile_seconds[kernel_key] = time.perf_counter() - start
+    _kernels[kernel_key] = kernel
+    return kernel
 
 
 def fused_rewa_sgd(
@@ -307,7 +410,7 @@ def fused_rewa_sgd(
     nesterov,
     decoupled_weight_decay: bool = False,
 ) -> int:
-    """:func:`rewa_sgd` through compiled kernels, one per tensor.
+    """:func:`rewa_sgd` through compiled kernels (see the module docstring).
 
     Returns ``done``: the first ``done`` tensors were updated (all of them unless compilation is
     unavailable or a tensor is not contiguous: the caller runs the rest through the loop).
@@ -317,21 +420,50 @@ def fused_rewa_sgd(
     buffers are written into ``momentum_buffers`` where it holds ``None``.
     """
     config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=bool(nesterov), decoupled=bool(decoupled_weight_decay))
-    key = ("ReWA", *config.values())
-    if _kernel(key, _rewa_sgd_kernel, config) is None:
-        return 0
-    device = params[0].device
-    lr_t, wd_t = scalar(lr, device), scalar(weight_decay, device)
-    steady = (scalar(momentum, device), scalar(1 - dampening, device))
-    first = (scalar(0.0, device), scalar(1.0, device))
-    for i, (x, g, y) in enumerate(zip(params, grads, latents)):
-        buf, coefs = _buffer_and_coefficients(momentum_buffers, i, y, momentum, steady, first)
-        args = (x, g, y, buf, lr_t, wd_t, *coefs)
-        if not fusable([x, g, y] + ([buf] if buf is not None else [])) or not _call(key, args):
-            if coefs is first:
-                momentum_buffers[i] = None  # the loop creates it
-            return i
-    return len(params)
+    shared = [float(lr), float(weight_decay)]
+    if momentum == 0:
+        items = list(zip(params, grads, latents))
+        return _run("ReWA", _rewa_sgd_without_momentum, config, items, [[]] * len(items), shared)
+    items, coefficients, created = _with_buffers(params, grads, [latents], momentum_buffers, momentum, dampening)
+    done = _run("ReWA", _rewa_sgd_with_momentum, config, items, coefficients, shared)
+    _drop_unused_buffers(momentum_buffers, created, done)
+    return done
+
+
+def _with_buffers(params, grads, others, momentum_buffers, momentum, dampening):
+    """Items ``(param, grad, *other, buffer)`` with the heavy-ball coefficients of each: a
+    missing buffer is created as zeros and takes ``(0, 1)``, so the steady-state kernel serves
+    the first step; an existing one ``(momentum, 1 - dampening)``."""
+    items, coefficients, created = [], [], []
+    for i, (p, g, *rest) in enumerate(zip(params, grads, *others)):
+        buf = momentum_buffers[i]
+        if buf is None:
+            buf = momentum_buffers[i] = torch.zeros_like(rest[0] if rest else p)
+            created.append(i)
+            coefficients.append([0.0, 1.0])
+        else:
+            coefficients.append([float(momentum), 1.0 - dampening])
+        items.append((p, g, *rest, buf))
+    return items, coefficients, created
+
+
+def _drop_unused_buffers(momentum_buffers, created, done) -> None:
+    for i in created:
+        if i >= done:
+            momentum_buffers[i] = None  # not updated here: the loop creates it
+
+
+def _rewa_sgd_with_momentum(x, g, y, buf, buf_coef, d_coef, lr, wd, **config):
+    _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, **config)
+
+
+def _rewa_sgd_without_momentum(x, g, y, lr, wd, **config):
+    _rewa_sgd_kernel(x, g, y, None, lr, wd, None, None, **config)
+
+
+def _adam_coefficients(steps, lr, beta1, beta2) -> list[list[float]]:
+    """Per tensor (its step number ``t``): ``lr/(1 - beta1^t)`` and ``sqrt(1 - beta2^t)``."""
+    return [[lr / (1 - beta1**t), (1 - beta2**t) ** 0.5] for t in steps]
 
 
 def fused_rewa_adamw(
@@ -339,76 +471,43 @@ def fused_rewa_adamw(
 ) -> int:
     """:func:`rewa_adamw` through compiled kernels; returns how many leading tensors were updated."""
     config = dict(K=K, M=M, eps=eps, beta1=beta1, beta2=beta2, adam_eps=adam_eps)
-    key = ("ReWA-AdamW", *config.values())
-    if _kernel(key, _rewa_adamw_kernel, config) is None:
-        return 0
-    device = params[0].device
-    lr_t, wd_t = scalar(lr, device), scalar(weight_decay, device)
-    for i, (x, g, y, m, v, t) in enumerate(zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps)):
-        args = (x, g, y, m, v, lr_t, wd_t, scalar(lr / (1 - beta1**t), device), scalar((1 - beta2**t) ** 0.5, device))
-        if not fusable([x, g, y, m, v]) or not _call(key, args):
-            return i
-    return len(params)
+    items = list(zip(params, grads, latents, exp_avgs, exp_avg_sqs))
+    coefficients = _adam_coefficients(steps, lr, beta1, beta2)
+    return _run("ReWA-AdamW", _rewa_adamw_item, config, items, coefficients, [float(lr), float(weight_decay)])
+
+
+def _rewa_adamw_item(x, g, y, m, v, step_size, bias_correction2_sqrt, lr, wd, **config):
+    _rewa_adamw_kernel(x, g, y, m, v, lr, wd, step_size, bias_correction2_sqrt, **config)
 
 
 def fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum, dampening, nesterov) -> int:
     """:func:`rewa.optim.pwd.pwd_sgd` through compiled kernels; returns how many leading tensors were updated."""
     config = dict(p=p, momentum=momentum, nesterov=bool(nesterov))
-    key = ("pWD-SGD", *config.values())
-    if _kernel(key, _pwd_sgd_kernel, config) is None:
-        return 0
-    device = params[0].device
-    lr_t, lambda_t = scalar(lr, device), scalar(lambda_p, device)
-    steady = (scalar(momentum, device), scalar(1 - dampening, device))
-    first = (scalar(0.0, device), scalar(1.0, device))
-    for i, (w, g) in enumerate(zip(params, grads)):
-        buf, coefs = _buffer_and_coefficients(momentum_buffers, i, w, momentum, steady, first)
-        args = (w, g, buf, lr_t, lambda_t, *coefs)
-        if not fusable([w, g] + ([buf] if buf is not None else [])) or not _call(key, args):
-            if coefs is first:
-                momentum_buffers[i] = None  # the loop creates it
-            return i
-    return len(params)
+    shared = [float(lr), float(lambda_p)]
+    if momentum == 0:
+        items = list(zip(params, grads))
+        return _run("pWD-SGD", _pwd_sgd_without_momentum, config, items, [[]] * len(items), shared)
+    items, coefficients, created = _with_buffers(params, grads, [], momentum_buffers, momentum, dampening)
+    done = _run("pWD-SGD", _pwd_sgd_with_momentum, config, items, coefficients, shared)
+    _drop_unused_buffers(momentum_buffers, created, done)
+    return done
+
+
+def _pwd_sgd_with_momentum(w, g, buf, buf_coef, d_coef, lr, lambda_p, **config):
+    _pwd_sgd_kernel(w, g, buf, lr, lambda_p, buf_coef, d_coef, **config)
+
+
+def _pwd_sgd_without_momentum(w, g, lr, lambda_p, **config):
+    _pwd_sgd_kernel(w, g, None, lr, lambda_p, None, None, **config)
 
 
 def fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, lambda_p, p) -> int:
     """:func:`rewa.optim.pwd.pwd_adamw` through compiled kernels; returns how many leading tensors were updated."""
     config = dict(p=p, beta1=beta1, beta2=beta2, eps=eps)
-    key = ("pWD-AdamW", *config.values())
-    if _kernel(key, _pwd_adamw_kernel, config) is None:
-        return 0
-    device = params[0].device
-    lr_t, lambda_t = scalar(lr, device), scalar(lambda_p, device)
-    for i, (w, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps)):
-        args = (w, g, m, v, lr_t, lambda_t, scalar(lr / (1 - beta1**t), device), scalar((1 - beta2**t) ** 0.5, device))
-        if not fusable([w, g, m, v]) or not _call(key, args):
-            return i
-    return len(params)
+    items = list(zip(params, grads, exp_avgs, exp_avg_sqs))
+    coefficients = _adam_coefficients(steps, lr, beta1, beta2)
+    return _run("pWD-AdamW", _pwd_adamw_item, config, items, coefficients, [float(lr), float(lambda_p)])
 
 
-def _call(key: tuple, args: tuple) -> bool:
-    """Run the kernel of ``key`` on one tensor's arguments (flattened to 1-D); ``False`` if it
-    cannot be compiled (warned once), in which case nothing of this tensor was written."""
-    kernel = _kernels[key]
-    if kernel is None:
-        return False
-    flat = [a.detach().view(-1) if isinstance(a, Tensor) and a.dim() > 0 else a for a in args]
-    first = key not in compile_seconds
-    start = time.perf_counter()
-    try:
-        if first:
-            # Compile in this process: on a busy machine inductor's worker pool is slower.
-            import torch._inductor.config as inductor_config
-
-            with inductor_config.patch(compile_threads=1):
-                kernel(*flat)
-        else:
-            kernel(*flat)
-    except _compile_errors() as error:
-        _kernels[key] = None
-        message = str(error).splitlines()[0] if str(error) else ""
-        _warn_fallback(key, f"{type(error).__name__}: {message}")
-        return False
-    if first:
-        compile_seconds[key] = time.perf_counter() - start
-    return True
+def _pwd_adamw_item(w, g, m, v, step_size, bias_correction2_sqrt, lr, lambda_p, **config):
+    _pwd_adamw_kernel(w, g, m, v, lr, lambda_p, step_size, bias_correction2_sqrt, **config)

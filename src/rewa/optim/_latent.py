@@ -92,17 +92,17 @@ def step_paths(group: dict, params: list[Tensor]) -> tuple[list[int], list[int],
     """The one place that sends each tensor of a group to a code path: indices of the
     tensors for the compiled kernels, the single-tensor loop and the foreach path.
 
-    ``fused`` (see :func:`default_fused`): large tensors compiled, the rest foreach.
+    ``fused`` (see :func:`default_fused`): every tensor compiled (those the kernels cannot take
+    fall back to the loop).
     ``foreach=True``/``False``: every tensor foreach / loop. ``foreach=None``: foreach on CUDA;
     on other devices the large tensors (``FUSED_MIN_NUMEL`` elements or more) take the loop,
     which runs all of one tensor's operations while it is in cache, and the small ones the
     foreach path, which saves per-tensor Python and dispatch (they give the same bits).
     """
     foreach = group["foreach"]
-    if default_fused(group["fused"], foreach, params):
-        big, rest = _fused.split_for_fused(params)
-        return big, [], rest
     everything = list(range(len(params)))
+    if default_fused(group["fused"], foreach, params):
+        return everything, [], []
     if foreach is not None:
         return ([], [], everything) if foreach else ([], everything, [])
     big, small = _fused.split_for_fused(params)

@@ -190,17 +190,7 @@ class ReWA(LatentOptimizer):
         states = [self.state[p] for p in params]
         latents = self._latents(group, params, states)
         buffers = [state.get("momentum_buffer") for state in states]
-        hyper = dict(
-            lr=group["lr"],
-            K=group["K"],
-            M=group["M"],
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            nesterov=group["nesterov"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
+        hyper = _hyperparameters(group)
         saved = self._weights_before_zero_lr_step(group["lr"], params)
         fused, loop, multi = step_paths(group, params)
         if fused:
@@ -229,3 +219,18 @@ class ReWA(LatentOptimizer):
             for state, buf in zip(states, buffers):
                 state["momentum_buffer"] = buf
         self._mark_written(params, states)
+
+
+def _hyperparameters(group: dict) -> dict:
+    """The keyword arguments of :func:`rewa_sgd` from a param group."""
+    return dict(
+        lr=group["lr"],
+        K=group["K"],
+        M=group["M"],
+        eps=group["eps"],
+        weight_decay=group["weight_decay"],
+        momentum=group["momentum"],
+        dampening=group["dampening"],
+        nesterov=group["nesterov"],
+        decoupled_weight_decay=group["decoupled_weight_decay"],
+    )

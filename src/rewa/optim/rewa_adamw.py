@@ -150,19 +150,9 @@ class ReWAAdamW(LatentOptimizer):
             if "exp_avg" not in state:
                 state["exp_avg"] = torch.zeros_like(state["y"])
                 state["exp_avg_sq"] = torch.zeros_like(state["y"])
-        beta1, beta2 = group["betas"]
         exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
         steps = [s["step"] + 1 for s in states]
-        hyper = dict(
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            adam_eps=group["adam_eps"],
-            K=group["K"],
-            M=group["M"],
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-        )
+        hyper = _hyperparameters(group)
         lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
         saved = self._weights_before_zero_lr_step(group["lr"], params)
         fused, loop, multi = step_paths(group, params)
@@ -174,3 +164,18 @@ class ReWAAdamW(LatentOptimizer):
                 rewa_adamw(*(_fused.pick(t, indices) for t in lists), **hyper, foreach=foreach)
         self._put_back(params, saved)
         self._mark_written(params, states)
+
+
+def _hyperparameters(group: dict) -> dict:
+    """The keyword arguments of :func:`rewa_adamw` from a param group."""
+    beta1, beta2 = group["betas"]
+    return dict(
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        adam_eps=group["adam_eps"],
+        K=group["K"],
+        M=group["M"],
+        eps=group["eps"],
+        weight_decay=group["weight_decay"],
+    )
