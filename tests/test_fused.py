@@ -393,3 +393,28 @@ def test_default_cpu_path_gives_the_loops_bits(make, monkeypatch):
         )
     for a, b in zip(*results):
         assert torch.equal(a, b)
+
+
+def test_kernels_over_several_runs_and_late_buffers_match_the_loop(monkeypatch):
+    """Groups split into runs of FUSED_MAX_TENSORS tensors per kernel, and a parameter whose
+    gradient (so whose momentum buffer) only appears at the third step: same as the loop."""
+    monkeypatch.setattr(_fused, "FUSED_MAX_TENSORS", 2)
+    torch.manual_seed(0)
+    shapes = [(4, 3), (5,), (2, 2), (7,), (3,)]
+    runs = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        params = [nn.Parameter(torch.randn(s, dtype=torch.float64) * 0.5) for s in shapes]
+        opt = rewa.ReWA(params, **REWA, fused=fused)
+        torch.manual_seed(1)
+        for step in range(5):
+            for i, p in enumerate(params):
+                p.grad = None if (i == 3 and step < 2) else torch.randn_like(p)
+            opt.step()
+        runs.append((params, opt))
+    (loop_params, loop_opt), (fused_params, fused_opt) = runs
+    for a, b in zip(loop_params, fused_params):
+        torch.testing.assert_close(b, a, **TOLERANCE[torch.float64])
+        for key in ("y", "momentum_buffer"):
+            torch.testing.assert_close(fused_opt.state[b][key], loop_opt.state[a][key], **TOLERANCE[torch.float64])
+    assert len([k for k in _fused._kernels if k[0][0] == "ReWA"]) >= 3  # several runs, several kernels

@@ -106,7 +106,7 @@ class PWDSGD(CheckedOptimizer):
         params: parameters or param groups; every hyperparameter may differ per group.
         lr: ``eta`` (``>= 0``). lambda_p: ``lambda_p >= 0``. p: the norm's exponent, ``p > 0``.
         momentum, dampening, nesterov: as in ``torch.optim.SGD``, on the gradient.
-        fused: one compiled kernel per tensor (see :class:`rewa.ReWA`); ``None``/``False``: the loop.
+        fused: compiled kernels (see :class:`rewa.ReWA`); ``None``/``False``: the loop.
 
     Notes on departures from the paper:
         * ``|w|^(p-2)`` uses the weight before the step (``s`` refreshed every step, the pWD
@@ -184,7 +184,7 @@ class PWDAdamW(CheckedOptimizer):
     Args:
         params: parameters or param groups. lr: ``eta >= 0``. betas: ``(beta1, beta2)``, each in
         ``[0, 1)``. eps: Adam's constant, ``>= 0``. lambda_p: ``>= 0``. p: ``> 0``.
-        fused: one compiled kernel per tensor (see :class:`rewa.ReWA`); ``None``/``False``: the loop.
+        fused: compiled kernels (see :class:`rewa.ReWA`); ``None``/``False``: the loop.
 
     Notes on departures from the paper:
         * ``|w|^(p-2)`` uses the weight before the step, refreshed every step.

@@ -70,18 +70,23 @@ class ReWA(LatentOptimizer):
         decoupled_weight_decay: ``False`` (default): ``lambda y`` is part of ``d_t`` and enters
             the momentum buffer (torch SGD, the paper's code). ``True``: the decay is applied
             to ``y`` directly, outside the buffer (the default of earlier versions).
-        foreach: use the multi-tensor implementation; ``None`` picks it when every
-            parameter is on a CUDA device.
-        fused: run each tensor's update as one compiled kernel (``torch.compile``, one pass
-            over memory; see :mod:`rewa.optim._fused`), with the group's
-            ``decoupled_weight_decay``. The first step pays the compilation (seconds to a
-            minute on CPU, reported in ``rewa.optim._fused.compile_seconds``); ``lr`` and
-            ``weight_decay`` enter as tensors, so schedulers do not recompile. If compilation
-            is unavailable it warns once (``FusedFallbackWarning``) and uses the loop. ``None``
-            (default): fused for CPU groups whose large tensors hold at least 2**20 elements
+        foreach: use the multi-tensor implementation (``True``) or the single-tensor loop
+            (``False``). ``None``: on CUDA the multi-tensor one; elsewhere the loop for tensors of
+            2**15 elements or more and the multi-tensor one for smaller tensors, which saves
+            per-tensor Python and dispatch (the two give the same bits).
+        fused: run the group's update as compiled kernels (inductor; one pass over memory
+            and one call per up to 32 tensors, see :mod:`rewa.optim._fused`), with the group's
+            ``decoupled_weight_decay``. The first step pays the compilation (about 5 s for an
+            MLP, 45 s for ResNet-18 on this 2-core CPU; reported in
+            ``rewa.optim._fused.compile_seconds``); ``lr`` and ``weight_decay`` enter as data,
+            so schedulers do not recompile. If compilation is unavailable it warns once
+            (``FusedFallbackWarning``) and uses the loop. ``None`` (default): fused for CPU
+            groups whose tensors of 2**15 or more elements hold at least 2**20 elements in all
             (where the compilation pays for itself within a few hundred steps) unless ``foreach``
-            is given, not otherwise (on GPUs the foreach path, unmeasured here). Not together with ``foreach=True``.
-            Fused steps are as all-or-nothing as the others (``check_finite``).
+            is given; not otherwise (on GPUs the foreach path, unmeasured here). ``True`` pays
+            on small models too in long runs (an MLP epoch: 1.08x SGD's against 1.3x eager).
+            Not together with ``foreach=True``. Fused steps are as all-or-nothing as the others
+            (``check_finite``).
         check_finite: a step either completes with finite latents and weights or raises
             ``FloatingPointError`` and changes nothing (see :class:`rewa.optim._checked.CheckedOptimizer`).
             Costs one reduction of each gradient and one host sync per step and device (the
