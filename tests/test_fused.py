@@ -27,7 +27,8 @@ TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rt
 
 @pytest.fixture(autouse=True)
 def _fuse_every_tensor(monkeypatch):
-    """The models here are small: send every tensor through the compiled kernels."""
+    """The models here are small: every tensor counts as large, so the unfused runs take the
+    single-tensor loop (the ground truth) rather than the foreach path."""
     monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 1)
 
 
@@ -329,7 +330,7 @@ def test_distributed_checkpoint_round_trip_keeps_weights_and_state():
 
 def test_fused_none_compiles_only_large_cpu_groups():
     """``fused=None``: the compiled path for a CPU group whose large tensors hold >= 2**20
-    elements (when torch.compile works here), never for small groups or with foreach=True."""
+    elements (when inductor works here), never for small groups or with foreach=True."""
     from rewa.optim._latent import FUSED_AUTO_MIN_NUMEL, default_fused
 
     big = [torch.zeros(FUSED_AUTO_MIN_NUMEL // 2), torch.zeros(FUSED_AUTO_MIN_NUMEL // 2), torch.zeros(10)]
