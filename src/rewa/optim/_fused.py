@@ -366,7 +366,14 @@ def _numbers_tensor(numbers: tuple, device: torch.device) -> Tensor:
     if tensor is None:
         if len(_numbers) >= 64:
             _numbers.clear()
-        tensor = _numbers[key] = torch.tensor(numbers, dtype=torch.float64, device=device)
+        if device.type == "cuda":
+            # from pinned memory without waiting: a copy from pageable memory would make every
+            # step with a new learning rate wait for the GPU
+            host = torch.tensor(numbers, dtype=torch.float64, pin_memory=True)
+            tensor = host.to(device, non_blocking=True)
+        else:
+            tensor = torch.tensor(numbers, dtype=torch.float64, device=device)
+        _numbers[key] = tensor
     return tensor
 
 
