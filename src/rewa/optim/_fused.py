@@ -3,7 +3,7 @@
 The single-tensor and ``torch._foreach_*`` paths in :mod:`._functional` run one kernel per
 operation, so every intermediate (the scale ``|y|^M``, the scaled gradient, ``|y|^(K-1)``)
 makes a round trip through memory. Here each tensor's whole update is one function that
-``torch.compile`` (inductor) turns into one loop: ReWA-SGD reads ``y``, the gradient
+inductor turns into one loop: ReWA-SGD reads ``y``, the gradient
 and the momentum buffer and writes ``y``, the buffer and the weights, six streams against
 SGD-with-momentum's five. The kernels are internal; the optimizers' ``fused=True`` uses them.
 
@@ -15,12 +15,12 @@ How it is compiled (measured on CPU; ``rewa bench`` prints the numbers):
   The kernel is called directly, without ``torch.compile``'s per-call machinery: about 10 us per
   call here against about 50 us through ``torch.compile`` (150 us per tensor on a busy CPU),
   which is what makes the fused path pay on small models too. There are no guards: kernels are
-  keyed by the configuration and by each tensor's size and dtype (tensors enter flattened to
-  1-D), so a model compiles once per group; the compilation takes seconds (about 12 s for
-  ResNet-18's 21 weight tensors, 5 s for an MLP's three, on this machine; inductor's on-disk
-  cache shortens it in later processes).
+  keyed by the configuration and by each tensor's shape and dtypes (tensors enter as they
+  are), so a model compiles once per group; the compilation takes seconds (25-45 s for the
+  whole ResNet-18 set, about 5 s for an MLP, on this machine; inductor's on-disk cache
+  shortens it in later processes).
 * ``lr``, ``weight_decay``, the momentum coefficients and Adam's bias corrections enter as
-  0-dim float64 tensors, so a scheduler changing them does not recompile. ``K``, ``M``,
+  one float64 vector per kernel, so a scheduler changing them does not recompile. ``K``, ``M``,
   ``eps``, the betas, Nesterov and the decay variant are constants of the kernel: changing one
   compiles a new kernel (once). The first momentum step uses the steady-state kernel on a zero
   buffer with coefficients ``(0, 1)``, so there is no second kernel for it.
@@ -205,8 +205,8 @@ def _scaled_gradient(y: Tensor, g: Tensor, K: float, M: float, eps: float) -> Te
 
 
 # ----------------------------------------------------------------------------------------
-# The kernels: one tensor each, flattened to 1-D; they write in place. Finiteness is checked
-# by the optimizer's all-or-nothing step (optim/_checked.py), not here.
+# The updates of one tensor each, written in place; the drivers below trace several into one
+# kernel. Finiteness is checked by the optimizer's all-or-nothing step (optim/_checked.py).
 # ----------------------------------------------------------------------------------------
 
 
@@ -220,44 +220,27 @@ def _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov):
     return d + momentum * b if nesterov else b
 
 
-def _rewa_sgd_values(g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled):
-    """One step's new latent, momentum buffer (``None`` without momentum) and weights."""
+def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled):
     d = _scaled_gradient(y, g, K, M, eps)
     if not decoupled:
         d = d + wd * y
-    b = None if momentum == 0 else buf * buf_coef + d * d_coef
-    v = d if b is None else (d + momentum * b if nesterov else b)
+    v = _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov)
     y_new = y * (1 - lr * wd) - lr * v if decoupled else y - lr * v
-    return y_new, b, _power_map(y_new, K)
-
-
-def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, **config):
-    y_new, b, x_new = _rewa_sgd_values(g, y, buf, lr, wd, buf_coef, d_coef, **config)
-    if b is not None:
-        buf.copy_(b)
     y.copy_(y_new)
-    x.copy_(x_new)
+    x.copy_(_power_map(y_new, K))
 
 
-def _rewa_adamw_values(
-    g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps, beta1, beta2, adam_eps
+def _rewa_adamw_kernel(
+    x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, *, K, M, eps, beta1, beta2, adam_eps
 ):
-    """One step's new moments, latent and weights."""
     d = _scaled_gradient(y, g, K, M, eps)
     m = exp_avg + (d - exp_avg) * (1 - beta1)
     v = exp_avg_sq * beta2 + d * d * (1 - beta2)
     y_new = y * (1 - lr * wd) - step_size * m / (v.sqrt() / bias_correction2_sqrt + adam_eps)
-    return m, v, y_new, _power_map(y_new, K)
-
-
-def _rewa_adamw_kernel(x, g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, **config):
-    m, v, y_new, x_new = _rewa_adamw_values(
-        g, y, exp_avg, exp_avg_sq, lr, wd, step_size, bias_correction2_sqrt, **config
-    )
     exp_avg.copy_(m)
     exp_avg_sq.copy_(v)
     y.copy_(y_new)
-    x.copy_(x_new)
+    x.copy_(_power_map(y_new, K))
 
 
 def _abs_pow_negative(a, exponent):
