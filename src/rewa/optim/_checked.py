@@ -85,21 +85,19 @@ def to_host(values: list[Tensor]) -> list[float]:
     return torch.stack([v.to(wide) for v in values]).tolist()
 
 
-def to_host_lists(lists: list[list[Tensor]]) -> list[list[float]]:
-    """Lists of 0-dim tensors (possibly on several devices) as lists of floats, with one
-    transfer per device."""
-    flat = [v for values in lists for v in values]
-    if not flat:
-        return [[] for _ in lists]
-    device = flat[0].device
-    if all(v.device == device for v in flat):
-        host = iter(to_host(flat))
-        return [[next(host) for _ in values] for values in lists]
+def to_host_any(values: list[Tensor]) -> list[float]:
+    """0-dim tensors, possibly on several devices, as Python floats in order: one
+    :func:`to_host` transfer per device."""
+    if not values:
+        return []
+    device = values[0].device
+    if all(v.device == device for v in values):
+        return to_host(values)
     by_device: dict[torch.device, list[Tensor]] = {}
-    for v in flat:
+    for v in values:
         by_device.setdefault(v.device, []).append(v)
     per_device = {d: iter(to_host(vs)) for d, vs in by_device.items()}
-    return [[next(per_device[v.device]) for v in values] for values in lists]
+    return [next(per_device[v.device]) for v in values]
 
 
 class CheckedOptimizer(Optimizer):
@@ -210,14 +208,14 @@ class CheckedOptimizer(Optimizer):
                 continue
             start = len(values)
             for g in grads:
-                if not g.is_meta and g.numel() > 0:
+                if has_values(g):
                     values += torch.aminmax(g)
             stats, context = self._guard_stats(group, params)
             pending.append((i, len(values) - start, len(stats), context))
             values += stats
         if not values:
             return set(), {}
-        host = to_host_lists([values])[0]
+        host = to_host_any(values)
         guarded: set[int] = set()
         carry: dict[int, object] = {}
         at = 0
@@ -242,8 +240,7 @@ class CheckedOptimizer(Optimizer):
                 continue
             for p, g in zip(params, grads):
                 if has_values(g) and not bool(g.isfinite().all()):
-                    group_index = next(i for i, q in enumerate(self.param_groups) if q is group)
-                    index = next(i for i, q in enumerate(group["params"]) if q is p)
+                    group_index, index = self._position(group, p)
                     raise FloatingPointError(
                         f"non-finite gradient (nan or inf) in parameter {index} of param group "
                         f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "
@@ -251,6 +248,12 @@ class CheckedOptimizer(Optimizer):
                         "check_finite=False to take the step anyway."
                     )
         raise FloatingPointError("non-finite gradient (nan or inf); nothing was updated")
+
+    def _position(self, group: dict, p: Tensor | None = None) -> tuple[int, int | None]:
+        """Indices of ``group`` among the param groups and of ``p`` among its parameters, for messages."""
+        group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
+        index = None if p is None else next(i for i, q in enumerate(group["params"]) if q is p)
+        return group_index, index
 
     def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[Tensor], object]:
         """0-dim tensors, in ``(min, max)`` pairs, that the update bound of ``group`` needs
@@ -277,7 +280,7 @@ class CheckedOptimizer(Optimizer):
         try:
             for i in sorted(guarded):
                 group, params, grads = work[i]
-                group_index = next(j for j, g in enumerate(self.param_groups) if g is group)
+                group_index, _ = self._position(group)
                 snapshots.append(self._snapshot(params))
                 self._step_group(group, params, grads)
                 self._raise_if_nonfinite_result(group, params)
@@ -337,8 +340,7 @@ class CheckedOptimizer(Optimizer):
             tensors = {"weights": p, **{k: v for k, v in self.state.get(p, {}).items() if isinstance(v, Tensor)}}
             for name, t in tensors.items():
                 if has_values(t) and t.is_floating_point() and not bool(t.isfinite().all()):
-                    group_index = next(i for i, g in enumerate(self.param_groups) if g is group)
-                    index = next(i for i, q in enumerate(group["params"]) if q is p)
+                    group_index, index = self._position(group, p)
                     raise FloatingPointError(
                         f"this step would make the {name} of parameter {index} of param group "
                         f"{group_index} (shape {tuple(p.shape)}) non-finite with finite gradients; "

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .._math import latent_from_weight, power_map
 from . import _fused
-from ._checked import CheckedOptimizer, caller_stacklevel, has_values, max_abs, to_host_lists
+from ._checked import CheckedOptimizer, caller_stacklevel, has_values, max_abs, to_host_any
 
 # Written next to the latent after every update; stripped from ``state_dict()`` because a
 # version counter means nothing in another process.
@@ -197,7 +197,7 @@ class LatentOptimizer(CheckedOptimizer):
         step, the bounds that step left still hold and no reduction is needed (nearly always).
         """
         get = self.state.get
-        K, keys = group["K"], self._guard_keys(group)
+        keys = self._guard_keys(group)
         states: list[dict | None] = []
         y_max, others = 0.0, []  # type: tuple[float, list[float]]
         measured: list[tuple[bool, bool, int]] = []
@@ -206,12 +206,7 @@ class LatentOptimizer(CheckedOptimizer):
             state = get(p)
             states.append(state)
             kept = state.get(_BOUNDS_KEY) if state else None
-            if (
-                kept is not None
-                and state.get(_VERSION_KEY) == p._version  # type: ignore[union-attr]
-                and state.get("K") == K  # type: ignore[union-attr]
-                and _stamp(state, keys) == kept[2]  # type: ignore[arg-type]
-            ):
+            if kept is not None and _latent_current(group, p, state) and _stamp(state, keys) == kept[2]:  # type: ignore[arg-type]
                 y_max = _larger(y_max, kept[0])
                 others = _larger_each(others, kept[1]) if kept[1] else others
             elif has_values(p):
@@ -258,7 +253,7 @@ class LatentOptimizer(CheckedOptimizer):
             # Carried bounds only grow from step to step; measure before paying for copies.
             exact: list[Tensor] = []
             measured = [self._exact_stats(group, p, state, exact) for p, state in zip(params, states) if has_values(p)]
-            y_max, others = self._fold_stats(group, measured, to_host_lists([exact])[0], 0.0, [])
+            y_max, others = self._fold_stats(group, measured, to_host_any(exact), 0.0, [])
             needed, bound = self._bound_after_step(group, params, states, y_max, grad_max, others)
         return needed, bound
 
