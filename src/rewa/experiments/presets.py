@@ -54,6 +54,21 @@ _IMAGENET = dict(
     momentum=0.9,
 )
 
+# CPU: seconds per epoch on 2 cores.
+_DIGITS_MLP_REWA = dict(
+    dataset="digits",
+    model="mlp",
+    method="rewa",
+    momentum=0.9,
+    batch_size=64,
+    epochs=30,
+    lr_schedule="cosine",
+    warmup_epochs=0,
+    K=9,
+    M=2,
+    eps=0.0,
+)
+
 PRESETS: dict[str, dict] = {
     "cifar10-resnet18-rewa": dict(
         _CIFAR, method="rewa", lr=0.256, momentum=0.875, K=9, M=2, eps=0.0, weight_decay=1e-4
@@ -66,42 +81,11 @@ PRESETS: dict[str, dict] = {
     "imagenet-resnet50-rewa": dict(_IMAGENET, method="rewa", lr=1.0, K=3, M=2, eps=1e-3 / 3, weight_decay=5e-5),
     "imagenet-resnet50-sgd": dict(_IMAGENET, method="sgd", lr=1.7, weight_decay=1e-4),
     "imagenet-resnet50-l1": dict(_IMAGENET, method="l1-subgradient", lr=1.7, options=(("strength", 2e-6),)),
-    # CPU: seconds per epoch on 2 cores.
-    "digits-mlp-rewa": dict(
-        dataset="digits",
-        model="mlp",
-        method="rewa",
-        lr=0.05,
-        momentum=0.9,
-        batch_size=64,
-        epochs=30,
-        lr_schedule="cosine",
-        warmup_epochs=0,
-        K=9,
-        M=2,
-        eps=0.0,
-        weight_decay=1e-3,
-        zero_M_epochs=2,
-    ),
+    "digits-mlp-rewa": dict(_DIGITS_MLP_REWA, lr=0.05, weight_decay=1e-3, zero_M_epochs=2),
     # ReWA's recommended recipe on small networks (README, "ReWA on networks"): gradient norm
     # clipped to 1 (without it lr 0.2 diverges), lr 0.2 with cosine decay, K=9, M=2, eps=0, and the
     # weight decay from a budget: lambda * sum_t lr_t = 0.5 (digits MLP, 30 epochs: lambda = 0.0095).
-    "rewa-recipe": dict(
-        dataset="digits",
-        model="mlp",
-        method="rewa",
-        lr=0.2,
-        momentum=0.9,
-        batch_size=64,
-        epochs=30,
-        lr_schedule="cosine",
-        warmup_epochs=0,
-        K=9,
-        M=2,
-        eps=0.0,
-        decay_budget=0.5,
-        grad_clip_norm=1.0,
-    ),
+    "rewa-recipe": dict(_DIGITS_MLP_REWA, lr=0.2, decay_budget=0.5, grad_clip_norm=1.0),
 }
 
 
