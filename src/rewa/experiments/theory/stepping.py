@@ -18,10 +18,9 @@ def quiet_rewa(*args, **kwargs) -> ReWA:
         return ReWA(*args, **kwargs)
 
 
-def step_once(y: torch.Tensor, grad: torch.Tensor, *, lr, K, M, eps, weight_decay) -> torch.Tensor:
-    """One ReWA-SGD step through the shipped functional; returns the new latent."""
-    y = y.clone()
-    x = power_map(y, K)
+def step_(x: torch.Tensor, y: torch.Tensor, grad: torch.Tensor, *, lr, K, M, eps, weight_decay) -> None:
+    """One ReWA-SGD step without momentum through the shipped functional, in place on the
+    weights ``x`` and the latent ``y``."""
     rewa_sgd(
         [x],
         [grad],
@@ -36,4 +35,10 @@ def step_once(y: torch.Tensor, grad: torch.Tensor, *, lr, K, M, eps, weight_deca
         dampening=0.0,
         nesterov=False,
     )
+
+
+def step_once(y: torch.Tensor, grad: torch.Tensor, *, lr, K, M, eps, weight_decay) -> torch.Tensor:
+    """One ReWA-SGD step through the shipped functional; returns the new latent."""
+    y = y.clone()
+    step_(power_map(y, K), y, grad, lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay)
     return y

@@ -11,8 +11,8 @@ import torch
 
 from ... import theory
 from ..._math import power_map
-from ...optim import rewa_sgd
 from .records import ClaimRecord, TheoryConfig
+from .stepping import step_
 
 
 def _smooth_problems(gen: torch.Generator) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
@@ -63,20 +63,7 @@ def check_theorem_3_3(config: TheoryConfig) -> ClaimRecord:
             x = power_map(y, K)
             residual_max, residual_sq, nonzeros = [], [], []
             for t in range(1, T + 1):
-                rewa_sgd(
-                    [x],
-                    [grad_f(x)],
-                    [y],
-                    [None],
-                    lr=lr,
-                    K=K,
-                    M=M,
-                    eps=eps,
-                    weight_decay=weight_decay,
-                    momentum=0.0,
-                    dampening=0.0,
-                    nesterov=False,
-                )
+                step_(x, y, grad_f(x), lr=lr, K=K, M=M, eps=eps, weight_decay=weight_decay)
                 if t in checkpoints:
                     r = theory.stationarity_residual(x.numpy(), grad_f(x).numpy(), K, M, eps, weight_decay)
                     residual_max.append(float(np.abs(r).max()))
