@@ -9,7 +9,8 @@ def assert_optimizer_state_unchanged(opt: torch.optim.Optimizer, before: dict, *
     """Every entry of ``opt.state`` equals ``before`` (``id(param) -> copy of its state``).
 
     The parameter version counter (``param_version``) is bookkeeping, never compared by value;
-    with ``version_may_change`` it may also appear or disappear.
+    with ``version_may_change`` it may also appear or disappear. Of the carried bounds
+    (``update_bounds``) the bounds are compared.
     """
     ignored = {"param_version"} if version_may_change else set()
     assert set(before) == {id(p) for p in opt.state}
@@ -19,7 +20,9 @@ def assert_optimizer_state_unchanged(opt: torch.optim.Optimizer, before: dict, *
         for key, value in s.items():
             if key == "param_version":
                 continue
-            if isinstance(value, torch.Tensor):
+            if key == "update_bounds":  # the carried bounds; what they describe holds tensors
+                assert (value.y_bound, value.others, value.K) == (old[key].y_bound, old[key].others, old[key].K)
+            elif isinstance(value, torch.Tensor):
                 assert torch.equal(value, old[key]), key
             else:
                 assert value == old[key], key

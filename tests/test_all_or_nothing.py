@@ -313,7 +313,8 @@ def test_carried_bounds_stay_above_the_true_maxima(name):
         for p, q in zip(checked_params, plain_params):
             assert torch.equal(p, q)
             state = checked.state[p]
-            y_bound, others, _ = state["update_bounds"]
+            carried = state["update_bounds"]
+            y_bound, others = carried.y_bound, carried.others
             assert state["y"].abs().max() <= y_bound
             if "momentum_buffer" in state:
                 assert state["momentum_buffer"].abs().max() <= others[0]

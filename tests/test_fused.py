@@ -419,3 +419,104 @@ def test_kernels_over_several_runs_and_late_buffers_match_the_loop(monkeypatch):
         for key in ("y", "momentum_buffer"):
             torch.testing.assert_close(fused_opt.state[b][key], loop_opt.state[a][key], **TOLERANCE[torch.float64])
     assert len([k for k in _fused._kernels if k[0][0] == "ReWA"]) >= 3  # several runs, several kernels
+
+
+# ----------------------------------------------------------------------------------------
+# The one-kernel checked step of small fused models in steady state
+# ----------------------------------------------------------------------------------------
+
+
+def _two_group_models(count):
+    models = [_model(torch.float32) for _ in range(count)]
+    groups = [
+        [{"params": list(m[0].parameters())}, {"params": list(m[2].parameters()), "K": 1, "M": 0, "eps": 0.0}]
+        for m in models
+    ]
+    return models, groups
+
+
+def _spy_one_kernel_steps(monkeypatch):
+    from rewa.optim.rewa import ReWA
+
+    taken = []
+    original = ReWA._checked_fused_step
+
+    def spy(self, work):
+        done = original(self, work)
+        if self.param_groups[0].get("fused"):
+            taken.append(done)
+        return done
+
+    monkeypatch.setattr(ReWA, "_checked_fused_step", spy)
+    return taken
+
+
+def _backward(model, opt, inputs, targets):
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(inputs), targets).backward()
+
+
+def test_one_kernel_step_matches_the_per_group_kernels(monkeypatch):
+    """From the second step on (bounds carried, buffers made) a fused model of at most
+    FUSED_MAX_TENSORS tensors steps through one kernel; weights and state follow the per-group
+    kernels (the general path) and the loop."""
+    taken = _spy_one_kernel_steps(monkeypatch)
+    models, groups = _two_group_models(3)
+    one = rewa.ReWA(groups[0], **REWA, fused=True)
+    general = rewa.ReWA(groups[1], **REWA, fused=True)
+    general._checked_fused_step = lambda work: False  # the per-group kernels
+    loop = rewa.ReWA(groups[2], **REWA, fused=False)
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    for _ in range(6):
+        for model, opt in zip(models, (one, general, loop)):
+            _backward(model, opt, inputs, targets)
+            opt.step()
+    assert taken == [False] + [True] * 5  # the first step creates the buffers and bounds
+    _assert_same([models[1], models[0]], [general, one], torch.float32)
+    _assert_same([models[2], models[0]], [loop, one], torch.float32)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_one_kernel_step_refuses_a_nonfinite_gradient_and_changes_nothing(bad, monkeypatch):
+    taken = _spy_one_kernel_steps(monkeypatch)
+    (model,), (groups,) = _two_group_models(1)
+    opt = rewa.ReWA(groups, **REWA, fused=True)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    for _ in range(3):
+        _backward(model, opt, inputs, targets)
+        opt.step()
+    assert taken[-1]
+    saved = _state_copy(model, opt)
+    _backward(model, opt, inputs, targets)
+    model[2].bias.grad[1] = bad  # the second group; the first must not move either
+    with pytest.raises(FloatingPointError, match="non-finite gradient.*parameter 1 of param group 1"):
+        opt.step()
+    assert taken[-1] is False  # the kernel ran, refused, and the general path raised
+    _assert_state_unchanged(model, opt, saved)
+    _backward(model, opt, inputs, targets)
+    opt.step()
+    _backward(model, opt, inputs, targets)
+    opt.step()
+    assert taken[-1] and all(s["step"] == 5 for s in opt.state.values())
+
+
+def test_a_gradient_past_the_kernels_limit_takes_the_general_path(monkeypatch):
+    """A finite gradient far larger than the last step's is beyond what the kernel may accept
+    unchecked: nothing is written by it, and the general path takes the step (same result as
+    the per-group kernels)."""
+    taken = _spy_one_kernel_steps(monkeypatch)
+    models, groups = _two_group_models(2)
+    one = rewa.ReWA(groups[0], **REWA, fused=True)
+    general = rewa.ReWA(groups[1], **REWA, fused=True)
+    general._checked_fused_step = lambda work: False
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    for step in range(4):
+        for model, opt in zip(models, (one, general)):
+            _backward(model, opt, inputs, targets)
+            if step == 2:
+                for p in model.parameters():
+                    p.grad.mul_(1e3)
+            opt.step()
+    assert taken == [False, True, False, True]
+    _assert_same([models[1], models[0]], [general, one], torch.float32)

@@ -100,6 +100,24 @@ def to_host_any(values: list[Tensor]) -> list[float]:
     return [next(per_device[v.device]) for v in values]
 
 
+_PLAIN_TYPES = (bool, int, float, str, type(None))
+
+
+def _plain_values(group: dict) -> tuple | None:
+    """The group's hyperparameters with their types, to tell whether they changed since they
+    were checked; ``None`` when one is not a plain number, string, flag or tuple of them
+    (a tensor learning rate, say), which is then checked at every step."""
+    values = []
+    for key, value in group.items():
+        if key == "params":
+            continue
+        kind = type(value)
+        if kind not in _PLAIN_TYPES and not (kind is tuple and all(type(v) in _PLAIN_TYPES for v in value)):
+            return None
+        values.append((key, kind, value))
+    return tuple(values)
+
+
 class CheckedOptimizer(Optimizer):
     """Checks each group when it is added and before every step; steps are all-or-nothing.
 
@@ -141,8 +159,11 @@ class CheckedOptimizer(Optimizer):
         """Raise ``ValueError`` naming any bad hyperparameter of ``group``."""
         raise NotImplementedError
 
-    def _check_state(self, group: dict, params: list[Tensor]) -> None:
-        """Raise ``ValueError`` if the state of ``params`` does not fit them (default: no state)."""
+    def _check_state(self, group: dict, params: list[Tensor]) -> object:
+        """Raise ``ValueError`` if the state of ``params`` does not fit them (default: no state).
+
+        What it returns is handed to ``_guard_stats`` (what the check learned about the state)."""
+        return None
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         """Update ``params`` (those of ``group`` with a gradient) in place."""
@@ -158,20 +179,34 @@ class CheckedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         work = self._collect()
-        guarded, bounds = self._finite_checks(work)
-        self._apply(work, guarded, bounds)
+        if not self._checked_fused_step(work):
+            guarded, bounds = self._finite_checks(work)
+            self._apply(work, guarded, bounds)
         return loss
 
-    def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
+    def _checked_fused_step(self, work) -> bool:
+        """Take the whole step as one compiled kernel that checks before it writes, if this
+        optimizer has one and the step qualifies; ``False`` (nothing written) otherwise."""
+        return False
+
+    def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor], object]]:
         """Each group with its parameters that have gradients, after checking everything.
 
-        Hyperparameters are checked again (a scheduler may have changed them), then every
-        gradient's layout and the state, all before any state is created or changed.
+        Hyperparameters are checked again if they changed since their last check (a scheduler
+        may have changed them), then every gradient's layout and the state, all before any
+        state is created or changed.
         """
         work = []
+        checked = self.__dict__.setdefault("_checked_values", {})
         for group_index, group in enumerate(self.param_groups):
-            self._check_flags(group)
-            self._check_group(group)
+            values = _plain_values(group)
+            seen = checked.get(id(group))
+            if values is None or seen is None or seen[0] is not group or seen[1] != values:
+                self._check_flags(group)
+                self._check_group(group)
+                if values is not None:
+                    # the checks may fill in defaults (``fused``): remember the group as checked
+                    checked[id(group)] = (group, _plain_values(group))
             params, grads = [], []
             for index, p in enumerate(group["params"]):
                 g = p.grad
@@ -188,8 +223,7 @@ class CheckedOptimizer(Optimizer):
                 params.append(p)
                 grads.append(g)
             if params:
-                self._check_state(group, params)
-                work.append((group, params, grads))
+                work.append((group, params, grads, self._check_state(group, params)))
         return work
 
     def _finite_checks(self, work) -> tuple[set[int], dict[int, object]]:
@@ -203,14 +237,14 @@ class CheckedOptimizer(Optimizer):
         """
         pending: list[tuple[int, int, int, object]] = []  # (work index, #gradient values, #stats, context)
         values: list[Tensor] = []
-        for i, (group, params, grads) in enumerate(work):
+        for i, (group, params, grads, checked) in enumerate(work):
             if not group.get("check_finite", False):
                 continue
             start = len(values)
             for g in grads:
                 if has_values(g):
                     values += torch.aminmax(g)
-            stats, context = self._guard_stats(group, params)
+            stats, context = self._guard_stats(group, params, checked)
             pending.append((i, len(values) - start, len(stats), context))
             values += stats
         if not values:
@@ -220,7 +254,7 @@ class CheckedOptimizer(Optimizer):
         carry: dict[int, object] = {}
         at = 0
         for i, gradient_count, stat_count, context in pending:
-            group, params, _ = work[i]
+            group, params, _, _ = work[i]
             extremes, at = host[at : at + gradient_count], at + gradient_count
             stat_values, at = host[at : at + stat_count], at + stat_count
             if not gradient_count:
@@ -235,7 +269,7 @@ class CheckedOptimizer(Optimizer):
 
     def _raise_nonfinite_gradient(self, work) -> None:
         """Name the first parameter (of a ``check_finite`` group) whose gradient is not finite."""
-        for group, params, grads in work:
+        for group, params, grads, _ in work:
             if not group.get("check_finite", False):
                 continue
             for p, g in zip(params, grads):
@@ -255,9 +289,10 @@ class CheckedOptimizer(Optimizer):
         index = None if p is None else next(i for i, q in enumerate(group["params"]) if q is p)
         return group_index, index
 
-    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[Tensor], object]:
+    def _guard_stats(self, group: dict, params: list[Tensor], checked: object) -> tuple[list[Tensor], object]:
         """0-dim tensors, in ``(min, max)`` pairs, that the update bound of ``group`` needs
-        besides the gradients, and whatever ``_guard_needed`` should get back with their values."""
+        besides the gradients, and whatever ``_guard_needed`` should get back with their values
+        (``checked``: what ``_check_state`` returned this step)."""
         return [], None
 
     def _guard_needed(
@@ -279,7 +314,7 @@ class CheckedOptimizer(Optimizer):
         group_index = None
         try:
             for i in sorted(guarded):
-                group, params, grads = work[i]
+                group, params, grads, _ = work[i]
                 group_index, _ = self._position(group)
                 snapshots.append(self._snapshot(params))
                 self._step_group(group, params, grads)
@@ -295,7 +330,7 @@ class CheckedOptimizer(Optimizer):
                     "Lower the learning rate, or pass check_finite=False to take the step anyway."
                 ) from error
             raise
-        for i, (group, params, grads) in enumerate(work):
+        for i, (group, params, grads, _) in enumerate(work):
             if i not in guarded:
                 self._step_group(group, params, grads)
                 self._carry_bounds(group, params, bounds.get(i))

@@ -210,24 +210,30 @@ def _scaled_gradient(y: Tensor, g: Tensor, K: float, M: float, eps: float) -> Te
 # ----------------------------------------------------------------------------------------
 
 
-def _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov):
+def _commit(t, new, ok=None):
+    """Write ``new`` into ``t``; with ``ok`` (a 0-dim bool tensor) only if it is true, else ``t``
+    keeps its bits."""
+    t.copy_(new if ok is None else torch.where(ok, new.to(t.dtype), t))
+
+
+def _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov, ok=None):
     """torch SGD's momentum on the step ``d``: ``b <- buf_coef*b + d_coef*d`` (``(momentum,
     1 - dampening)``, or ``(0, 1)`` on the first step) written into ``buf``; returns the step."""
     if momentum == 0:
         return d
     b = buf * buf_coef + d * d_coef
-    buf.copy_(b)
+    _commit(buf, b, ok)
     return d + momentum * b if nesterov else b
 
 
-def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled):
+def _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, *, K, M, eps, momentum, nesterov, decoupled, ok=None):
     d = _scaled_gradient(y, g, K, M, eps)
     if not decoupled:
         d = d + wd * y
-    v = _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov)
+    v = _heavy_ball(d, buf, buf_coef, d_coef, momentum, nesterov, ok)
     y_new = y * (1 - lr * wd) - lr * v if decoupled else y - lr * v
-    y.copy_(y_new)
-    x.copy_(_power_map(y_new, K))
+    _commit(y, y_new, ok)
+    _commit(x, _power_map(y_new, K), ok)
 
 
 def _rewa_adamw_kernel(
@@ -418,6 +424,102 @@ def fused_rewa_sgd(
     done = _run("ReWA", _rewa_sgd_with_momentum, config, items, coefficients, shared)
     _drop_unused_buffers(momentum_buffers, created, done)
     return done
+
+
+def checked_rewa_sgd_step(groups: list[dict]) -> list[float] | None:
+    """The steps of several ReWA-SGD groups as one compiled kernel that checks before it writes.
+
+    Each group is a dict with ``params``, ``grads``, ``latents``, ``buffers`` (existing momentum
+    buffers, or ``[]`` without momentum), the keyword arguments of :func:`fused_rewa_sgd` and
+    ``grad_limit``: a ``max|g|`` up to which the caller has proven the group's step safe (no
+    overflow). The kernel first reduces every gradient to its largest magnitude (nan and inf
+    propagate); it writes the updates only if every group's gradients are finite and within
+    their limits, else every tensor keeps its bits. Returns ``[ok, max|g| of each group]`` (one
+    transfer to the host), or ``None`` when the kernel cannot be compiled here or the tensors do
+    not fit one kernel (more than ``FUSED_MAX_TENSORS``, several devices, not contiguous).
+    """
+    items = [
+        (p, g, y, *([b] if group["momentum"] != 0 else []))
+        for group in groups
+        for p, g, y, b in zip(
+            group["params"], group["grads"], group["latents"], group["buffers"] or [None] * len(group["params"])
+        )
+    ]
+    if not items or len(items) > FUSED_MAX_TENSORS or not fused_available():
+        return None
+    device = items[0][0].device
+    if not all(item[0].device == device and fusable(item) for item in items):
+        return None
+    configs = tuple(
+        (
+            len(group["params"]),
+            group["K"],
+            group["M"],
+            group["eps"],
+            group["momentum"],
+            bool(group["nesterov"]),
+            bool(group["decoupled_weight_decay"]),
+        )
+        for group in groups
+    )
+    key = ("ReWA checked", configs)
+    if key in _failed:
+        return None
+    numbers = [
+        v
+        for group in groups
+        for v in (
+            float(group["lr"]),
+            float(group["weight_decay"]),
+            float(group["momentum"]),
+            1.0 - group["dampening"],
+            float(group["grad_limit"]),
+        )
+    ]
+    args = [t for item in items for t in item]
+    args.append(_numbers_tensor(tuple(numbers), device))
+    kernel_key = (key, device, tuple((item[0].shape, *[t.dtype for t in item]) for item in items))
+    kernel = _kernels.get(kernel_key)
+    if kernel is None:
+        kernel = _compile_checked(key, kernel_key, configs, args)
+        if kernel is None:
+            return None
+    return kernel(*args)[0].tolist()
+
+
+def _compile_checked(key, kernel_key, configs, args) -> Callable | None:
+    def step(*flat: Tensor):
+        numbers = flat[-1]
+        at, ok, maxima, updates = 0, None, [], []
+        for index, (count, K, M, eps, momentum, nesterov, decoupled) in enumerate(configs):
+            lr, wd, buf_coef, d_coef, grad_limit = (numbers[5 * index + j] for j in range(5))
+            arity = 4 if momentum != 0 else 3
+            group_items = [flat[at + i * arity : at + (i + 1) * arity] for i in range(count)]
+            at += count * arity
+            grads = [item[1] for item in group_items]
+            # nan and inf propagate through the maximum and fail the comparison
+            largest = torch.stack([g.abs().amax().to(torch.float64) for g in grads]).amax()
+            good = largest <= grad_limit
+            ok = good if ok is None else ok & good
+            maxima.append(largest)
+            config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=nesterov, decoupled=decoupled)
+            updates += [(item, lr, wd, buf_coef, d_coef, config) for item in group_items]
+        assert ok is not None  # at least one group
+        for item, lr, wd, buf_coef, d_coef, config in updates:
+            x, g, y = item[:3]
+            buf = item[3] if len(item) > 3 else None
+            _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, **config, ok=ok)
+        return (torch.stack([ok.to(torch.float64), *maxima]),)
+
+    start = time.perf_counter()
+    try:
+        kernel = _compile(step, args)
+    except _compile_errors():
+        _failed.add(key)  # not warned: the general path's kernels warn if they fail too
+        return None
+    compile_seconds[kernel_key] = time.perf_counter() - start
+    _kernels[kernel_key] = kernel
+    return kernel
 
 
 def _with_buffers(params, grads, others, momentum_buffers, momentum, dampening):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import warnings
 from numbers import Real
 from typing import NamedTuple
@@ -112,13 +113,38 @@ def step_paths(group: dict, params: list[Tensor]) -> tuple[list[int], list[int],
     return [], big, small
 
 
-class _GuardContext(NamedTuple):
-    """What ``_guard_stats`` hands to ``_guard_needed``: the group's states, the largest carried
-    ``|y|`` and guarded entries, and which statistics were measured for the other tensors."""
+class _Carried(NamedTuple):
+    """Bounds of ``|y|`` and of the guarded state after a group's step, kept in the state of each
+    of its parameters (one shared object), with what they describe: the parameters, the state
+    entries the step left (the objects themselves) and the version counter of every tensor
+    among them. While all of these are as the step left them, nothing has written to the
+    group's weights or state since, so the bounds hold and the state needs no new check."""
+
+    y_bound: float
+    others: list[float]
+    grad_max: float  # the largest |g| of that step
+    K: float
+    params: tuple[Tensor, ...]
+    keys: tuple[str, ...]
+    entries: tuple[object, ...]
+    tensors: tuple[Tensor, ...]
+    versions: list[int]
+
+
+class _Checked(NamedTuple):
+    """What ``_check_state`` hands to ``_guard_stats``: the group's states and, if nothing was
+    written to them since the group's last step, that step's bounds."""
 
     states: list[dict | None]
-    y_max: float
-    others: list[float]
+    carried: _Carried | None
+
+
+class _GuardContext(NamedTuple):
+    """What ``_guard_stats`` hands to ``_guard_needed``: the group's states, the carried bounds
+    (``None`` if measured) and which statistics were measured for each tensor."""
+
+    states: list[dict | None]
+    carried: _Carried | None
     measured: list[tuple[bool, bool, int]]
 
 
@@ -178,40 +204,37 @@ class LatentOptimizer(CheckedOptimizer):
     def _mark_in_sync(self, p: Tensor) -> None:
         self.state[p][_VERSION_KEY] = p._version
 
-    # -- checks before a step ----------------------------------------------------------------
+    # -- checks before a step ---------------------------------------------------------------
 
-    def _check_state(self, group: dict, params: list[Tensor]) -> None:
-        for p in params:
-            state = self.state.get(p)
-            if state:
-                _check_param_state(state, p, self._latent_state_keys, where="")
+    def _check_state(self, group: dict, params: list[Tensor]) -> _Checked:
+        """Check the state of each parameter, unless the group's state is exactly what its last
+        step left (then it was checked and written by this optimizer, nearly always)."""
+        get = self.state.get
+        states = [get(p) for p in params]
+        carried = _unchanged_since_step(group, params, states)
+        if carried is None:
+            for p, state in zip(params, states):
+                if state:
+                    _check_param_state(state, p, self._latent_state_keys, where="")
+        return _Checked(states, carried)
 
     def _guard_keys(self, group: dict) -> tuple[str, ...]:
         """Keys of the state tensors (besides ``y``) whose largest magnitude the update bound needs."""
         return ()
 
-    def _guard_stats(self, group: dict, params: list[Tensor]) -> tuple[list[Tensor], object]:
-        """``aminmax`` of the latents and guarded state the last step's bounds do not cover.
+    def _guard_stats(self, group: dict, params: list[Tensor], checked: object) -> tuple[list[Tensor], object]:
+        """``aminmax`` of the latents and guarded state, unless the last step's bounds still hold.
 
-        Where nothing has written to a tensor's latent, guarded state or weights since the last
-        step, the bounds that step left still hold and no reduction is needed (nearly always).
+        Where nothing has written to the group's latents, state or weights since its last step,
+        the bounds that step left hold and no reduction is needed (nearly always).
         """
-        get = self.state.get
-        keys = self._guard_keys(group)
-        states: list[dict | None] = []
-        y_max, others = 0.0, []  # type: tuple[float, list[float]]
-        measured: list[tuple[bool, bool, int]] = []
+        assert isinstance(checked, _Checked)  # what _check_state returned
+        states, carried = checked
         stats: list[Tensor] = []
-        for p in params:
-            state = get(p)
-            states.append(state)
-            kept = state.get(_BOUNDS_KEY) if state else None
-            if kept is not None and _latent_current(group, p, state) and _stamp(state, keys) == kept[2]:  # type: ignore[arg-type]
-                y_max = _larger(y_max, kept[0])
-                others = _larger_each(others, kept[1]) if kept[1] else others
-            elif has_values(p):
-                measured.append(self._exact_stats(group, p, state, stats))
-        return stats, _GuardContext(states, y_max, others, measured)
+        measured = []
+        if carried is None:
+            measured = [self._exact_stats(group, p, s, stats) for p, s in zip(params, states) if has_values(p)]
+        return stats, _GuardContext(states, carried, measured)
 
     def _exact_stats(self, group: dict, p: Tensor, state: dict | None, out: list[Tensor]) -> tuple[bool, bool, int]:
         """Append to ``out`` the ``aminmax`` of the latent, of the weights if the latent will be
@@ -228,9 +251,10 @@ class LatentOptimizer(CheckedOptimizer):
         return has_latent, rederive, len(guarded)
 
     def _fold_stats(
-        self, group: dict, measured: list[tuple[bool, bool, int]], stats: list[float], y_max: float, others: list[float]
+        self, group: dict, measured: list[tuple[bool, bool, int]], stats: list[float]
     ) -> tuple[float, list[float]]:
-        """The largest ``|y|`` and guarded entries, from the carried ones and the measured ``stats``."""
+        """The largest ``|y|`` and guarded entries, from the measured ``stats``."""
+        y_max, others = 0.0, []  # type: tuple[float, list[float]]
         k = 0
         for has_latent, rederive, count in measured:
             if has_latent:
@@ -245,17 +269,19 @@ class LatentOptimizer(CheckedOptimizer):
         self, group: dict, params: list[Tensor], grad_max: float, stats: list[float], context: object
     ) -> tuple[bool, object]:
         assert isinstance(context, _GuardContext)  # what _guard_stats returned
-        states, y_max, others, measured = context
-        carried_any = len(measured) < sum(1 for p in params if has_values(p))
-        y_max, others = self._fold_stats(group, measured, stats, y_max, others)
+        states, carried, measured = context
+        if carried is not None:
+            y_max, others = carried.y_bound, carried.others
+        else:
+            y_max, others = self._fold_stats(group, measured, stats)
         needed, bound = self._bound_after_step(group, params, states, y_max, grad_max, others)
-        if needed and carried_any:
+        if needed and carried is not None:
             # Carried bounds only grow from step to step; measure before paying for copies.
             exact: list[Tensor] = []
             measured = [self._exact_stats(group, p, state, exact) for p, state in zip(params, states) if has_values(p)]
-            y_max, others = self._fold_stats(group, measured, to_host_any(exact), 0.0, [])
+            y_max, others = self._fold_stats(group, measured, to_host_any(exact))
             needed, bound = self._bound_after_step(group, params, states, y_max, grad_max, others)
-        return needed, bound
+        return needed, None if bound is None else (*bound, grad_max)
 
     def _bound_after_step(
         self,
@@ -294,20 +320,30 @@ class LatentOptimizer(CheckedOptimizer):
 
     def _carry_bounds(self, group: dict, params: list[Tensor], carry: object) -> None:
         get = self.state.get
-        y_bound, others = math.inf, []  # type: tuple[float, list[float]]
-        if carry is not None:
-            assert isinstance(carry, tuple)  # what _bound_after_step found
-            # widened a little: the bounds hold in exact arithmetic, the steps round
-            y_bound, others = carry[0] * _ROUNDING_SLACK, [b * _ROUNDING_SLACK for b in carry[1]]
-        keys = self._guard_keys(group)
-        for p in params:
-            state = get(p)
-            if not state or "y" not in state:
-                continue
-            if carry is None:
-                state.pop(_BOUNDS_KEY, None)
-            else:
-                state[_BOUNDS_KEY] = (y_bound, others, _stamp(state, keys))
+        states = [get(p) for p in params]
+        if carry is None or not all(state and "y" in state for state in states):
+            for state in states:
+                if state:
+                    state.pop(_BOUNDS_KEY, None)
+            return
+        assert isinstance(carry, tuple)  # what _bound_after_step found, and the largest |g|
+        keys = (*self._latent_state_keys, "step", "K")
+        entries = tuple(state.get(key) for state in states for key in keys)  # type: ignore[union-attr]
+        tensors = (*params, *(e for e in entries if isinstance(e, Tensor)))
+        # widened a little: the bounds hold in exact arithmetic, the steps round
+        carried = _Carried(
+            y_bound=carry[0] * _ROUNDING_SLACK,
+            others=[b * _ROUNDING_SLACK for b in carry[1]],
+            grad_max=carry[2],
+            K=group["K"],
+            params=tuple(params),
+            keys=keys,
+            entries=entries,
+            tensors=tensors,
+            versions=[t._version for t in tensors],
+        )
+        for state in states:
+            state[_BOUNDS_KEY] = carried  # type: ignore[index]
 
     def _overflow_hint(self, group: dict, p: Tensor) -> str:
         K = group["K"]
@@ -466,16 +502,28 @@ def _larger(a: float, b: float) -> float:
     return math.inf if a != a or b != b else (a if a >= b else b)
 
 
-def _stamp(state: dict, keys: tuple[str, ...]) -> list:
-    """Identity and version counter of the latent and the state tensors under ``keys``: any
-    write to one of them (or a new tensor in its place) changes the stamp."""
-    y = state.get("y")
-    stamp = [id(y), None if y is None else y._version]
-    for key in keys:
-        t = state.get(key)
-        if t is not None:
-            stamp += (id(t), t._version)
-    return stamp
+def _unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | None]) -> _Carried | None:
+    """The bounds the group's last step left, if its parameters, their state entries and every
+    tensor among them are as that step left them (no write since, by identity and version
+    counter) and ``K`` is the same; else ``None``."""
+    first = states[0] if states else None
+    carried = first.get(_BOUNDS_KEY) if first else None
+    if (
+        carried is None
+        or carried.K != group["K"]
+        or len(carried.params) != len(params)
+        or not all(map(operator.is_, params, carried.params))
+        or not all(states)
+    ):
+        return None
+    keys = carried.keys
+    entries = [state.get(key) for state in states for key in keys]  # type: ignore[union-attr]
+    if not all(map(operator.is_, entries, carried.entries)):
+        return None
+    return carried if list(map(_VERSION_OF, carried.tensors)) == carried.versions else None
+
+
+_VERSION_OF = operator.attrgetter("_version")
 
 
 def _larger_each(a: list[float], b: list[float]) -> list[float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 
@@ -10,7 +11,7 @@ from torch import Tensor
 from .. import _check as check
 from ..theory import sparsity_problem
 from . import _fused
-from ._checked import caller_stacklevel
+from ._checked import caller_stacklevel, has_values
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
 from ._latent import LatentOptimizer, default_fused, step_paths
@@ -190,6 +191,75 @@ class ReWA(LatentOptimizer):
             limit=limit,
         )
         return y_bound, [] if buffer_bound is None else [buffer_bound]
+
+    def _checked_fused_step(self, work) -> bool:
+        """Small fused models in steady state: every group's step in one kernel that reduces the
+        gradients and writes only if they are finite and within the limit the carried bounds
+        allow (:func:`rewa.optim._fused.checked_rewa_sgd_step`), instead of per-tensor
+        reductions, a transfer and per-group kernels. It applies when every group is fused,
+        checked, has ``lr > 0``, existing momentum buffers and state untouched since its last
+        step, with at most ``FUSED_MAX_TENSORS`` tensors in all. If the kernel finds a gradient
+        out of bounds nothing was written, and the step takes the general path (which measures
+        exactly, raises or steps)."""
+        groups = []
+        for group, params, grads, checked in work:
+            carried = checked.carried
+            if (
+                carried is None
+                or not group["check_finite"]
+                or not group["lr"] > 0
+                or not default_fused(group["fused"], group["foreach"], params)
+                or not all(map(has_values, grads))
+            ):
+                return False
+            states = checked.states
+            buffers = [state.get("momentum_buffer") for state in states] if group["momentum"] != 0 else []
+            if any(b is None for b in buffers):
+                return False
+            grad_limit = self._grad_limit(group, params, carried)
+            if grad_limit is None:
+                return False
+            groups.append(
+                dict(
+                    _hyperparameters(group),
+                    params=params,
+                    grads=grads,
+                    latents=[state["y"] for state in states],
+                    buffers=buffers,
+                    grad_limit=grad_limit,
+                )
+            )
+        if len(work) == 0 or len(groups) != len(work):
+            return False
+        result = _fused.checked_rewa_sgd_step(groups)
+        if result is None:
+            return False
+        ok, *maxima = result
+        if not ok:
+            # nothing changed, but the writes moved the version counters
+            for group in groups:
+                for p in group["params"]:
+                    self._mark_in_sync(p)
+            return False
+        for (group, params, _, checked), grad_max in zip(work, maxima):
+            self._mark_written(params, checked.states)
+            carried = checked.carried
+            _, bound = self._bound_after_step(group, params, checked.states, carried.y_bound, grad_max, carried.others)
+            self._carry_bounds(group, params, None if bound is None else (*bound, grad_max))
+        return True
+
+    def _grad_limit(self, group: dict, params: list[Tensor], carried) -> float | None:
+        """A ``max|g|`` up to which this group's step provably cannot overflow, from the carried
+        bounds: a few times the last step's (the bound grows with ``max|g|``), or ``None`` if
+        even the last step's would not be safe now."""
+        # a power of two between 2 and 4 times the last step's: the kernel's numbers stay the same
+        # from step to step (no new tensor for them)
+        mantissa, exponent = math.frexp(carried.grad_max)
+        for limit in (math.ldexp(1.0, exponent + 1), carried.grad_max):
+            needed, _ = self._bound_after_step(group, params, [], carried.y_bound, limit, carried.others)
+            if not needed:
+                return limit
+        return None
 
     def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> None:
         states = [self.state[p] for p in params]
