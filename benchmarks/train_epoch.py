@@ -3,7 +3,8 @@
 Times the epoch loop of :mod:`rewa.experiments.train` (its own data iterator and step) with the
 same data order, batch 64, momentum 0.9, interleaving the two methods in each repeat. Prints
 min and median per epoch, the ratio ReWA / SGD, and the fraction of the epoch spent outside
-forward, backward and optimizer step (data indexing, loss book-keeping, lr setting).
+forward, backward and optimizer step (data indexing, loss book-keeping, lr setting), and the
+optimizer step's own time per step inside the epoch.
 
     python benchmarks/train_epoch.py --repeats 20 --threads 1
 """
@@ -69,6 +70,7 @@ def main() -> None:
     }
     epoch_times = {m: [] for m in runs}
     outside = {m: [] for m in runs}
+    step_seconds = {m: [] for m in runs}
     steps = runs["sgd"][2].steps_per_epoch()
     for r in range(args.repeats + 1):
         for method, (model, opt, data) in runs.items():
@@ -92,19 +94,21 @@ def main() -> None:
             if r:  # the first repeat warms up
                 epoch_times[method].append(seconds)
                 outside[method].append(1 - (fwd + bwd + stp) / total)
+                step_seconds[method].append(stp / steps)
     print(
         f"digits MLP 64-300-100-10, {len(runs['sgd'][2].data)} training samples, batch 64 ({steps} steps), "
         f"{args.threads} thread(s), {args.repeats} repeats (interleaved)"
     )
     print(
         f"{'method':<14}{'min ms':>10}{'median ms':>12}{'outside fwd/bwd/step (median)':>34}"
-        f"{'ratio (min)':>13}{'ratio (median)':>16}"
+        f"{'step us (median)':>18}{'ratio (min)':>13}{'ratio (median)':>16}"
     )
     sgd_min, sgd_med = min(epoch_times["sgd"]), statistics.median(epoch_times["sgd"])
     for method, times in epoch_times.items():
         print(
             f"{method:<14}{1e3 * min(times):>10.2f}{1e3 * statistics.median(times):>12.2f}"
-            f"{statistics.median(outside[method]):>33.1%}{min(times) / sgd_min:>12.2f}x"
+            f"{statistics.median(outside[method]):>33.1%}{1e6 * statistics.median(step_seconds[method]):>18.0f}"
+            f"{min(times) / sgd_min:>12.2f}x"
             f"{statistics.median(times) / sgd_med:>15.2f}x"
         )
     print("ratios against torch SGD (momentum 0.9) in the same run; target <= 1.2x")
