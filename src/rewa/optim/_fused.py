@@ -336,14 +336,10 @@ def _run(
         # the tensors as they are: the kernels run without autograd (steps run under no_grad)
         args = [t for item in chunk for t in item]
         args.append(_numbers_tensor(tuple(numbers), device))
-        kernel_key = (key, device, tuple((item[0].shape, *[t.dtype for t in item]) for item in chunk))
-        kernel = _kernels.get(kernel_key)
+        update = functools.partial(_run_update, body, config, len(chunk), len(chunk[0]), len(coefficients[done]))
+        kernel = _kernel(key, device, chunk, update, args, warn=True)
         if kernel is None:
-            kernel = _compile_run(
-                key, kernel_key, body, config, len(chunk), len(chunk[0]), len(coefficients[done]), args
-            )
-            if kernel is None:
-                return done
+            return done
         kernel(*args)
         done = end
     return done
@@ -371,28 +367,36 @@ def _numbers_tensor(numbers: tuple, device: torch.device) -> Tensor:
     return tensor
 
 
-def _compile_run(key, kernel_key, body, config, count, arity, per_item, args) -> Callable | None:
-    """The kernel for ``count`` items of ``arity`` tensors and ``per_item`` coefficients each
-    (``None``, warned once, if it cannot be compiled here)."""
-
-    def update(*flat: Tensor) -> None:
-        numbers = flat[-1]
-        shared = [numbers[k] for k in range(count * per_item, numbers.shape[0])]
-        for i in range(count):
-            own = [numbers[i * per_item + j] for j in range(per_item)]
-            body(*flat[i * arity : (i + 1) * arity], *own, *shared, **config)
-
+def _kernel(key: tuple, device: torch.device, items: list, fn: Callable, args: list, *, warn: bool) -> Callable | None:
+    """The compiled ``fn`` for ``items`` (their tensors laid out as in ``args``): from the cache,
+    keyed by ``key``, the device and each item's shape and dtypes, or compiled now. ``None`` if it
+    cannot be compiled here (``key`` is then recorded as failed, and warned once if ``warn``)."""
+    kernel_key = (key, device, tuple((item[0].shape, *[t.dtype for t in item]) for item in items))
+    kernel = _kernels.get(kernel_key)
+    if kernel is not None:
+        return kernel
     start = time.perf_counter()
     try:
-        kernel = _compile(update, args)
+        kernel = _compile(fn, args)
     except _compile_errors() as error:
         _failed.add(key)
-        message = str(error).splitlines()[0] if str(error) else ""
-        _warn_fallback(key, f"{type(error).__name__}: {message}")
+        if warn:
+            message = str(error).splitlines()[0] if str(error) else ""
+            _warn_fallback(key, f"{type(error).__name__}: {message}")
         return None
     compile_seconds[kernel_key] = time.perf_counter() - start
     _kernels[kernel_key] = kernel
     return kernel
+
+
+def _run_update(body: Callable, config: dict, count: int, arity: int, per_item: int, *flat: Tensor) -> None:
+    """``body`` for ``count`` items of ``arity`` tensors and ``per_item`` coefficients each, then
+    the shared numbers (the last tensor of ``flat`` holds every number)."""
+    numbers = flat[-1]
+    shared = [numbers[k] for k in range(count * per_item, numbers.shape[0])]
+    for i in range(count):
+        own = [numbers[i * per_item + j] for j in range(per_item)]
+        body(*flat[i * arity : (i + 1) * arity], *own, *shared, **config)
 
 
 def fused_rewa_sgd(
@@ -483,48 +487,35 @@ def checked_rewa_sgd_step(groups: list[dict]) -> list[float] | None:
     ]
     args = [t for item in items for t in item]
     args.append(_numbers_tensor(tuple(numbers), device))
-    kernel_key = (key, device, tuple((item[0].shape, *[t.dtype for t in item]) for item in items))
-    kernel = _kernels.get(kernel_key)
-    if kernel is None:
-        kernel = _compile_checked(key, kernel_key, configs, args)
-        if kernel is None:
-            return None
-    return kernel(*args)[0].tolist()
+    # not warned if it fails: the general path's kernels warn if they fail too
+    kernel = _kernel(key, device, items, functools.partial(_checked_step, configs), args, warn=False)
+    return None if kernel is None else kernel(*args)[0].tolist()
 
 
-def _compile_checked(key, kernel_key, configs, args) -> Callable | None:
-    def step(*flat: Tensor):
-        numbers = flat[-1]
-        at, ok, maxima, updates = 0, None, [], []
-        for index, (count, K, M, eps, momentum, nesterov, decoupled) in enumerate(configs):
-            lr, wd, buf_coef, d_coef, grad_limit = (numbers[5 * index + j] for j in range(5))
-            arity = 4 if momentum != 0 else 3
-            group_items = [flat[at + i * arity : at + (i + 1) * arity] for i in range(count)]
-            at += count * arity
-            grads = [item[1] for item in group_items]
-            # nan and inf propagate through the maximum and fail the comparison
-            largest = torch.stack([g.abs().amax().to(torch.float64) for g in grads]).amax()
-            good = largest <= grad_limit
-            ok = good if ok is None else ok & good
-            maxima.append(largest)
-            config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=nesterov, decoupled=decoupled)
-            updates += [(item, lr, wd, buf_coef, d_coef, config) for item in group_items]
-        assert ok is not None  # at least one group
-        for item, lr, wd, buf_coef, d_coef, config in updates:
-            x, g, y = item[:3]
-            buf = item[3] if len(item) > 3 else None
-            _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, **config, ok=ok)
-        return (torch.stack([ok.to(torch.float64), *maxima]),)
-
-    start = time.perf_counter()
-    try:
-        kernel = _compile(step, args)
-    except _compile_errors():
-        _failed.add(key)  # not warned: the general path's kernels warn if they fail too
-        return None
-    compile_seconds[kernel_key] = time.perf_counter() - start
-    _kernels[kernel_key] = kernel
-    return kernel
+def _checked_step(configs: tuple, *flat: Tensor) -> tuple[Tensor]:
+    """The kernel of :func:`checked_rewa_sgd_step` (``configs``: per group its tensor count and
+    constants; the last tensor of ``flat`` holds every number)."""
+    numbers = flat[-1]
+    at, ok, maxima, updates = 0, None, [], []
+    for index, (count, K, M, eps, momentum, nesterov, decoupled) in enumerate(configs):
+        lr, wd, buf_coef, d_coef, grad_limit = (numbers[5 * index + j] for j in range(5))
+        arity = 4 if momentum != 0 else 3
+        group_items = [flat[at + i * arity : at + (i + 1) * arity] for i in range(count)]
+        at += count * arity
+        grads = [item[1] for item in group_items]
+        # nan and inf propagate through the maximum and fail the comparison
+        largest = torch.stack([g.abs().amax().to(torch.float64) for g in grads]).amax()
+        good = largest <= grad_limit
+        ok = good if ok is None else ok & good
+        maxima.append(largest)
+        config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=nesterov, decoupled=decoupled)
+        updates += [(item, lr, wd, buf_coef, d_coef, config) for item in group_items]
+    assert ok is not None  # at least one group
+    for item, lr, wd, buf_coef, d_coef, config in updates:
+        x, g, y = item[:3]
+        buf = item[3] if len(item) > 3 else None
+        _rewa_sgd_kernel(x, g, y, buf, lr, wd, buf_coef, d_coef, **config, ok=ok)
+    return (torch.stack([ok.to(torch.float64), *maxima]),)
 
 
 def _with_buffers(params, grads, others, momentum_buffers, momentum, dampening):

@@ -230,7 +230,7 @@ class ReWA(LatentOptimizer):
                     grad_limit=grad_limit,
                 )
             )
-        if len(work) == 0 or len(groups) != len(work):
+        if not groups:
             return False
         result = _fused.checked_rewa_sgd_step(groups)
         if result is None:
