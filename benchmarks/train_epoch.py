@@ -59,7 +59,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as train() does on CPU
-    config = TrainConfig(batch_size=64, progress=False, out="")
+    # the schedule spans every repeat (cosine per epoch, lr > 0 throughout): repeats past
+    # ``epochs`` would count as fine-tuning epochs, whose lr (0 here) is no training step
+    config = TrainConfig(batch_size=64, epochs=args.repeats + 1, progress=False, out="")
     runs = {
         "sgd": _setup("sgd", config),
         "rewa": _setup("rewa", config),

@@ -7,6 +7,8 @@ float64 and float32, ReWA-AdamW and both pWD optimizers.
 
 from __future__ import annotations
 
+import collections
+import copy
 import warnings
 
 import pytest
@@ -435,20 +437,38 @@ def _two_group_models(count):
     return models, groups
 
 
-def _spy_one_kernel_steps(monkeypatch):
+def _spy_routes(monkeypatch):
+    """Per optimizer (by id), the route of each step: "repeat" (the plan the last one-kernel
+    step left served), "kernel" (a one-kernel step from the general entry), "refused" (a kernel
+    ran and refused the gradients; nothing written) or "general"."""
     from rewa.optim.rewa import ReWA
 
-    taken = []
-    original = ReWA._checked_fused_step
+    routes = collections.defaultdict(list)
+    repeat, first, run = ReWA._repeat_step, ReWA._checked_fused_step, ReWA._run_checked_kernel
 
-    def spy(self, work):
-        done = original(self, work)
-        if self.param_groups[0].get("fused"):
-            taken.append(done)
+    def spy_repeat(self):
+        routes[id(self)].append("general")
+        done = repeat(self)
+        if done:
+            routes[id(self)][-1] = "repeat"
         return done
 
-    monkeypatch.setattr(ReWA, "_checked_fused_step", spy)
-    return taken
+    def spy_first(self, work):
+        done = first(self, work)
+        if done:
+            routes[id(self)][-1] = "kernel"
+        return done
+
+    def spy_run(self, *args):
+        result = run(self, *args)
+        if result is False:
+            routes[id(self)][-1] = "refused"
+        return result
+
+    monkeypatch.setattr(ReWA, "_repeat_step", spy_repeat)
+    monkeypatch.setattr(ReWA, "_checked_fused_step", spy_first)
+    monkeypatch.setattr(ReWA, "_run_checked_kernel", spy_run)
+    return routes
 
 
 def _backward(model, opt, inputs, targets):
@@ -460,7 +480,7 @@ def test_one_kernel_step_matches_the_per_group_kernels(monkeypatch):
     """From the second step on (bounds carried, buffers made) a fused model of at most
     FUSED_MAX_TENSORS tensors steps through one kernel; weights and state follow the per-group
     kernels (the general path) and the loop."""
-    taken = _spy_one_kernel_steps(monkeypatch)
+    routes = _spy_routes(monkeypatch)
     models, groups = _two_group_models(3)
     one = rewa.ReWA(groups[0], **REWA, fused=True)
     general = rewa.ReWA(groups[1], **REWA, fused=True)
@@ -472,40 +492,44 @@ def test_one_kernel_step_matches_the_per_group_kernels(monkeypatch):
         for model, opt in zip(models, (one, general, loop)):
             _backward(model, opt, inputs, targets)
             opt.step()
-    assert taken == [False] + [True] * 5  # the first step creates the buffers and bounds
+    # the first step creates the buffers and bounds; the second leaves the plan the rest follow
+    assert routes[id(one)] == ["general", "kernel"] + ["repeat"] * 4
+    assert set(routes[id(general)]) == {"general"}
     _assert_same([models[1], models[0]], [general, one], torch.float32)
     _assert_same([models[2], models[0]], [loop, one], torch.float32)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_one_kernel_step_refuses_a_nonfinite_gradient_and_changes_nothing(bad, monkeypatch):
-    taken = _spy_one_kernel_steps(monkeypatch)
+    routes = _spy_routes(monkeypatch)
     (model,), (groups,) = _two_group_models(1)
     opt = rewa.ReWA(groups, **REWA, fused=True)
     inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
     for _ in range(3):
         _backward(model, opt, inputs, targets)
         opt.step()
-    assert taken[-1]
+    taken = routes[id(opt)]
+    assert taken[-1] == "repeat"
     saved = _state_copy(model, opt)
     _backward(model, opt, inputs, targets)
     model[2].bias.grad[1] = bad  # the second group; the first must not move either
     with pytest.raises(FloatingPointError, match="non-finite gradient.*parameter 1 of param group 1"):
         opt.step()
-    assert taken[-1] is False  # the kernel ran, refused, and the general path raised
+    assert taken[-1] == "refused"  # the kernel ran, refused, and the general path raised
     _assert_state_unchanged(model, opt, saved)
     _backward(model, opt, inputs, targets)
     opt.step()
     _backward(model, opt, inputs, targets)
     opt.step()
-    assert taken[-1] and all(s["step"] == 5 for s in opt.state.values())
+    # the refused kernel's writes moved the version counters: one measured step, then the kernel
+    assert taken[-2:] == ["general", "kernel"] and all(s["step"] == 5 for s in opt.state.values())
 
 
 def test_a_gradient_past_the_kernels_limit_takes_the_general_path(monkeypatch):
     """A finite gradient far larger than the last step's (1e5 times) is beyond what the kernel may
     accept unchecked: nothing is written by it, and the general path takes the step (same result
     as the per-group kernels)."""
-    taken = _spy_one_kernel_steps(monkeypatch)
+    routes = _spy_routes(monkeypatch)
     models, groups = _two_group_models(2)
     one = rewa.ReWA(groups[0], **REWA, fused=True)
     general = rewa.ReWA(groups[1], **REWA, fused=True)
@@ -520,5 +544,93 @@ def test_a_gradient_past_the_kernels_limit_takes_the_general_path(monkeypatch):
             opt.step()
     # after the spike the carried bounds may no longer prove the next gradients safe: the
     # general path takes those steps too
-    assert taken[:3] == [False, True, False]
+    assert routes[id(one)][:3] == ["general", "kernel", "refused"]
     _assert_same([models[1], models[0]], [general, one], torch.float32)
+
+
+def _halve_lr(model, opt, early):
+    for group in opt.param_groups:
+        group["lr"] *= 0.5
+
+
+def _new_weight_decay(model, opt, early):
+    opt.param_groups[0]["weight_decay"] = 0.05
+
+
+def _lr_zero(model, opt, early):
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+
+
+def _write_weights(model, opt, early):
+    with torch.no_grad():
+        model[0].weight.mul_(0.5)
+
+
+def _load_earlier_state(model, opt, early):
+    opt.load_state_dict(early[id(opt)])
+
+
+def _replace_latent(model, opt, early):
+    state = opt.state[model[2].weight]
+    state["y"] = state["y"].clone()
+
+
+def _drop_a_gradient(model, opt, early):
+    model[2].bias.grad = None
+
+
+PLAN_EVENTS = {
+    # event: the route of the step after it
+    "lr scheduled": (_halve_lr, "repeat"),
+    "new weight decay": (_new_weight_decay, "kernel"),
+    "lr 0": (_lr_zero, "general"),
+    "weights written": (_write_weights, "general"),
+    "earlier state loaded": (_load_earlier_state, "general"),
+    "latent replaced": (_replace_latent, "general"),
+    "a gradient missing": (_drop_a_gradient, "general"),
+}
+
+
+@pytest.mark.parametrize("event", PLAN_EVENTS)
+def test_the_plan_of_the_last_one_kernel_step_serves_only_what_it_was_made_for(event, monkeypatch):
+    """After a change between steps the next step follows the plan only if the change is one it
+    takes in (a new lr); otherwise it takes the general entry, and weights and state follow the
+    per-group kernels through the change."""
+    change, expected = PLAN_EVENTS[event]
+    routes = _spy_routes(monkeypatch)
+    models, groups = _two_group_models(2)
+    one = rewa.ReWA(groups[0], **REWA, fused=True)
+    general = rewa.ReWA(groups[1], **REWA, fused=True)
+    general._checked_fused_step = lambda work: False
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    early = {}
+    for step in range(6):
+        for model, opt in zip(models, (one, general)):
+            _backward(model, opt, inputs, targets)
+            if step == 4:
+                change(model, opt, early)
+            before = [p.detach().clone() for p in model.parameters()]
+            opt.step()
+            if step == 0:
+                early[id(opt)] = copy.deepcopy(opt.state_dict())
+            if step == 4 and event == "lr 0":
+                assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert routes[id(one)][:5] == ["general", "kernel", "repeat", "repeat", expected]
+    _assert_same([models[1], models[0]], [general, one], torch.float32)
+
+
+def test_a_bad_hyperparameter_after_repeated_steps_raises_and_changes_nothing():
+    (model,), (groups,) = _two_group_models(1)
+    opt = rewa.ReWA(groups, **REWA, fused=True)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    for _ in range(4):
+        _backward(model, opt, inputs, targets)
+        opt.step()
+    saved = _state_copy(model, opt)
+    _backward(model, opt, inputs, targets)
+    opt.param_groups[1]["momentum"] = -0.5
+    with pytest.raises(ValueError, match="momentum=-0.5"):
+        opt.step()
+    _assert_state_unchanged(model, opt, saved)

@@ -103,13 +103,13 @@ def to_host_any(values: list[Tensor]) -> list[float]:
 _PLAIN_TYPES = (bool, int, float, str, type(None))
 
 
-def _plain_values(group: dict) -> tuple | None:
-    """The group's hyperparameters with their types, to tell whether they changed since they
-    were checked; ``None`` when one is not a plain number, string, flag or tuple of them
-    (a tensor learning rate, say), which is then checked at every step."""
+def plain_values(group: dict, skip: str | None = None) -> tuple | None:
+    """The group's hyperparameters (but ``skip``) with their types, to tell whether they changed
+    since they were checked; ``None`` when one is not a plain number, string, flag or tuple of
+    them (a tensor learning rate, say), which is then checked at every step."""
     values = []
     for key, value in group.items():
-        if key == "params":
+        if key == "params" or key == skip:
             continue
         kind = type(value)
         if kind not in _PLAIN_TYPES and not (kind is tuple and all(type(v) in _PLAIN_TYPES for v in value)):
@@ -178,8 +178,12 @@ class CheckedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        repeated = self._repeat_step()
+        if repeated:
+            return loss
         work = self._collect()
-        if not self._checked_fused_step(work):
+        # after a refused repeat the kernel has seen these gradients: measure them exactly
+        if repeated is False or not self._checked_fused_step(work):
             guarded, bounds = self._finite_checks(work)
             self._apply(work, guarded, bounds)
         return loss
@@ -188,6 +192,13 @@ class CheckedOptimizer(Optimizer):
         """Take the whole step as one compiled kernel that checks before it writes, if this
         optimizer has one and the step qualifies; ``False`` (nothing written) otherwise."""
         return False
+
+    def _repeat_step(self) -> bool | None:
+        """Take the step as the last one was taken, if nothing it relied on changed since (a
+        subclass's steady-state shortcut around ``_collect``): ``True`` when done; ``None`` when
+        it does not apply; ``False`` when its kernel refused these gradients (nothing written;
+        the general path then measures them)."""
+        return None
 
     def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor], object]]:
         """Each group with its parameters that have gradients, after checking everything.
@@ -199,14 +210,14 @@ class CheckedOptimizer(Optimizer):
         work = []
         checked = self.__dict__.setdefault("_checked_values", {})
         for group_index, group in enumerate(self.param_groups):
-            values = _plain_values(group)
+            values = plain_values(group)
             seen = checked.get(id(group))
             if values is None or seen is None or seen[0] is not group or seen[1] != values:
                 self._check_flags(group)
                 self._check_group(group)
                 if values is not None:
                     # the checks may fill in defaults (``fused``): remember the group as checked
-                    checked[id(group)] = (group, _plain_values(group))
+                    checked[id(group)] = (group, plain_values(group))
             params, grads = [], []
             for index, p in enumerate(group["params"]):
                 g = p.grad

@@ -28,7 +28,7 @@ How it is compiled (measured on CPU; ``rewa bench`` prints the numbers):
   worker pool made it slower (one configuration: 113 s with the pool, 4.6 s without).
 * A checked step of a small model (every group fused, at most ``FUSED_MAX_TENSORS`` tensors,
   state untouched since the last step) is one kernel for all groups
-  (:func:`checked_rewa_sgd_step`): it reduces the gradients first and writes only if they are
+  (:func:`checked_rewa_sgd_kernel`): it reduces the gradients first and writes only if they are
   finite and within the limit the carried overflow bounds allow, so the step needs no separate
   reductions, no per-group calls and one transfer to the host.
 * When compilation is unavailable (no C++ compiler, an unsupported Python, a backend error),
@@ -47,6 +47,7 @@ import functools
 import time
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -435,17 +436,41 @@ def fused_rewa_sgd(
     return done
 
 
-def checked_rewa_sgd_step(groups: list[dict]) -> list[float] | None:
+class CheckedKernel(NamedTuple):
+    """The compiled one-kernel checked step of some ReWA-SGD groups (:func:`checked_rewa_sgd_kernel`),
+    with its arguments laid out: call it with the gradients (in the groups' order) and
+    :func:`checked_numbers` of each group; it returns ``[ok, max|g| of each group]`` (one
+    transfer to the host)."""
+
+    kernel: Callable
+    args: tuple  # the state tensors in place, ``None`` where gradients and numbers go
+    grad_slots: tuple[int, ...]
+    device: torch.device
+
+    def __call__(self, grads: list[Tensor], numbers: tuple[float, ...]) -> list[float]:
+        args = list(self.args)
+        for slot, g in zip(self.grad_slots, grads):
+            args[slot] = g
+        args[-1] = _numbers_tensor(numbers, self.device)
+        return self.kernel(*args)[0].tolist()
+
+
+def checked_numbers(*, lr, weight_decay, momentum, dampening, grad_limit) -> tuple[float, ...]:
+    """One group's numbers for a :class:`CheckedKernel`."""
+    return (float(lr), float(weight_decay), float(momentum), 1.0 - dampening, float(grad_limit))
+
+
+def checked_rewa_sgd_kernel(groups: list[dict]) -> CheckedKernel | None:
     """The steps of several ReWA-SGD groups as one compiled kernel that checks before it writes.
 
     Each group is a dict with ``params``, ``grads``, ``latents``, ``buffers`` (existing momentum
-    buffers, or ``[]`` without momentum), the keyword arguments of :func:`fused_rewa_sgd` and
-    ``grad_limit``: a ``max|g|`` up to which the caller has proven the group's step safe (no
-    overflow). The kernel first reduces every gradient to its largest magnitude (nan and inf
-    propagate); it writes the updates only if every group's gradients are finite and within
-    their limits, else every tensor keeps its bits. Returns ``[ok, max|g| of each group]`` (one
-    transfer to the host), or ``None`` when the kernel cannot be compiled here or the tensors do
-    not fit one kernel (more than ``FUSED_MAX_TENSORS``, several devices, not contiguous).
+    buffers, or ``[]`` without momentum) and the keyword arguments of :func:`fused_rewa_sgd`.
+    Called with the gradients and each group's ``grad_limit`` (a ``max|g|`` up to which the
+    caller has proven the group's step safe: no overflow), the kernel first reduces every
+    gradient to its largest magnitude (nan and inf propagate); it writes the updates only if every
+    group's gradients are finite and within their limits, else every tensor keeps its bits.
+    ``None`` when the kernel cannot be compiled here or the tensors do not fit one kernel (more
+    than ``FUSED_MAX_TENSORS``, several devices, not contiguous).
     """
     items = [
         (p, g, y, *([b] if group["momentum"] != 0 else []))
@@ -477,23 +502,29 @@ def checked_rewa_sgd_step(groups: list[dict]) -> list[float] | None:
     numbers = [
         v
         for group in groups
-        for v in (
-            float(group["lr"]),
-            float(group["weight_decay"]),
-            float(group["momentum"]),
-            1.0 - group["dampening"],
-            float(group["grad_limit"]),
+        for v in checked_numbers(
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            grad_limit=0.0,
         )
     ]
     args = [t for item in items for t in item]
     args.append(_numbers_tensor(tuple(numbers), device))
     # not warned if it fails: the general path's kernels warn if they fail too
     kernel = _kernel(key, device, items, functools.partial(_checked_step, configs), args, warn=False)
-    return None if kernel is None else kernel(*args)[0].tolist()
+    if kernel is None:
+        return None
+    arity = [len(item) for item in items]
+    grad_slots = tuple(sum(arity[:i]) + 1 for i in range(len(items)))
+    # the gradients are not kept: they would hold a model's worth of memory between steps
+    template = [None if i in grad_slots else t for i, t in enumerate(args[:-1])] + [None]
+    return CheckedKernel(kernel, tuple(template), grad_slots, device)
 
 
 def _checked_step(configs: tuple, *flat: Tensor) -> tuple[Tensor]:
-    """The kernel of :func:`checked_rewa_sgd_step` (``configs``: per group its tensor count and
+    """The kernel of :func:`checked_rewa_sgd_kernel` (``configs``: per group its tensor count and
     constants; the last tensor of ``flat`` holds every number)."""
     numbers = flat[-1]
     at, ok, maxima, updates = 0, None, [], []

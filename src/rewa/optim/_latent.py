@@ -29,7 +29,7 @@ _VERSION_KEY = "param_version"
 
 # Host-side bounds of |y| and the guarded state after the last step, with the stamp of the
 # tensors they describe; like the version, stripped from ``state_dict()``.
-_BOUNDS_KEY = "update_bounds"
+BOUNDS_KEY = "update_bounds"
 _ROUNDING_SLACK = 1 + 2.0**-20
 
 # Hyperparameters a saved group may lack (they choose a code path, not the math).
@@ -211,7 +211,7 @@ class LatentOptimizer(CheckedOptimizer):
         step left (then it was checked and written by this optimizer, nearly always)."""
         get = self.state.get
         states = [get(p) for p in params]
-        carried = _unchanged_since_step(group, params, states)
+        carried = unchanged_since_step(group, params, states)
         if carried is None:
             for p, state in zip(params, states):
                 if state:
@@ -324,7 +324,7 @@ class LatentOptimizer(CheckedOptimizer):
         if carry is None or not all(state and "y" in state for state in states):
             for state in states:
                 if state:
-                    state.pop(_BOUNDS_KEY, None)
+                    state.pop(BOUNDS_KEY, None)
             return
         assert isinstance(carry, tuple)  # what _bound_after_step found, and the largest |g|
         keys = (*self._latent_state_keys, "step", "K")
@@ -343,7 +343,7 @@ class LatentOptimizer(CheckedOptimizer):
             versions=[t._version for t in tensors],
         )
         for state in states:
-            state[_BOUNDS_KEY] = carried  # type: ignore[index]
+            state[BOUNDS_KEY] = carried  # type: ignore[index]
 
     def _overflow_hint(self, group: dict, p: Tensor) -> str:
         K = group["K"]
@@ -396,7 +396,7 @@ class LatentOptimizer(CheckedOptimizer):
     def state_dict(self) -> dict:
         sd = super().state_dict()
         sd["state"] = {
-            key: {k: v for k, v in value.items() if k not in (_VERSION_KEY, _BOUNDS_KEY)}
+            key: {k: v for k, v in value.items() if k not in (_VERSION_KEY, BOUNDS_KEY)}
             for key, value in sd["state"].items()
         }
         return sd
@@ -420,7 +420,7 @@ class LatentOptimizer(CheckedOptimizer):
                 continue
             state = self.state[p]
             state.pop(_VERSION_KEY, None)
-            state.pop(_BOUNDS_KEY, None)
+            state.pop(BOUNDS_KEY, None)
             for key in self._latent_state_keys:
                 if isinstance(saved.get(key), Tensor):
                     state[key] = saved[key].to(device=p.device, dtype=latent_dtype(p), copy=True)
@@ -502,12 +502,12 @@ def _larger(a: float, b: float) -> float:
     return math.inf if a != a or b != b else (a if a >= b else b)
 
 
-def _unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | None]) -> _Carried | None:
+def unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | None]) -> _Carried | None:
     """The bounds the group's last step left, if its parameters, their state entries and every
     tensor among them are as that step left them (no write since, by identity and version
     counter) and ``K`` is the same; else ``None``."""
     first = states[0] if states else None
-    carried = first.get(_BOUNDS_KEY) if first else None
+    carried = first.get(BOUNDS_KEY) if first else None
     if (
         carried is None
         or carried.K != group["K"]

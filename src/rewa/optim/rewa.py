@@ -5,18 +5,37 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
+from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from .. import _check as check
 from ..theory import sparsity_problem
 from . import _fused
-from ._checked import caller_stacklevel, has_values
+from ._checked import caller_stacklevel, has_values, plain_values
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
-from ._latent import LatentOptimizer, default_fused, step_paths
+from ._latent import BOUNDS_KEY, LatentOptimizer, default_fused, step_paths, unchanged_since_step
 
 __all__ = ["ReWA", "SparsityConfigWarning"]
+
+
+# Where the one-kernel checked step keeps its plan for the next step: a cache next to the
+# optimizer's books (not in ``state`` or the param groups, not saved), valid only while the
+# records it names are the ones in the state.
+_PLAN_KEY = "_one_kernel_plan"
+_NO_LAYOUT = (None, None, None)
+
+
+class _StepPlan(NamedTuple):
+    """What a one-kernel checked step relied on, for :meth:`ReWA._repeat_step`."""
+
+    groups: tuple[dict, ...]
+    values: tuple  # each group's plain_values but lr
+    grad_layouts: tuple  # (shape, dtype, device) of each gradient, in order
+    kernel: _fused.CheckedKernel
+    records: tuple  # the bounds record each group's step left (by identity)
 
 
 class SparsityConfigWarning(UserWarning):
@@ -196,57 +215,130 @@ class ReWA(LatentOptimizer):
     def _checked_fused_step(self, work) -> bool:
         """Small fused models in steady state: every group's step in one kernel that reduces the
         gradients and writes only if they are finite and within the limit the carried bounds
-        allow (:func:`rewa.optim._fused.checked_rewa_sgd_step`), instead of per-tensor
+        allow (:func:`rewa.optim._fused.checked_rewa_sgd_kernel`), instead of per-tensor
         reductions, a transfer and per-group kernels. It applies when every group is fused,
         checked, has ``lr > 0``, existing momentum buffers and state untouched since its last
         step, with at most ``FUSED_MAX_TENSORS`` tensors in all. If the kernel finds a gradient
         out of bounds nothing was written, and the step takes the general path (which measures
-        exactly, raises or steps)."""
-        groups = []
-        for group, params, grads, checked in work:
+        exactly, raises or steps). A step taken so leaves a plan for the next
+        (:meth:`_repeat_step`)."""
+        specs, parts, grads = [], [], []
+        for group, params, group_grads, checked in work:
             carried = checked.carried
             if (
                 carried is None
                 or not group["check_finite"]
                 or not group["lr"] > 0
                 or not default_fused(group["fused"], group["foreach"], params)
-                or not all(map(has_values, grads))
+                or not all(map(has_values, group_grads))
             ):
                 return False
             states = checked.states
             buffers = [state.get("momentum_buffer") for state in states] if group["momentum"] != 0 else []
             if any(b is None for b in buffers):
                 return False
-            grad_limit = self._grad_limit(group, params, carried)
-            if grad_limit is None:
-                return False
-            groups.append(
+            specs.append(
                 dict(
                     _hyperparameters(group),
                     params=params,
-                    grads=grads,
+                    grads=group_grads,
                     latents=[state["y"] for state in states],
                     buffers=buffers,
-                    grad_limit=grad_limit,
                 )
             )
-        if not groups:
+            parts.append((group, params, states, carried))
+            grads += group_grads
+        kernel = _fused.checked_rewa_sgd_kernel(specs) if specs else None
+        if kernel is None:
             return False
-        result = _fused.checked_rewa_sgd_step(groups)
-        if result is None:
-            return False
-        ok, *maxima = result
+        groups = [part[0] for part in parts]
+        values = [plain_values(group, skip="lr") for group in groups]
+        plannable = all(v is not None for v in values) and all(
+            len(params) == len(group["params"]) for group, params, _, _ in parts
+        )
+        plan = _StepPlan(
+            groups=tuple(groups),
+            values=tuple(values),
+            grad_layouts=tuple((g.shape, g.dtype, g.device) for g in grads),
+            kernel=kernel,
+            records=(),
+        )
+        return bool(self._run_checked_kernel(plan if plannable else None, kernel, parts, grads))
+
+    def _repeat_step(self) -> bool | None:
+        """The one-kernel step again, if the plan the last one left still holds: the same groups,
+        their hyperparameters unchanged but ``lr`` (still a number > 0), every parameter with a
+        gradient laid out as then, and the state as that step left it (its bounds record, by
+        identity, so no other path has stepped since). These checks replace ``_collect``'s:
+        they establish the same things for a step that is known to be like the last."""
+        plan = self.__dict__.pop(_PLAN_KEY, None)  # kept again only by a step that follows it
+        if plan is None or len(self.param_groups) != len(plan.groups):
+            return None
+        get = self.state.get
+        parts, grads = [], []
+        layouts = iter(plan.grad_layouts)
+        for group, planned, values, record in zip(self.param_groups, plan.groups, plan.values, plan.records):
+            lr = group["lr"]
+            if (
+                group is not planned
+                or not (type(lr) is float or type(lr) is int)
+                or not 0 < lr < math.inf
+                or plain_values(group, skip="lr") != values
+            ):
+                return None
+            params = group["params"]
+            for p in params:
+                g = p.grad
+                shape, dtype, device = next(layouts, _NO_LAYOUT)
+                if (
+                    type(g) is not Tensor
+                    or g.layout is not torch.strided
+                    or g.dtype is not dtype
+                    or g.shape != shape
+                    or g.device != device
+                    or not g.is_contiguous()
+                    or not p.is_contiguous()
+                ):
+                    return None
+                grads.append(g)
+            states = [get(p) for p in params]
+            if unchanged_since_step(group, params, states) is not record:
+                return None
+            parts.append((group, params, states, record))
+        return self._run_checked_kernel(plan, plan.kernel, parts, grads)
+
+    def _run_checked_kernel(self, plan: _StepPlan | None, kernel: _fused.CheckedKernel, parts, grads) -> bool | None:
+        """Run the one-kernel checked step (``parts``: per group its parameters, states and
+        carried bounds). ``True`` when it stepped (the new bounds carried, ``plan`` kept for
+        the next step); ``None`` when no gradient limit is provably safe; ``False`` when the
+        kernel refused the gradients (nothing written)."""
+        numbers: list[float] = []
+        for group, params, _, carried in parts:
+            grad_limit = self._grad_limit(group, params, carried)
+            if grad_limit is None:
+                return None
+            numbers += _fused.checked_numbers(
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
+                dampening=group["dampening"],
+                grad_limit=grad_limit,
+            )
+        ok, *maxima = kernel(grads, tuple(numbers))
         if not ok:
             # nothing changed, but the writes moved the version counters
-            for group in groups:
-                for p in group["params"]:
+            for _, params, _, _ in parts:
+                for p in params:
                     self._mark_in_sync(p)
             return False
-        for (group, params, _, checked), grad_max in zip(work, maxima):
-            self._mark_written(params, checked.states)
-            carried = checked.carried
-            _, bound = self._bound_after_step(group, params, checked.states, carried.y_bound, grad_max, carried.others)
+        records = []
+        for (group, params, states, carried), grad_max in zip(parts, maxima):
+            self._mark_written(params, states)
+            _, bound = self._bound_after_step(group, params, states, carried.y_bound, grad_max, carried.others)
             self._carry_bounds(group, params, None if bound is None else (*bound, grad_max))
+            records.append(states[0].get(BOUNDS_KEY))
+        if plan is not None and all(r is not None for r in records):
+            self.__dict__[_PLAN_KEY] = plan._replace(records=tuple(records))
         return True
 
     def _grad_limit(self, group: dict, params: list[Tensor], carried) -> float | None:
