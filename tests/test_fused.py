@@ -634,3 +634,42 @@ def test_a_bad_hyperparameter_after_repeated_steps_raises_and_changes_nothing():
     with pytest.raises(ValueError, match="momentum=-0.5"):
         opt.step()
     _assert_state_unchanged(model, opt, saved)
+
+
+def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
+    """The one-kernel step's gradient limit is proven for twice the carried bounds and reused
+    while lr is the same and |y| and the buffer stay within them (the overflow bound grows with
+    each), so every reuse is itself a proven limit; beyond them, or at another lr, it is proven again."""
+    from rewa.optim._latent import BOUNDS_KEY
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = rewa.ReWA(model.parameters(), lr=0.05, K=9, M=2, weight_decay=0.01, momentum=0.9, fused=False)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).square().mean().backward()
+        opt.step()
+    group, params = opt.param_groups[0], opt.param_groups[0]["params"]
+    carried = opt.state[model.weight][BOUNDS_KEY]
+    first = opt._grad_limit(group, params, carried, None)
+    assert first.y_bound == 2 * carried.y_bound and first.others == [2 * carried.others[0]]
+    assert first.grad_max >= 4096 * carried.grad_max
+    for y_bound in (carried.y_bound, 1.5 * carried.y_bound, first.y_bound):
+        for buffer in (0.0, carried.others[0], first.others[0]):
+            within = carried._replace(y_bound=y_bound, others=[buffer])
+            assert opt._grad_limit(group, params, within, first) is first
+            needed, _ = opt._bound_after_step(group, params, [], y_bound, first.grad_max, [buffer])
+            assert not needed
+    beyond = carried._replace(y_bound=first.y_bound * 1.01)
+    assert opt._grad_limit(group, params, beyond, first) is not first
+    beyond = carried._replace(others=[first.others[0] * 1.01])
+    assert opt._grad_limit(group, params, beyond, first) is not first
+    group["lr"] = 0.2
+    assert opt._grad_limit(group, params, carried, first).lr == 0.2
+    group["lr"] = 0.05
+    # near overflow (|y|^9 is finite in float32 up to |y| = 19,110; the bound keeps a factor 4):
+    # no room to spare, then no limit at all
+    tight = carried._replace(y_bound=7000.0, others=[1.0], grad_max=1e-3)
+    limit = opt._grad_limit(group, params, tight, None)
+    assert limit is not None and limit.y_bound == 7000.0
+    assert opt._grad_limit(group, params, tight._replace(y_bound=12000.0), None) is None

@@ -105,7 +105,7 @@ def check_betas(betas) -> None:
     in_half_open("betas[1]", betas[1], 0, 1)
 
 
-# x = |y|^K overflows float32 once |y| > (3.4e38)^(1/K): 19.4 at K = 9 but 1.0000009 at K = 1e5;
+# x = |y|^K overflows float32 once |y| > (3.4e38)^(1/K): 19,111 at K = 9 but 1.0009 at K = 1e5;
 # the paper uses K <= 13. Above this bound every weight with |y| > 1.4 would overflow float32.
 K_MAX = 256
 

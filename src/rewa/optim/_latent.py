@@ -10,6 +10,7 @@ book-keeping; the update math is in ``_functional``.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 import warnings
@@ -327,23 +328,30 @@ class LatentOptimizer(CheckedOptimizer):
                     state.pop(BOUNDS_KEY, None)
             return
         assert isinstance(carry, tuple)  # what _bound_after_step found, and the largest |g|
+        self._record_bounds(group, params, states, carry)  # type: ignore[arg-type]
+
+    def _record_bounds(self, group: dict, params: list[Tensor], states: list[dict], carry: tuple) -> _Carried:
+        """Keep ``carry`` (the bounds of ``|y|`` and the guarded state after the step, and its
+        largest ``|g|``) in the state of each of ``params`` (``states``: theirs, each with a
+        latent), as one record with what it describes; return the record."""
         keys = (*self._latent_state_keys, "step", "K")
-        entries = tuple(state.get(key) for state in states for key in keys)  # type: ignore[union-attr]
-        tensors = (*params, *(e for e in entries if isinstance(e, Tensor)))
+        entries = _entries(states, keys)
+        tensors = (*params, *[e for e in entries if isinstance(e, Tensor)])
         # widened a little: the bounds hold in exact arithmetic, the steps round
         carried = _Carried(
-            y_bound=carry[0] * _ROUNDING_SLACK,
-            others=[b * _ROUNDING_SLACK for b in carry[1]],
-            grad_max=carry[2],
-            K=group["K"],
-            params=tuple(params),
-            keys=keys,
-            entries=entries,
-            tensors=tensors,
-            versions=[t._version for t in tensors],
+            carry[0] * _ROUNDING_SLACK,
+            [b * _ROUNDING_SLACK for b in carry[1]],
+            carry[2],
+            group["K"],
+            tuple(params),
+            keys,
+            entries,
+            tensors,
+            list(map(_VERSION_OF, tensors)),
         )
         for state in states:
-            state[BOUNDS_KEY] = carried  # type: ignore[index]
+            state[BOUNDS_KEY] = carried
+        return carried
 
     def _overflow_hint(self, group: dict, p: Tensor) -> str:
         K = group["K"]
@@ -517,13 +525,24 @@ def unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | 
     ):
         return None
     keys = carried.keys
-    entries = [state.get(key) for state in states for key in keys]  # type: ignore[union-attr]
+    entries = _entries(states, keys)  # type: ignore[arg-type]
     if not all(map(operator.is_, entries, carried.entries)):
         return None
     return carried if list(map(_VERSION_OF, carried.tensors)) == carried.versions else None
 
 
 _VERSION_OF = operator.attrgetter("_version")
+
+
+def _entries(states: list[dict], keys: tuple[str, ...]) -> tuple:
+    """``state.get(key)`` for each state and key, in that order (in C when every key is present:
+    this runs at every step)."""
+    if len(keys) > 1:  # (one key: itemgetter returns the value, not a tuple)
+        try:
+            return tuple(itertools.chain.from_iterable(map(operator.itemgetter(*keys), states)))
+        except KeyError:
+            pass
+    return tuple([state.get(key) for state in states for key in keys])
 
 
 def _larger_each(a: list[float], b: list[float]) -> list[float]:

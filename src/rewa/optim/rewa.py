@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -36,6 +37,17 @@ class _StepPlan(NamedTuple):
     grad_layouts: tuple  # (shape, dtype, device) of each gradient, in order
     kernel: _fused.CheckedKernel
     records: tuple  # the bounds record each group's step left (by identity)
+    limits: tuple  # each group's gradient limit with what it was proven for (_GradLimit)
+
+
+class _GradLimit(NamedTuple):
+    """A ``max|g|`` the overflow bound proves safe for a step at ``lr`` from latents with
+    ``|y| <= y_bound`` and guarded state within ``others``."""
+
+    grad_max: float
+    lr: float
+    y_bound: float
+    others: list[float]
 
 
 class SparsityConfigWarning(UserWarning):
@@ -262,6 +274,7 @@ class ReWA(LatentOptimizer):
             grad_layouts=tuple((g.shape, g.dtype, g.device) for g in grads),
             kernel=kernel,
             records=(),
+            limits=(),
         )
         return bool(self._run_checked_kernel(plan if plannable else None, kernel, parts, grads))
 
@@ -274,7 +287,7 @@ class ReWA(LatentOptimizer):
         plan = self.__dict__.pop(_PLAN_KEY, None)  # kept again only by a step that follows it
         if plan is None or len(self.param_groups) != len(plan.groups):
             return None
-        get = self.state.get
+        get, strided = self.state.get, torch.strided
         parts, grads = [], []
         layouts = iter(plan.grad_layouts)
         for group, planned, values, record in zip(self.param_groups, plan.groups, plan.values, plan.records):
@@ -287,12 +300,13 @@ class ReWA(LatentOptimizer):
             ):
                 return None
             params = group["params"]
+            states = []
             for p in params:
                 g = p.grad
                 shape, dtype, device = next(layouts, _NO_LAYOUT)
                 if (
                     type(g) is not Tensor
-                    or g.layout is not torch.strided
+                    or g.layout is not strided
                     or g.dtype is not dtype
                     or g.shape != shape
                     or g.device != device
@@ -301,7 +315,7 @@ class ReWA(LatentOptimizer):
                 ):
                     return None
                 grads.append(g)
-            states = [get(p) for p in params]
+                states.append(get(p))
             if unchanged_since_step(group, params, states) is not record:
                 return None
             parts.append((group, params, states, record))
@@ -309,20 +323,23 @@ class ReWA(LatentOptimizer):
 
     def _run_checked_kernel(self, plan: _StepPlan | None, kernel: _fused.CheckedKernel, parts, grads) -> bool | None:
         """Run the one-kernel checked step (``parts``: per group its parameters, states and
-        carried bounds). ``True`` when it stepped (the new bounds carried, ``plan`` kept for
-        the next step); ``None`` when no gradient limit is provably safe; ``False`` when the
+        carried bounds). ``True`` when it stepped (the new bounds carried, ``plan`` kept for the
+        next step); ``None`` when no gradient limit is provably safe; ``False`` when the
         kernel refused the gradients (nothing written)."""
         numbers: list[float] = []
-        for group, params, _, carried in parts:
-            grad_limit = self._grad_limit(group, params, carried)
-            if grad_limit is None:
+        limits = []
+        known = plan.limits if plan is not None and plan.limits else [None] * len(parts)
+        for (group, params, _, carried), last in zip(parts, known):
+            limit = self._grad_limit(group, params, carried, last)
+            if limit is None:
                 return None
+            limits.append(limit)
             numbers += _fused.checked_numbers(
                 lr=group["lr"],
                 weight_decay=group["weight_decay"],
                 momentum=group["momentum"],
                 dampening=group["dampening"],
-                grad_limit=grad_limit,
+                grad_limit=limit.grad_max,
             )
         ok, *maxima = kernel(grads, tuple(numbers))
         if not ok:
@@ -335,21 +352,51 @@ class ReWA(LatentOptimizer):
         for (group, params, states, carried), grad_max in zip(parts, maxima):
             self._mark_written(params, states)
             _, bound = self._bound_after_step(group, params, states, carried.y_bound, grad_max, carried.others)
-            self._carry_bounds(group, params, None if bound is None else (*bound, grad_max))
-            records.append(states[0].get(BOUNDS_KEY))
-        if plan is not None and all(r is not None for r in records):
-            self.__dict__[_PLAN_KEY] = plan._replace(records=tuple(records))
+            if bound is None:  # nothing carried: the next step measures
+                for state in states:
+                    state.pop(BOUNDS_KEY, None)
+                plan = None
+            else:
+                records.append(self._record_bounds(group, params, states, (*bound, grad_max)))
+        if plan is not None:
+            self.__dict__[_PLAN_KEY] = plan._replace(records=tuple(records), limits=tuple(limits))
         return True
 
-    def _grad_limit(self, group: dict, params: list[Tensor], carried) -> float | None:
+    def _grad_limit(self, group: dict, params: list[Tensor], carried, last: _GradLimit | None) -> _GradLimit | None:
         """A ``max|g|`` up to which this group's step provably cannot overflow, from the carried
-        bounds: the largest of about 4096 times, 8 times and once the last step's that the bound
-        (which grows with ``max|g|``) proves safe, or ``None`` if none is."""
+        bounds (``None`` if none is provably safe).
+
+        ``last`` (what this returned at an earlier step of the same plan) still holds if ``lr``
+        is the same and ``|y|`` and the buffer are within the bounds it was proven for (the
+        overflow bound grows with each of them); a new one is proven for twice the carried
+        bounds, so it serves the steps after this one too, or failing that for the bounds."""
+        lr = group["lr"]
+        if (
+            last is not None
+            and last.lr == lr
+            and carried.y_bound <= last.y_bound
+            and all(map(operator.le, carried.others, last.others))
+        ):
+            return last
+        for y_bound, others in (
+            (2 * carried.y_bound, [2 * b for b in carried.others]),
+            (carried.y_bound, carried.others),
+        ):
+            limit = self._ladder_limit(group, params, y_bound, others, carried.grad_max)
+            if limit is not None:
+                return _GradLimit(limit, lr, y_bound, others)
+        return None
+
+    def _ladder_limit(
+        self, group: dict, params: list[Tensor], y_bound: float, others: list[float], grad_max: float
+    ) -> float | None:
+        """The largest of about 4096 times, 8 times and once the last step's ``max|g|`` that the
+        bound proves safe for ``|y| <= y_bound`` and the buffer within ``others``, or ``None``."""
         # powers of two far above the last step's (gradients vary from batch to batch; a miss costs
         # a kernel run), so the kernel's numbers rarely change (no new tensor for them)
-        _, exponent = math.frexp(carried.grad_max)
-        for limit in (math.ldexp(1.0, exponent + 12), math.ldexp(1.0, exponent + 3), carried.grad_max):
-            needed, _ = self._bound_after_step(group, params, [], carried.y_bound, limit, carried.others)
+        _, exponent = math.frexp(grad_max)
+        for limit in (math.ldexp(1.0, exponent + 12), math.ldexp(1.0, exponent + 3), grad_max):
+            needed, _ = self._bound_after_step(group, params, [], y_bound, limit, others)
             if not needed:
                 return limit
         return None
