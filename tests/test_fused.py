@@ -18,6 +18,7 @@ from torch import nn
 import rewa
 from rewa.functional import latent_from_weight, power_map
 from rewa.optim import _fused
+from rewa.optim._latent import BOUNDS_KEY
 from rewa.optim.pwd import PWDSGD, PWDAdamW
 from tests.asserts import assert_optimizer_state_unchanged
 
@@ -61,7 +62,8 @@ def _assert_same(models, optimizers, dtype):
     for a, b in zip(loop_model.parameters(), fused_model.parameters()):
         torch.testing.assert_close(b, a, **TOLERANCE[dtype])
         state_a, state_b = loop_opt.state[a], fused_opt.state[b]
-        assert state_a.keys() == state_b.keys()
+        # the carried bounds are a cache: a plan of the one-kernel step holds them instead
+        assert state_a.keys() - {BOUNDS_KEY} == state_b.keys() - {BOUNDS_KEY}
         for key, value in state_a.items():
             if isinstance(value, torch.Tensor):
                 torch.testing.assert_close(state_b[key], value, **TOLERANCE[dtype], msg=key)
@@ -581,9 +583,10 @@ def _drop_a_gradient(model, opt, early):
 
 
 PLAN_EVENTS = {
-    # event: the route of the step after it
+    # event: the route of the step after it (while a plan serves, it holds the carried bounds:
+    # a step the plan does not take measures them again)
     "lr scheduled": (_halve_lr, "repeat"),
-    "new weight decay": (_new_weight_decay, "kernel"),
+    "new weight decay": (_new_weight_decay, "general"),
     "lr 0": (_lr_zero, "general"),
     "weights written": (_write_weights, "general"),
     "earlier state loaded": (_load_earlier_state, "general"),
@@ -640,8 +643,6 @@ def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
     """The one-kernel step's gradient limit is proven for twice the carried bounds and reused
     while lr is the same and |y| and the buffer stay within them (the overflow bound grows with
     each), so every reuse is itself a proven limit; beyond them, or at another lr, it is proven again."""
-    from rewa.optim._latent import BOUNDS_KEY
-
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     opt = rewa.ReWA(model.parameters(), lr=0.05, K=9, M=2, weight_decay=0.01, momentum=0.9, fused=False)

@@ -438,8 +438,8 @@ def fused_rewa_sgd(
 
 class CheckedKernel(NamedTuple):
     """The compiled one-kernel checked step of some ReWA-SGD groups (:func:`checked_rewa_sgd_kernel`),
-    with its arguments laid out: call it with the gradients (in the groups' order) and
-    :func:`checked_numbers` of each group; it returns ``[ok, max|g| of each group]`` (one
+    with its arguments laid out: call it with the gradients (in the groups' order) and the
+    :meth:`numbers` tensor of each group's :func:`checked_numbers`; it returns ``[ok, max|g| of each group]`` (one
     transfer to the host)."""
 
     kernel: Callable
@@ -447,11 +447,15 @@ class CheckedKernel(NamedTuple):
     grad_slots: tuple[int, ...]
     device: torch.device
 
-    def __call__(self, grads: list[Tensor], numbers: tuple[float, ...]) -> list[float]:
+    def numbers(self, values: tuple[float, ...]) -> Tensor:
+        """The kernel's numbers (:func:`checked_numbers` of each group) as its tensor."""
+        return _numbers_tensor(values, self.device)
+
+    def __call__(self, grads: list[Tensor], numbers: Tensor) -> list[float]:
         args = list(self.args)
         for slot, g in zip(self.grad_slots, grads):
             args[slot] = g
-        args[-1] = _numbers_tensor(numbers, self.device)
+        args[-1] = numbers
         return self.kernel(*args)[0].tolist()
 
 

@@ -31,7 +31,7 @@ _VERSION_KEY = "param_version"
 # Host-side bounds of |y| and the guarded state after the last step, with the stamp of the
 # tensors they describe; like the version, stripped from ``state_dict()``.
 BOUNDS_KEY = "update_bounds"
-_ROUNDING_SLACK = 1 + 2.0**-20
+ROUNDING_SLACK = 1 + 2.0**-20
 
 # Hyperparameters a saved group may lack (they choose a code path, not the math).
 _OPTIONAL_KEYS = ("fused",)
@@ -330,24 +330,32 @@ class LatentOptimizer(CheckedOptimizer):
         assert isinstance(carry, tuple)  # what _bound_after_step found, and the largest |g|
         self._record_bounds(group, params, states, carry)  # type: ignore[arg-type]
 
-    def _record_bounds(self, group: dict, params: list[Tensor], states: list[dict], carry: tuple) -> _Carried:
+    def _record_bounds(
+        self, group: dict, params: list[Tensor], states: list[dict], carry: tuple, previous: _Carried | None = None
+    ) -> _Carried:
         """Keep ``carry`` (the bounds of ``|y|`` and the guarded state after the step, and its
         largest ``|g|``) in the state of each of ``params`` (``states``: theirs, each with a
-        latent), as one record with what it describes; return the record."""
-        keys = (*self._latent_state_keys, "step", "K")
-        entries = _entries(states, keys)
-        tensors = (*params, *[e for e in entries if isinstance(e, Tensor)])
+        latent), as one record with what it describes; return the record. ``previous``: the
+        record the step started from, when it held (the same tensors; only their versions and
+        the step counts moved)."""
+        if previous is not None:
+            keys, tensors = previous.keys, previous.tensors
+            entries = entries_of(states, keys)
+        else:
+            keys = (*self._latent_state_keys, "step", "K")
+            entries = entries_of(states, keys)
+            tensors = (*params, *[e for e in entries if isinstance(e, Tensor)])
         # widened a little: the bounds hold in exact arithmetic, the steps round
         carried = _Carried(
-            carry[0] * _ROUNDING_SLACK,
-            [b * _ROUNDING_SLACK for b in carry[1]],
+            carry[0] * ROUNDING_SLACK,
+            [b * ROUNDING_SLACK for b in carry[1]],
             carry[2],
             group["K"],
             tuple(params),
             keys,
             entries,
             tensors,
-            list(map(_VERSION_OF, tensors)),
+            list(map(VERSION_OF, tensors)),
         )
         for state in states:
             state[BOUNDS_KEY] = carried
@@ -525,16 +533,16 @@ def unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | 
     ):
         return None
     keys = carried.keys
-    entries = _entries(states, keys)  # type: ignore[arg-type]
+    entries = entries_of(states, keys)  # type: ignore[arg-type]
     if not all(map(operator.is_, entries, carried.entries)):
         return None
-    return carried if list(map(_VERSION_OF, carried.tensors)) == carried.versions else None
+    return carried if list(map(VERSION_OF, carried.tensors)) == carried.versions else None
 
 
-_VERSION_OF = operator.attrgetter("_version")
+VERSION_OF = operator.attrgetter("_version")
 
 
-def _entries(states: list[dict], keys: tuple[str, ...]) -> tuple:
+def entries_of(states: list[dict], keys: tuple[str, ...]) -> tuple:
     """``state.get(key)`` for each state and key, in that order (in C when every key is present:
     this runs at every step)."""
     if len(keys) > 1:  # (one key: itemgetter returns the value, not a tuple)

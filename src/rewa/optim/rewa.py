@@ -17,27 +17,78 @@ from . import _fused
 from ._checked import caller_stacklevel, has_values, plain_values
 from ._functional import rewa_sgd, rewa_sgd_bound
 from ._fused import fused_rewa_sgd
-from ._latent import BOUNDS_KEY, LatentOptimizer, default_fused, step_paths, unchanged_since_step
+from ._latent import (
+    BOUNDS_KEY,
+    ROUNDING_SLACK,
+    VERSION_OF,
+    LatentOptimizer,
+    default_fused,
+    entries_of,
+    step_paths,
+)
 
 __all__ = ["ReWA", "SparsityConfigWarning"]
 
 
 # Where the one-kernel checked step keeps its plan for the next step: a cache next to the
-# optimizer's books (not in ``state`` or the param groups, not saved), valid only while the
-# records it names are the ones in the state.
+# optimizer's books (not in ``state`` or the param groups, not saved), valid only while every
+# state entry and tensor it names is as its last step left it.
 _PLAN_KEY = "_one_kernel_plan"
 _NO_LAYOUT = (None, None, None)
 
 
-class _StepPlan(NamedTuple):
-    """What a one-kernel checked step relied on, for :meth:`ReWA._repeat_step`."""
+class _StepPlan:
+    """What a one-kernel checked step relied on and left, for :meth:`ReWA._repeat_step`; each
+    step that follows it brings it up to date."""
 
-    groups: tuple[dict, ...]
-    values: tuple  # each group's plain_values but lr
-    grad_layouts: tuple  # (shape, dtype, device) of each gradient, in order
-    kernel: _fused.CheckedKernel
-    records: tuple  # the bounds record each group's step left (by identity)
-    limits: tuple  # each group's gradient limit with what it was proven for (_GradLimit)
+    __slots__ = (
+        "groups",
+        "values",
+        "grad_layouts",
+        "kernel",
+        "params",
+        "keys",
+        "tensors",
+        "entries",
+        "versions",
+        "bounds",
+        "limits",
+        "numbers",
+    )
+
+    def __init__(
+        self,
+        groups: tuple[dict, ...],
+        values: tuple,
+        grad_layouts: tuple,
+        kernel: _fused.CheckedKernel,
+        params: tuple[Tensor, ...],
+        keys: tuple[str, ...],
+        tensors: tuple[Tensor, ...],
+    ):
+        self.groups = groups
+        self.values = values  # each group's plain_values but lr
+        self.grad_layouts = grad_layouts  # (shape, dtype, device) of each gradient, in order
+        self.kernel = kernel
+        self.params = params  # every group's parameters, in order
+        self.keys = keys  # the state entries watched
+        self.tensors = tensors  # the parameters and every tensor among the entries
+        # what the last step left: the entries of every parameter's state (by identity), the
+        # tensors' version counters, per group the bounds (_Bounds) and the gradient limit with
+        # what it was proven for (_GradLimit), and the kernel's numbers from those limits
+        self.entries: tuple = ()
+        self.versions: list[int] = []
+        self.bounds: tuple = ()
+        self.limits: tuple = ()
+        self.numbers: Tensor | None = None
+
+
+class _Bounds(NamedTuple):
+    """Bounds of ``|y|`` and of the guarded state after a group's step, and its largest ``|g|``."""
+
+    y_bound: float
+    others: list[float]
+    grad_max: float
 
 
 class _GradLimit(NamedTuple):
@@ -233,7 +284,7 @@ class ReWA(LatentOptimizer):
         step, with at most ``FUSED_MAX_TENSORS`` tensors in all. If the kernel finds a gradient
         out of bounds nothing was written, and the step takes the general path (which measures
         exactly, raises or steps). A step taken so leaves a plan for the next
-        (:meth:`_repeat_step`)."""
+        (:meth:`_repeat_step`), which then holds the bounds in place of the states' records."""
         specs, parts, grads = [], [], []
         for group, params, group_grads, checked in work:
             carried = checked.carried
@@ -265,32 +316,35 @@ class ReWA(LatentOptimizer):
             return False
         groups = [part[0] for part in parts]
         values = [plain_values(group, skip="lr") for group in groups]
-        plannable = all(v is not None for v in values) and all(
-            len(params) == len(group["params"]) for group, params, _, _ in parts
-        )
-        plan = _StepPlan(
-            groups=tuple(groups),
-            values=tuple(values),
-            grad_layouts=tuple((g.shape, g.dtype, g.device) for g in grads),
-            kernel=kernel,
-            records=(),
-            limits=(),
-        )
-        return bool(self._run_checked_kernel(plan if plannable else None, kernel, parts, grads))
+        plan = None
+        if all(v is not None for v in values) and all(len(ps) == len(g["params"]) for g, ps, _, _ in parts):
+            first = parts[0][3]  # every group's record watches the same keys
+            params = [p for _, ps, _, _ in parts for p in ps]
+            plan = _StepPlan(
+                groups=tuple(groups),
+                values=tuple(values),
+                grad_layouts=tuple((g.shape, g.dtype, g.device) for g in grads),
+                kernel=kernel,
+                params=tuple(params),
+                keys=first.keys,
+                tensors=tuple(t for _, _, _, carried in parts for t in carried.tensors),
+            )
+        return bool(self._run_checked_kernel(plan, kernel, parts, grads))
 
     def _repeat_step(self) -> bool | None:
         """The one-kernel step again, if the plan the last one left still holds: the same groups,
         their hyperparameters unchanged but ``lr`` (still a number > 0), every parameter with a
-        gradient laid out as then, and the state as that step left it (its bounds record, by
-        identity, so no other path has stepped since). These checks replace ``_collect``'s:
-        they establish the same things for a step that is known to be like the last."""
+        gradient laid out as then, and every state entry and tensor as that step left it (by
+        identity and version counter: nothing else wrote to them since). These checks replace
+        ``_collect``'s: they establish the same things for a step that is known to be like the
+        last."""
         plan = self.__dict__.pop(_PLAN_KEY, None)  # kept again only by a step that follows it
         if plan is None or len(self.param_groups) != len(plan.groups):
             return None
         get, strided = self.state.get, torch.strided
-        parts, grads = [], []
+        grads, states, params = [], [], []
         layouts = iter(plan.grad_layouts)
-        for group, planned, values, record in zip(self.param_groups, plan.groups, plan.values, plan.records):
+        for group, planned, values in zip(self.param_groups, plan.groups, plan.values):
             lr = group["lr"]
             if (
                 group is not planned
@@ -299,9 +353,7 @@ class ReWA(LatentOptimizer):
                 or plain_values(group, skip="lr") != values
             ):
                 return None
-            params = group["params"]
-            states = []
-            for p in params:
+            for p in group["params"]:
                 g = p.grad
                 shape, dtype, device = next(layouts, _NO_LAYOUT)
                 if (
@@ -316,17 +368,28 @@ class ReWA(LatentOptimizer):
                     return None
                 grads.append(g)
                 states.append(get(p))
-            if unchanged_since_step(group, params, states) is not record:
-                return None
-            parts.append((group, params, states, record))
+                params.append(p)
+        if (
+            len(params) != len(plan.params)
+            or not all(map(operator.is_, params, plan.params))
+            or not all(states)
+            or not all(map(operator.is_, entries_of(states, plan.keys), plan.entries))  # type: ignore[arg-type]
+            or list(map(VERSION_OF, plan.tensors)) != plan.versions
+        ):
+            return None
+        parts, at = [], 0
+        for group, bounds in zip(plan.groups, plan.bounds):
+            count = len(group["params"])
+            parts.append((group, params[at : at + count], states[at : at + count], bounds))
+            at += count
         return self._run_checked_kernel(plan, plan.kernel, parts, grads)
 
     def _run_checked_kernel(self, plan: _StepPlan | None, kernel: _fused.CheckedKernel, parts, grads) -> bool | None:
-        """Run the one-kernel checked step (``parts``: per group its parameters, states and
-        carried bounds). ``True`` when it stepped (the new bounds carried, ``plan`` kept for the
-        next step); ``None`` when no gradient limit is provably safe; ``False`` when the
-        kernel refused the gradients (nothing written)."""
-        numbers: list[float] = []
+        """Run the one-kernel checked step (``parts``: per group its parameters, states and the
+        bounds carried from the last step). ``True`` when it stepped (the new bounds kept in
+        ``plan`` for the next step, or without a plan in the states' records); ``None`` when no
+        gradient limit is provably safe; ``False`` when the kernel refused the gradients
+        (nothing written)."""
         limits = []
         known = plan.limits if plan is not None and plan.limits else [None] * len(parts)
         for (group, params, _, carried), last in zip(parts, known):
@@ -334,32 +397,45 @@ class ReWA(LatentOptimizer):
             if limit is None:
                 return None
             limits.append(limit)
-            numbers += _fused.checked_numbers(
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                dampening=group["dampening"],
-                grad_limit=limit.grad_max,
-            )
-        ok, *maxima = kernel(grads, tuple(numbers))
+        if plan is not None and plan.numbers is not None and all(map(operator.is_, limits, known)):
+            numbers = plan.numbers  # the same limits at the same lr: the same numbers
+        else:
+            values: list[float] = []
+            for (group, _, _, _), limit in zip(parts, limits):
+                values += _fused.checked_numbers(
+                    lr=group["lr"],
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    dampening=group["dampening"],
+                    grad_limit=limit.grad_max,
+                )
+            numbers = kernel.numbers(tuple(values))
+        ok, *maxima = kernel(grads, numbers)
         if not ok:
             # nothing changed, but the writes moved the version counters
             for _, params, _, _ in parts:
                 for p in params:
                     self._mark_in_sync(p)
             return False
-        records = []
+        records = plan is None or not plan.bounds  # the states hold records (none while a plan serves)
+        bounds = []
         for (group, params, states, carried), grad_max in zip(parts, maxima):
             self._mark_written(params, states)
             _, bound = self._bound_after_step(group, params, states, carried.y_bound, grad_max, carried.others)
-            if bound is None:  # nothing carried: the next step measures
+            if plan is None and bound is not None:
+                self._record_bounds(group, params, states, (*bound, grad_max), previous=carried)
+                continue
+            if records:  # nothing carried (the next step measures), or the plan holds the bounds
                 for state in states:
                     state.pop(BOUNDS_KEY, None)
-                plan = None
-            else:
-                records.append(self._record_bounds(group, params, states, (*bound, grad_max)))
-        if plan is not None:
-            self.__dict__[_PLAN_KEY] = plan._replace(records=tuple(records), limits=tuple(limits))
+            if bound is not None:
+                bounds.append(_Bounds(bound[0] * ROUNDING_SLACK, [b * ROUNDING_SLACK for b in bound[1]], grad_max))
+        if plan is not None and len(bounds) == len(parts):
+            states = [state for _, _, group_states, _ in parts for state in group_states]
+            plan.entries = entries_of(states, plan.keys)
+            plan.versions = list(map(VERSION_OF, plan.tensors))
+            plan.bounds, plan.limits, plan.numbers = tuple(bounds), tuple(limits), numbers
+            self.__dict__[_PLAN_KEY] = plan
         return True
 
     def _grad_limit(self, group: dict, params: list[Tensor], carried, last: _GradLimit | None) -> _GradLimit | None:
