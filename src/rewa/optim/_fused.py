@@ -30,7 +30,7 @@ How it is compiled (measured on CPU; ``rewa bench`` prints the numbers):
   state untouched since the last step) is one kernel for all groups
   (:func:`checked_rewa_sgd_kernel`): it reduces the gradients first and writes only if they are
   finite and within the limit the carried overflow bounds allow, so the step needs no separate
-  reductions, no per-group calls and one transfer to the host.
+  reductions, no per-group calls and one transfer to the host (:mod:`._one_kernel` drives it).
 * When compilation is unavailable (no C++ compiler, an unsupported Python, a backend error),
   the first failure warns once (:class:`FusedFallbackWarning`) and that configuration uses
   the unfused path from then on; the results are the same math. Tensors that are not
