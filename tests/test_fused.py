@@ -501,15 +501,21 @@ def test_one_kernel_step_matches_the_per_group_kernels(monkeypatch):
     _assert_same([models[2], models[0]], [loop, one], torch.float32)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
-def test_one_kernel_step_refuses_a_nonfinite_gradient_and_changes_nothing(bad, monkeypatch):
-    routes = _spy_routes(monkeypatch)
+def _fused_after_steps(steps):
+    """A two-group model, its fused ReWA after ``steps`` steps, and the batch it steps on."""
     (model,), (groups,) = _two_group_models(1)
     opt = rewa.ReWA(groups, **REWA, fused=True)
     inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
-    for _ in range(3):
+    for _ in range(steps):
         _backward(model, opt, inputs, targets)
         opt.step()
+    return model, opt, inputs, targets
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_one_kernel_step_refuses_a_nonfinite_gradient_and_changes_nothing(bad, monkeypatch):
+    routes = _spy_routes(monkeypatch)
+    model, opt, inputs, targets = _fused_after_steps(3)
     taken = routes[id(opt)]
     assert taken[-1] == "repeat"
     saved = _state_copy(model, opt)
@@ -582,6 +588,12 @@ def _drop_a_gradient(model, opt, early):
     model[2].bias.grad = None
 
 
+def _add_a_group(model, opt, early):
+    extra = torch.nn.Parameter(torch.ones(4))
+    extra.grad = torch.full((4,), 0.1)
+    opt.add_param_group({"params": [extra], "K": 1, "M": 0, "eps": 0.0})
+
+
 PLAN_EVENTS = {
     # event: the route of the step after it (while a plan serves, it holds the carried bounds:
     # a step the plan does not take measures them again)
@@ -592,6 +604,7 @@ PLAN_EVENTS = {
     "earlier state loaded": (_load_earlier_state, "general"),
     "latent replaced": (_replace_latent, "general"),
     "a gradient missing": (_drop_a_gradient, "general"),
+    "a group added": (_add_a_group, "general"),
 }
 
 
@@ -625,12 +638,7 @@ def test_the_plan_of_the_last_one_kernel_step_serves_only_what_it_was_made_for(e
 
 
 def test_a_bad_hyperparameter_after_repeated_steps_raises_and_changes_nothing():
-    (model,), (groups,) = _two_group_models(1)
-    opt = rewa.ReWA(groups, **REWA, fused=True)
-    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
-    for _ in range(4):
-        _backward(model, opt, inputs, targets)
-        opt.step()
+    model, opt, inputs, targets = _fused_after_steps(4)
     saved = _state_copy(model, opt)
     _backward(model, opt, inputs, targets)
     opt.param_groups[1]["momentum"] = -0.5
