@@ -658,27 +658,28 @@ def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
         opt.zero_grad()
         model(torch.randn(8, 4)).square().mean().backward()
         opt.step()
-    group, params = opt.param_groups[0], opt.param_groups[0]["params"]
+    group = opt.param_groups[0]
+    limits = opt._overflow_limits(group, group["params"])
     carried = opt.state[model.weight][BOUNDS_KEY]
-    first = opt._grad_limit(group, params, carried, None)
+    first = opt._grad_limit(group, limits, carried, None)
     assert first.y_bound == 2 * carried.y_bound and first.others == [2 * carried.others[0]]
     assert first.grad_max >= 4096 * carried.grad_max
     for y_bound in (carried.y_bound, 1.5 * carried.y_bound, first.y_bound):
         for buffer in (0.0, carried.others[0], first.others[0]):
             within = carried._replace(y_bound=y_bound, others=[buffer])
-            assert opt._grad_limit(group, params, within, first) is first
-            needed, _ = opt._bound_after_step(group, params, [], y_bound, first.grad_max, [buffer])
+            assert opt._grad_limit(group, limits, within, first) is first
+            needed, _ = opt._bound_after_step(group, group["params"], [], y_bound, first.grad_max, [buffer])
             assert not needed
     beyond = carried._replace(y_bound=first.y_bound * 1.01)
-    assert opt._grad_limit(group, params, beyond, first) is not first
+    assert opt._grad_limit(group, limits, beyond, first) is not first
     beyond = carried._replace(others=[first.others[0] * 1.01])
-    assert opt._grad_limit(group, params, beyond, first) is not first
+    assert opt._grad_limit(group, limits, beyond, first) is not first
     group["lr"] = 0.2
-    assert opt._grad_limit(group, params, carried, first).lr == 0.2
+    assert opt._grad_limit(group, limits, carried, first).lr == 0.2
     group["lr"] = 0.05
     # near overflow (|y|^9 is finite in float32 up to |y| = 19,110; the bound keeps a factor 4):
     # no room to spare, then no limit at all
     tight = carried._replace(y_bound=7000.0, others=[1.0], grad_max=1e-3)
-    limit = opt._grad_limit(group, params, tight, None)
+    limit = opt._grad_limit(group, limits, tight, None)
     assert limit is not None and limit.y_bound == 7000.0
-    assert opt._grad_limit(group, params, tight._replace(y_bound=12000.0), None) is None
+    assert opt._grad_limit(group, limits, tight._replace(y_bound=12000.0), None) is None

@@ -297,15 +297,33 @@ class LatentOptimizer(CheckedOptimizer):
         ``_guard_keys`` tensors after the step. One bound serves the whole group: the largest ``|g|``,
         ``|y|`` and guarded entries over its tensors bound each of them, so the cost in Python
         is per group, not per tensor."""
+        return self._bound_within(group, self._overflow_limits(group, params), states, y_max, grad_max, others)
+
+    def _overflow_limits(self, group: dict, params: list[Tensor]) -> tuple[float, float]:
+        """What an update of ``params`` must stay below to be safe: every intermediate latent
+        value, and ``|y|`` after the step (whose ``K``-th power is the weight); a factor 4 below
+        overflow covers the rounding of every operation."""
         latent_limit = weight_limit = math.inf
         for dtype in {p.dtype for p in params}:
             dtype_latent_limit, dtype_weight_limit = _limits(dtype)
             latent_limit, weight_limit = min(latent_limit, dtype_latent_limit), min(weight_limit, dtype_weight_limit)
-        # a factor 4 below overflow covers the rounding of every operation
+        return latent_limit / 4, _root(weight_limit / 4, group["K"])
+
+    def _bound_within(
+        self,
+        group: dict,
+        limits: tuple[float, float],
+        states: list[dict | None],
+        y_max: float,
+        grad_max: float,
+        others: list[float],
+    ) -> tuple[bool, tuple[float, list[float]] | None]:
+        """:meth:`_bound_after_step` with the group's :meth:`_overflow_limits` given."""
+        latent_limit, y_limit = limits
         y_bound, others_after = self._update_bound(
-            group, [s for s in states if s], y_max=y_max, grad_max=grad_max, others=others, limit=latent_limit / 4
+            group, [s for s in states if s], y_max=y_max, grad_max=grad_max, others=others, limit=latent_limit
         )
-        safe = y_bound < _root(weight_limit / 4, group["K"])
+        safe = y_bound < y_limit
         return not safe, ((y_bound, others_after) if safe else None)
 
     def _update_bound(

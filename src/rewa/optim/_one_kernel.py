@@ -54,6 +54,7 @@ class StepPlan:
         "bounds",
         "limits",
         "numbers",
+        "overflow",
     )
 
     def __init__(
@@ -81,6 +82,7 @@ class StepPlan:
         self.bounds: tuple = ()
         self.limits: tuple = ()
         self.numbers: Tensor | None = None
+        self.overflow: tuple = ()  # per group, its _overflow_limits (fixed by the dtypes and K)
 
 
 class Bounds(NamedTuple):
@@ -164,7 +166,10 @@ class OneKernelLatentOptimizer(LatentOptimizer):
                 keys=first.keys,
                 tensors=tuple(t for _, _, _, carried in parts for t in carried.tensors),
             )
-        return bool(self._run_checked_kernel(plan, kernel, parts, grads))
+        overflow = tuple(self._overflow_limits(group, params) for group, params, _, _ in parts)
+        if plan is not None:
+            plan.overflow = overflow
+        return bool(self._run_checked_kernel(plan, kernel, parts, overflow, grads))
 
     def _repeat_step(self) -> bool | None:
         """The one-kernel step again, if the plan the last one left still holds: the same groups,
@@ -217,18 +222,20 @@ class OneKernelLatentOptimizer(LatentOptimizer):
             count = len(group["params"])
             parts.append((group, params[at : at + count], states[at : at + count], bounds))
             at += count
-        return self._run_checked_kernel(plan, plan.kernel, parts, grads)
+        return self._run_checked_kernel(plan, plan.kernel, parts, plan.overflow, grads)
 
-    def _run_checked_kernel(self, plan: StepPlan | None, kernel: _fused.CheckedKernel, parts, grads) -> bool | None:
+    def _run_checked_kernel(
+        self, plan: StepPlan | None, kernel: _fused.CheckedKernel, parts, overflow, grads
+    ) -> bool | None:
         """Run the one-kernel checked step (``parts``: per group its parameters, states and the
-        bounds carried from the last step). ``True`` when it stepped (the new bounds kept in
-        ``plan`` for the next step, or without a plan in the states' records); ``None`` when no
-        gradient limit is provably safe; ``False`` when the kernel refused the gradients
-        (nothing written)."""
+        bounds carried from the last step; ``overflow``: per group its :meth:`_overflow_limits`).
+        ``True`` when it stepped (the new bounds kept in ``plan`` for the next step, or without a
+        plan in the states' records); ``None`` when no gradient limit is provably safe; ``False``
+        when the kernel refused the gradients (nothing written)."""
         limits = []
         known = plan.limits if plan is not None and plan.limits else [None] * len(parts)
-        for (group, params, _, carried), last in zip(parts, known):
-            limit = self._grad_limit(group, params, carried, last)
+        for (group, _, _, carried), group_overflow, last in zip(parts, overflow, known):
+            limit = self._grad_limit(group, group_overflow, carried, last)
             if limit is None:
                 return None
             limits.append(limit)
@@ -254,9 +261,9 @@ class OneKernelLatentOptimizer(LatentOptimizer):
             return False
         records = plan is None or not plan.bounds  # the states hold records (none while a plan serves)
         bounds = []
-        for (group, params, states, carried), grad_max in zip(parts, maxima):
+        for (group, params, states, carried), group_overflow, grad_max in zip(parts, overflow, maxima):
             self._mark_written(params, states)
-            _, bound = self._bound_after_step(group, params, states, carried.y_bound, grad_max, carried.others)
+            _, bound = self._bound_within(group, group_overflow, states, carried.y_bound, grad_max, carried.others)
             if plan is None and bound is not None:
                 self._record_bounds(group, params, states, (*bound, grad_max), previous=carried)
                 continue
@@ -273,7 +280,9 @@ class OneKernelLatentOptimizer(LatentOptimizer):
             self.__dict__[_PLAN_KEY] = plan
         return True
 
-    def _grad_limit(self, group: dict, params: list[Tensor], carried, last: GradLimit | None) -> GradLimit | None:
+    def _grad_limit(
+        self, group: dict, overflow: tuple[float, float], carried, last: GradLimit | None
+    ) -> GradLimit | None:
         """A ``max|g|`` up to which this group's step provably cannot overflow, from the carried
         bounds (``None`` if none is provably safe).
 
@@ -293,13 +302,13 @@ class OneKernelLatentOptimizer(LatentOptimizer):
             (2 * carried.y_bound, [2 * b for b in carried.others]),
             (carried.y_bound, carried.others),
         ):
-            limit = self._ladder_limit(group, params, y_bound, others, carried.grad_max)
+            limit = self._ladder_limit(group, overflow, y_bound, others, carried.grad_max)
             if limit is not None:
                 return GradLimit(limit, lr, y_bound, others)
         return None
 
     def _ladder_limit(
-        self, group: dict, params: list[Tensor], y_bound: float, others: list[float], grad_max: float
+        self, group: dict, overflow: tuple[float, float], y_bound: float, others: list[float], grad_max: float
     ) -> float | None:
         """The largest of about 4096 times, 8 times and once the last step's ``max|g|`` that the
         bound proves safe for ``|y| <= y_bound`` and the buffer within ``others``, or ``None``."""
@@ -307,7 +316,7 @@ class OneKernelLatentOptimizer(LatentOptimizer):
         # a kernel run), so the kernel's numbers rarely change (no new tensor for them)
         _, exponent = math.frexp(grad_max)
         for limit in (math.ldexp(1.0, exponent + 12), math.ldexp(1.0, exponent + 3), grad_max):
-            needed, _ = self._bound_after_step(group, params, [], y_bound, limit, others)
+            needed, _ = self._bound_within(group, overflow, [], y_bound, limit, others)
             if not needed:
                 return limit
         return None
