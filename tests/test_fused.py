@@ -683,3 +683,18 @@ def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
     limit = opt._grad_limit(group, limits, tight, None)
     assert limit is not None and limit.y_bound == 7000.0
     assert opt._grad_limit(group, limits, tight._replace(y_bound=12000.0), None) is None
+
+
+def test_the_plan_does_not_keep_gradients_alive(monkeypatch):
+    """The plan keeps the state tensors for its kernel, not the gradients of the step that made
+    it (they would hold a model's worth of memory between steps)."""
+    import weakref
+
+    routes = _spy_routes(monkeypatch)
+    model, opt, inputs, targets = _fused_after_steps(1)
+    _backward(model, opt, inputs, targets)
+    grads = [weakref.ref(p.grad) for p in model.parameters()]
+    opt.step()
+    assert routes[id(opt)][-1] == "kernel"  # the step that makes the plan
+    opt.zero_grad(set_to_none=True)
+    assert all(g() is None for g in grads)

@@ -437,10 +437,11 @@ def fused_rewa_sgd(
 
 
 class CheckedKernel(NamedTuple):
-    """The compiled one-kernel checked step of some ReWA-SGD groups (:func:`checked_rewa_sgd_kernel`),
-    with its arguments laid out: call it with the gradients (in the groups' order) and the
-    :meth:`numbers` tensor of each group's :func:`checked_numbers`; it returns ``[ok, max|g| of each group]`` (one
-    transfer to the host)."""
+    """The compiled one-kernel checked step of some ReWA-SGD groups
+    (:func:`checked_rewa_sgd_kernel`), with its arguments laid out: call it with the gradients
+    (in the groups' order) and the :meth:`numbers` tensor of each group's
+    :func:`checked_numbers`; it returns ``[ok, max|g| of each group]`` (one transfer to the
+    host)."""
 
     kernel: Callable
     args: tuple  # the state tensors in place, ``None`` where gradients and numbers go
