@@ -3,8 +3,6 @@ end with the weights of one process that sees the whole batch."""
 
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 
 import pytest
@@ -48,9 +46,10 @@ def _train(model, opt, x, y, steps=3):
         opt.step()
 
 
-def _worker(rank, world, kind, foreach, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _worker(rank, world, kind, foreach, rendezvous, out):
+    # a file rendezvous: a port picked free beforehand could be taken by another test's process
+    # before the workers bind it (seen once under pytest-xdist)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     x, y = (t.chunk(world)[rank] for t in _data())
     model = _model()
@@ -76,16 +75,10 @@ def _worker(rank, world, kind, foreach, port, out):
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("kind,foreach", [("ddp", False), ("fsdp", True)])
 def test_two_processes_equal_one(kind, foreach, tmp_path):
     out = str(tmp_path / "weights.pt")
-    mp.spawn(_worker, args=(2, kind, foreach, _free_port(), out), nprocs=2)
+    mp.spawn(_worker, args=(2, kind, foreach, str(tmp_path / "rendezvous"), out), nprocs=2)
     model = _model()
     _train(model, _optimizer(model.parameters(), foreach), *_data())
     for expected, got in zip(model.parameters(), torch.load(out)):
