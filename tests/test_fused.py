@@ -478,16 +478,21 @@ def _backward(model, opt, inputs, targets):
     torch.nn.functional.mse_loss(model(inputs), targets).backward()
 
 
-def test_one_kernel_step_matches_the_per_group_kernels(monkeypatch):
+@pytest.mark.parametrize(
+    "settings",
+    [REWA, dict(lr=0.05, K=5, M=2, eps=0.0, weight_decay=0.01, momentum=0.0, decoupled_weight_decay=True)],
+    ids=["nesterov-coupled", "no-momentum-decoupled"],
+)
+def test_one_kernel_step_matches_the_per_group_kernels(settings, monkeypatch):
     """From the second step on (bounds carried, buffers made) a fused model of at most
     FUSED_MAX_TENSORS tensors steps through one kernel; weights and state follow the per-group
     kernels (the general path) and the loop."""
     routes = _spy_routes(monkeypatch)
     models, groups = _two_group_models(3)
-    one = rewa.ReWA(groups[0], **REWA, fused=True)
-    general = rewa.ReWA(groups[1], **REWA, fused=True)
+    one = rewa.ReWA(groups[0], **settings, fused=True)
+    general = rewa.ReWA(groups[1], **settings, fused=True)
     general._checked_fused_step = lambda work: False  # the per-group kernels
-    loop = rewa.ReWA(groups[2], **REWA, fused=False)
+    loop = rewa.ReWA(groups[2], **settings, fused=False)
     torch.manual_seed(1)
     inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
     for _ in range(6):
