@@ -212,7 +212,7 @@ class LatentOptimizer(CheckedOptimizer):
         step left (then it was checked and written by this optimizer, nearly always)."""
         get = self.state.get
         states = [get(p) for p in params]
-        carried = unchanged_since_step(group, params, states)
+        carried = _unchanged_since_step(group, params, states)
         if carried is None:
             for p, state in zip(params, states):
                 if state:
@@ -348,21 +348,13 @@ class LatentOptimizer(CheckedOptimizer):
         assert isinstance(carry, tuple)  # what _bound_after_step found, and the largest |g|
         self._record_bounds(group, params, states, carry)  # type: ignore[arg-type]
 
-    def _record_bounds(
-        self, group: dict, params: list[Tensor], states: list[dict], carry: tuple, previous: _Carried | None = None
-    ) -> _Carried:
+    def _record_bounds(self, group: dict, params: list[Tensor], states: list[dict], carry: tuple) -> _Carried:
         """Keep ``carry`` (the bounds of ``|y|`` and the guarded state after the step, and its
         largest ``|g|``) in the state of each of ``params`` (``states``: theirs, each with a
-        latent), as one record with what it describes; return the record. ``previous``: the
-        record the step started from, when it held (the same tensors; only their versions and
-        the step counts moved)."""
-        if previous is not None:
-            keys, tensors = previous.keys, previous.tensors
-            entries = entries_of(states, keys)
-        else:
-            keys = (*self._latent_state_keys, "step", "K")
-            entries = entries_of(states, keys)
-            tensors = (*params, *[e for e in entries if isinstance(e, Tensor)])
+        latent), as one record with what it describes; return the record."""
+        keys = (*self._latent_state_keys, "step", "K")
+        entries = entries_of(states, keys)
+        tensors = (*params, *[e for e in entries if isinstance(e, Tensor)])
         # widened a little: the bounds hold in exact arithmetic, the steps round
         carried = _Carried(
             carry[0] * ROUNDING_SLACK,
@@ -536,25 +528,28 @@ def _larger(a: float, b: float) -> float:
     return math.inf if a != a or b != b else (a if a >= b else b)
 
 
-def unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | None]) -> _Carried | None:
-    """The bounds the group's last step left, if its parameters, their state entries and every
-    tensor among them are as that step left them (no write since, by identity and version
-    counter) and ``K`` is the same; else ``None``."""
+def _unchanged_since_step(group: dict, params: list[Tensor], states: list[dict | None]) -> _Carried | None:
+    """The bounds the group's last step left, if it is still as that step left it
+    (:func:`untouched`) and ``K`` is the same; else ``None``."""
     first = states[0] if states else None
     carried = first.get(BOUNDS_KEY) if first else None
-    if (
-        carried is None
-        or carried.K != group["K"]
-        or len(carried.params) != len(params)
-        or not all(map(operator.is_, params, carried.params))
-        or not all(states)
-    ):
+    if carried is None or carried.K != group["K"] or not untouched(carried, params, states):
         return None
-    keys = carried.keys
-    entries = entries_of(states, keys)  # type: ignore[arg-type]
-    if not all(map(operator.is_, entries, carried.entries)):
-        return None
-    return carried if list(map(VERSION_OF, carried.tensors)) == carried.versions else None
+    return carried
+
+
+def untouched(record, params: list[Tensor], states: list[dict | None]) -> bool:
+    """Whether ``params``, their ``states``' entries under ``record.keys`` and every tensor among
+    them are as a step left them: ``record`` (a bounds record, a one-kernel plan) holds that
+    step's ``params`` and ``entries`` (compared by identity), and the ``tensors`` it wrote with
+    their ``versions`` then (no write since)."""
+    return (
+        len(record.params) == len(params)
+        and all(map(operator.is_, params, record.params))
+        and all(states)
+        and all(map(operator.is_, entries_of(states, record.keys), record.entries))  # type: ignore[arg-type]
+        and list(map(VERSION_OF, record.tensors)) == record.versions
+    )
 
 
 VERSION_OF = operator.attrgetter("_version")

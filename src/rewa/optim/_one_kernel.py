@@ -28,7 +28,7 @@ from torch import Tensor
 
 from . import _fused
 from ._checked import has_values, plain_values
-from ._latent import BOUNDS_KEY, ROUNDING_SLACK, VERSION_OF, LatentOptimizer, default_fused, entries_of
+from ._latent import BOUNDS_KEY, ROUNDING_SLACK, VERSION_OF, LatentOptimizer, default_fused, entries_of, untouched
 
 # Where the one-kernel checked step keeps its plan for the next step: a cache next to the
 # optimizer's books (not in ``state`` or the param groups, not saved), valid only while every
@@ -209,13 +209,7 @@ class OneKernelLatentOptimizer(LatentOptimizer):
                 grads.append(g)
                 states.append(get(p))
                 params.append(p)
-        if (
-            len(params) != len(plan.params)
-            or not all(map(operator.is_, params, plan.params))
-            or not all(states)
-            or not all(map(operator.is_, entries_of(states, plan.keys), plan.entries))  # type: ignore[arg-type]
-            or list(map(VERSION_OF, plan.tensors)) != plan.versions
-        ):
+        if not untouched(plan, params, states):
             return None
         parts, at = [], 0
         for group, bounds in zip(plan.groups, plan.bounds):
@@ -265,7 +259,7 @@ class OneKernelLatentOptimizer(LatentOptimizer):
             self._mark_written(params, states)
             _, bound = self._bound_within(group, group_overflow, states, carried.y_bound, grad_max, carried.others)
             if plan is None and bound is not None:
-                self._record_bounds(group, params, states, (*bound, grad_max), previous=carried)
+                self._record_bounds(group, params, states, (*bound, grad_max))
                 continue
             if records:  # nothing carried (the next step measures), or the plan holds the bounds
                 for state in states:
