@@ -29,6 +29,8 @@ LAYERS = [
     "rewa.sparsity", "rewa.controller", "rewa.export", "rewa.linear_model",
     # figures: results in (plain records), figures out
     "rewa.plotting",
+    # the training layer's pieces: run files, signals, processes, data checks
+    "rewa.training",
     # experiments: config in, results out
     "rewa.experiments",
     # public namespaces

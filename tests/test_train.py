@@ -22,6 +22,7 @@ from rewa.cli_train import compare_runs
 from rewa.experiments import train as train_module
 from rewa.experiments.data import load_dataset
 from rewa.experiments.presets import PRESETS
+from rewa.training.files import load_checkpoint
 from rewa.experiments.train import RUN_FILES, STANDARD_THRESHOLDS, TrainConfig, lr_factor, resolve_config, train
 
 FAST = dict(
@@ -86,7 +87,7 @@ def test_run_directory_files_and_fields(tmp_path):
     assert sweep[0]["threshold"] == 0.0 and sweep[0]["compression"] == 1.0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_accuracy"] == lines[-1]["test_accuracy"] == result.summary["test_accuracy"]
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
     assert {"epoch", "model", "optimizer", "rng", "schedule", "controller", "masks"} <= set(ckpt)
     assert ckpt["epoch"] == 2
     assert not list(out.glob("*.tmp"))
@@ -189,7 +190,7 @@ def test_resume_after_an_interruption_gives_bitwise_the_same_weights(tmp_path, m
         with pytest.raises(KeyboardInterrupt):
             train(TrainConfig(out=str(out), **common))
         monkeypatch.setattr(train_module, "_train_epoch", real_epoch)
-        assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == stop
+        assert load_checkpoint(out / "checkpoint.pt")["epoch"] == stop
         resumed = train(TrainConfig(out=str(out), resume=True, **common))
         _assert_bitwise_equal(_weights(whole.model), _weights(resumed.model))
         assert resumed.metrics == [
@@ -243,8 +244,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         _cli(*args, "--out", str(out), "--resume"), env=_python_env(), capture_output=True, text=True, timeout=120
     )
     assert resumed.returncode == 0, resumed.stderr
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
-    b = torch.load(out / "checkpoint.pt", weights_only=False)
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    b = load_checkpoint(out / "checkpoint.pt")
     assert a["epoch"] == b["epoch"] == 8
     _assert_bitwise_equal(a["model"], b["model"])
 
@@ -269,8 +270,8 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     )
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
-    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
+    a = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
     for k in a:  # gradient all-reduce sums in another order: float rounding only
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
 

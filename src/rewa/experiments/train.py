@@ -42,9 +42,7 @@ sparsity, and those of evaluation; none per training step (except the optimizers
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import time
 import warnings
@@ -60,8 +58,22 @@ from ..optim import SparsityConfigWarning
 from ..optim.registry import create_optimizer, list_methods
 from ..param_groups import split_parameters
 from ..sparsity import FixedMask, prune, sparsity_report, threshold_sweep
+from ..training.data_checks import check_features, check_labels, check_not_empty, check_readable, labels_of
+from ..training.distributed import PeerTimeout, Processes, setup_processes
+from ..training.files import (
+    RunFileError,
+    atomic_write,
+    json_text,
+    load_checkpoint,
+    read_json,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
+from ..training.interrupts import TrainingInterrupted, handle_signals, signals_deferred
 from ._progress import progress_bar
-from .data import TensorData, as_float, augment_batch, describe, from_dataset, load_dataset, split_validation
+from .data import TensorData, as_float, augment_batch, from_dataset, load_dataset, split_validation
 from .models import make_model
 from .train_config import (
     METHOD_DEFAULTS,
@@ -82,6 +94,12 @@ from .train_config import (
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "PeerTimeout",
+    "RunFileError",
+    "check_run_dir",
+    "resume_command",
     "train",
     "resolve_config",
     "lr_factor",
@@ -108,52 +126,6 @@ class TrainResult:
     summary: dict
     model: nn.Module = field(repr=False)
     run_dir: Path | None = None
-
-
-# -- processes and devices ------------------------------------------------------------------
-
-
-@dataclass
-class _Dist:
-    world: int = 1
-    rank: int = 0
-    initialized_here: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self):
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
-        if self.world > 1:
-            torch.distributed.all_reduce(t)
-        return t
-
-
-def _setup_processes(device_kind: str) -> tuple[_Dist, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if device_kind == "auto":
-        device_kind = "cuda" if torch.cuda.is_available() else "cpu"
-    if device_kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch.cuda.is_available() is False; use device='cpu' or 'auto'")
-    if world <= 1:
-        return _Dist(), torch.device(device_kind)
-    dist = torch.distributed
-    initialized_here = False
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-        initialized_here = True
-    rank = dist.get_rank()
-    if device_kind == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-    return _Dist(dist.get_world_size(), rank, initialized_here), device
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -197,31 +169,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, record) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
-
-
 def _is_parametrized(model: nn.Module) -> bool:
     return any(torch.nn.utils.parametrize.is_parametrized(m) for m in model.modules())
 
@@ -245,7 +192,7 @@ def _plain_copy(model: nn.Module, factory) -> nn.Module:
 class _Data:
     """Batches of one split: in-memory tensors (cut by index) or a DataLoader."""
 
-    def __init__(self, data, *, device, dist: _Dist, c: TrainConfig, augment: bool, train: bool):
+    def __init__(self, data, *, device, dist: Processes, c: TrainConfig, augment: bool, train: bool):
         self.data, self.device, self.dist, self.c, self.augment, self.train = data, device, dist, c, augment, train
         self.in_memory = isinstance(data, TensorData)
         if self.in_memory:
@@ -353,6 +300,12 @@ def train(config: TrainConfig = TrainConfig(), *, train_data=None, val_data=None
     memory as tensors. Given ``train_data``, ``config.dataset`` is ignored; without
     ``val_data`` a validation split of ``config.val_fraction`` is carved from the training data.
 
+    Before the first step the labels (integer, 1-D, every class of ``0..C-1`` present in the
+    training data unless ``config.num_classes`` names ``C``), the splits (none empty) and the
+    features (one forward pass) are checked. A loss or weights that go non-finite stop the run
+    with :class:`TrainingDiverged`; SIGINT / SIGTERM stop it with :class:`TrainingInterrupted`
+    (the last checkpoint stands; the message says how to resume).
+
     Example:
         >>> import torch
         >>> from rewa.experiments.train import TrainConfig, train
@@ -363,48 +316,95 @@ def train(config: TrainConfig = TrainConfig(), *, train_data=None, val_data=None
         (2, True)
     """
     c = config
-    dist, device = _setup_processes(c.device)
+    dist, device = setup_processes(c.device, c.dist_timeout_s)
     try:
-        return _train(c, dist, device, train_data, val_data, test_data)
+        with handle_signals():
+            return _train(c, dist, device, train_data, val_data, test_data)
     finally:
         if dist.initialized_here:
             torch.distributed.destroy_process_group()
 
 
-def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data) -> TrainResult:
-    start_wall = time.perf_counter()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    # data
+class TrainingDiverged(FloatingPointError):
+    """The loss or the weights of a run went non-finite; the last good checkpoint is kept."""
+
+
+@dataclass
+class _Splits:
+    train: object
+    val: object | None
+    test: object | None
+    input_shape: tuple
+    num_classes: int
+    name: str
+    augment: bool
+
+
+def _load_splits(c: TrainConfig, train_data, val_data, test_data) -> _Splits:
     if train_data is not None:
         train_part = from_dataset(train_data, "train_data")
         test_part = from_dataset(test_data, "test_data") if test_data is not None else None
-        input_shape, num_classes = describe(train_part)
-        dataset_name, augment = "user", False
+        check_not_empty("train_data", train_part)
+        input_shape, known_classes, name, augment = _input_shape(train_part), None, "user", False
     else:
         bundle = load_dataset(c.dataset, c.data_dir)
         train_part, test_part = bundle.train, bundle.test
-        input_shape, num_classes, dataset_name = bundle.input_shape, bundle.num_classes, bundle.name
+        input_shape, known_classes, name = bundle.input_shape, bundle.num_classes, bundle.name
         augment = c.augment and bundle.augment == "cifar"
     if val_data is not None:
         val_part = from_dataset(val_data, "val_data")
     else:
         train_part, val_part = split_validation(train_part, c.val_fraction, c.seed)
+    splits = {"val_data" if val_data is not None else "validation split": val_part, "test_data": test_part}
+    for split, part in splits.items():
+        check_not_empty(split, part)
+    num_classes = check_labels(
+        labels_of(train_part),
+        {split: labels_of(part) if part is not None else None for split, part in splits.items()},
+        c.num_classes if c.num_classes is not None else known_classes,
+    )
+    for split, part in splits.items():  # a corrupt image on disk is found now, not after an epoch
+        if part is not None and not isinstance(part, TensorData):
+            check_readable(split, part, num_workers=c.num_workers)
+    return _Splits(train_part, val_part, test_part, input_shape, num_classes, name, augment)
+
+
+def _input_shape(part) -> tuple:
+    if isinstance(part, TensorData):
+        return tuple(part.x.shape[1:])
+    return tuple(torch.as_tensor(part[0][0]).shape)
+
+
+def _first_inputs(part) -> torch.Tensor:
+    if isinstance(part, TensorData):
+        return part.batch(torch.arange(min(2, len(part))))[0]
+    return torch.stack([torch.as_tensor(part[i][0]) for i in range(min(2, len(part)))])
+
+
+def _train(c: TrainConfig, dist: Processes, device, train_data, val_data, test_data) -> TrainResult:
+    start_wall = time.perf_counter()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    data = _load_splits(c, train_data, val_data, test_data)
+    run_dir = Path(c.out) if c.out else None
+    if run_dir is not None:
+        check_run_dir(run_dir, resume=c.resume)
 
     # model and optimizer (reparameterizing methods change the model: before DDP)
     _seed_everything(c.seed)
-    model_name = _model_name(c, dataset_name, input_shape)
-    factory = lambda: make_model(model_name, input_shape, num_classes)  # noqa: E731
+    model_name = _model_name(c, data.name, data.input_shape)
+    factory = lambda: make_model(model_name, data.input_shape, data.num_classes)  # noqa: E731
     model = factory().to(device)
+    check_features(model, _first_inputs(data.train).to(device), data.num_classes, input_shape=data.input_shape)
     if c.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_loader = _Data(train_part, device=device, dist=dist, c=c, augment=augment, train=True)
+    train_loader = _Data(data.train, device=device, dist=dist, c=c, augment=data.augment, train=True)
     steps = train_loader.steps_per_epoch()
     if steps < 1:
         raise ValueError(
             f"batch_size={c.batch_size} leaves no full step for {dist.world} process(es) "
-            f"on {len(train_part)} training samples"
+            f"on {len(data.train)} training samples"
         )
     hp = _method_hyperparameters(c)
     budget = decay_budget(c)
@@ -413,9 +413,8 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SparsityConfigWarning)
         opt = create_optimizer(c.method, model, **hp)
-    sparse_groups = _sparse_groups(opt, model)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    base_values = [dict(g) for g in sparse_groups]
+    base_values = [dict(g) for g in _sparse_groups(opt, model)]
     hyper_schedule = _hyper_schedule(c, base_values[0] if base_values else {})
     net = model
     if dist.world > 1:
@@ -423,44 +422,9 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     total_epochs = c.epochs + c.finetune_epochs
     finetune_lr = c.finetune_lr if c.finetune_lr is not None else base_lrs[0] / 10
 
-    # run directory and resume
-    run_dir = Path(c.out) if c.out else None
-    start_epoch, metrics, fixed_mask, masks, elapsed_before = 0, [], None, None, 0.0
-    controller_state = None
-    checkpoint_path = run_dir / "checkpoint.pt" if run_dir else None
+    run = _RunState()
     if run_dir is not None:
-        if checkpoint_path.exists() and not c.resume:
-            raise FileExistsError(
-                f"{str(run_dir)!r} already holds a run (checkpoint.pt): pass --resume to continue "
-                "it, or choose another --out"
-            )
-        if c.resume and checkpoint_path.exists():
-            saved = json.loads((run_dir / "config.json").read_text())
-            now = c.to_dict()
-            differ = [k for k in now if k not in ("resume", "progress", "figures") and saved.get(k) != now[k]]
-            if differ:
-                raise ValueError(
-                    f"--resume with a different config than the run in {str(run_dir)!r}: "
-                    + ", ".join(f"{k}={now[k]!r} (run: {saved.get(k)!r})" for k in differ)
-                )
-            ckpt = torch.load(checkpoint_path, map_location=device, weights_only=False)
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            controller_state = ckpt.get("controller")
-            if ckpt.get("masks") is not None:
-                masks = {k: v.to(device) for k, v in ckpt["masks"].items()}
-                fixed_mask = FixedMask(model, masks).attach(opt)
-            start_epoch, metrics, elapsed_before = ckpt["epoch"], ckpt["metrics"], ckpt["wall_seconds"]
-            _set_rng_state(ckpt["rng"])
-        if dist.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(run_dir / "config.json", c.to_dict())
-            # metrics.jsonl holds exactly the checkpointed epochs (a killed run may have written one more)
-            _atomic_write(
-                run_dir / "metrics.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(m) + "\n" for m in metrics))
-            )
-        dist.barrier()
-
+        _open_run_dir(c, run_dir, model, opt, run, dist, device)
     # after loading: load_state_dict replaced the optimizer's param-group dicts
     sparse_groups = _sparse_groups(opt, model)
     controller = None
@@ -475,32 +439,40 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             total_calls=c.epochs,
             initial_weight_decay=start if start else None,
         )
-
-        if controller_state is not None:
-            controller.load_state_dict(controller_state)
+        if run.controller_state is not None:
+            controller.load_state_dict(run.controller_state)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if c.bf16 else _no_autocast
     show = c.progress and dist.main and _on_terminal()
-    epoch_bar = progress_bar(total_epochs, desc="epochs", unit="epoch", initial=start_epoch, enabled=show)
+    epoch_bar = progress_bar(total_epochs, desc="epochs", unit="epoch", initial=run.start_epoch, enabled=show)
     use_flush = device.type == "cpu"
     if use_flush:  # ReWA drives weights towards float32's subnormal range, slow on CPUs (reset after)
         torch.set_flush_denormal(True)
     try:
-        for epoch in range(start_epoch, total_epochs):
+        for epoch in range(run.start_epoch, total_epochs):
             finetuning = epoch >= c.epochs
-            if finetuning and fixed_mask is None:
-                masks = prune(model, sparsity=c.prune_sparsity, scope=c.prune_scope, apply=True)
-                fixed_mask = FixedMask(model, masks).attach(opt)
+            if finetuning and run.fixed_mask is None:
+                run.masks = prune(model, sparsity=c.prune_sparsity, scope=c.prune_scope, apply=True)
+                run.fixed_mask = FixedMask(model, run.masks).attach(opt)
             _set_epoch_hyperparameters(c, epoch, finetuning, sparse_groups, base_values, hyper_schedule)
             t0 = time.perf_counter()
-            loss_sum, correct, seen = _train_epoch(
-                c, net, opt, train_loader, epoch, steps, base_lrs, finetune_lr, device, autocast, dist, show
-            )
+            try:
+                loss_sum, correct, seen = _train_epoch(
+                    c, net, opt, train_loader, epoch, steps, base_lrs, finetune_lr, device, autocast, dist, show
+                )
+            except FloatingPointError as error:  # an optimizer refused a non-finite gradient
+                raise _diverged(c, run_dir, run.saved_epoch, epoch, str(error)) from None
+            except RuntimeError as error:
+                if dist.world > 1 and isinstance(error, torch.distributed.DistError):
+                    raise dist.timeout_error(error) from error
+                raise
             totals = dist.all_sum(torch.stack([loss_sum.double(), correct.double(), seen.double()]))
             loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+            if not math.isfinite(loss) or not _all_finite(model):
+                what = f"the training loss is {loss}" if not math.isfinite(loss) else "the weights hold NaN or inf"
+                raise _diverged(c, run_dir, run.saved_epoch, epoch, what)
             if controller is not None and not finetuning:
                 controller.step()
             train_seconds = time.perf_counter() - t0
-            record = None
             if dist.main:
                 record = _epoch_record(
                     c,
@@ -510,68 +482,201 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
                     finetuning,
                     loss,
                     train_acc,
-                    val_part,
-                    test_part,
+                    data.val,
+                    data.test,
                     device,
                     autocast,
                     opt,
                     sparse_groups,
                     train_seconds,
-                    elapsed_before + time.perf_counter() - start_wall,
+                    run.elapsed_before + time.perf_counter() - start_wall,
                 )
-                metrics.append(record)
+                run.metrics.append(record)
                 if run_dir is not None:
-                    with open(run_dir / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    ckpt = {
+                    payload = {
                         "epoch": epoch + 1,
                         "model": model.state_dict(),
                         "optimizer": opt.state_dict(),
                         "controller": controller.state_dict() if controller is not None else None,
-                        "masks": {k: v.cpu() for k, v in masks.items()} if masks is not None else None,
+                        "masks": {k: v.cpu() for k, v in run.masks.items()} if run.masks is not None else None,
                         "schedule": {"epoch": epoch + 1, "steps_per_epoch": steps},
-                        "rng": _rng_state(),
-                        "metrics": metrics,
-                        "wall_seconds": elapsed_before + time.perf_counter() - start_wall,
+                        "rng": rng_state(),
+                        "metrics": run.metrics,
+                        "wall_seconds": run.elapsed_before + time.perf_counter() - start_wall,
                     }
-                    _atomic_write(checkpoint_path, lambda tmp: torch.save(ckpt, tmp))
+                    with signals_deferred():  # the checkpoint and its metrics line: both or neither
+                        save_checkpoint(run_dir / "checkpoint.pt", payload)
+                        _write_metrics(run_dir, run.metrics)
+            run.saved_epoch = epoch + 1
             dist.barrier()
             if epoch_bar is not None:
                 epoch_bar.set_postfix_str(f"loss {loss:.4f}, train acc {train_acc:.3f}")
                 epoch_bar.update(1)
+    except TrainingInterrupted as signal_error:
+        raise TrainingInterrupted(
+            signal_error.signum, _interrupted_message(signal_error, run_dir, run.saved_epoch, total_epochs)
+        ) from None
     finally:
         if epoch_bar is not None:
             epoch_bar.close()
         if use_flush:
             torch.set_flush_denormal(False)
-        if fixed_mask is not None:
-            fixed_mask.remove()
+        if run.fixed_mask is not None:
+            run.fixed_mask.remove()
 
     sweep, summary = [], {}
     if dist.main:
-        sweep = _sweep(c, model, factory, val_part, test_part, device, autocast)
+        sweep = _sweep(c, model, factory, data.val, data.test, device, autocast)
         summary = _summary(
             c,
             model,
             factory,
-            metrics,
+            run.metrics,
             sweep,
             model_name,
-            dataset_name,
+            data.name,
             dist,
             device,
-            elapsed_before + time.perf_counter() - start_wall,
-            len(train_part),
+            run.elapsed_before + time.perf_counter() - start_wall,
+            len(data.train),
         )
         if run_dir is not None:
-            _write_json(run_dir / "sweep.json", sweep)
-            _write_json(run_dir / "summary.json", summary)
+            with signals_deferred():
+                write_json(run_dir / "sweep.json", sweep)
+                write_json(run_dir / "summary.json", summary)
             if c.figures:
                 from ..plotting.training import save_run_figures
 
-                save_run_figures(metrics, sweep, run_dir, title=f"{model_name} on {dataset_name}, {c.method}")
+                save_run_figures(run.metrics, sweep, run_dir, title=f"{model_name} on {data.name}, {c.method}")
     dist.barrier()
-    return TrainResult(c, metrics, sweep, summary, model, run_dir)
+    return TrainResult(c, run.metrics, sweep, summary, model, run_dir)
+
+
+@dataclass
+class _RunState:
+    """What a run carries from epoch to epoch (restored on resume)."""
+
+    start_epoch: int = 0
+    saved_epoch: int = 0
+    metrics: list = field(default_factory=list)
+    fixed_mask: FixedMask | None = None
+    masks: dict | None = None
+    elapsed_before: float = 0.0
+    controller_state: dict | None = None
+
+
+# fields that may differ between a run and its resumption: how it is shown, and where the
+# directory is now (a moved folder or another spelling of its path is the same run)
+_RESUME_FREE = ("resume", "progress", "figures", "out")
+
+
+def _open_run_dir(c: TrainConfig, run_dir: Path, model, opt, run: _RunState, dist: Processes, device) -> None:
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if c.resume and checkpoint_path.exists():
+        saved = read_json(run_dir / "config.json", what="the run's config")
+        now = c.to_dict()
+        differ = [k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k]]
+        if differ:
+            raise ValueError(
+                f"--resume with a different config than the run in {str(run_dir)!r}: "
+                + ", ".join(f"{k}={now[k]!r} (run: {saved.get(k)!r})" for k in differ)
+            )
+        ckpt = load_checkpoint(checkpoint_path, map_location=device)
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise RunFileError(
+                f"{str(checkpoint_path)!r} does not fit this run's model and optimizer ({error}); "
+                "start the run again in a new --out"
+            ) from None
+        run.controller_state = ckpt.get("controller")
+        if ckpt.get("masks") is not None:
+            run.masks = {k: v.to(device) for k, v in ckpt["masks"].items()}
+            run.fixed_mask = FixedMask(model, run.masks).attach(opt)
+        run.start_epoch, run.metrics, run.elapsed_before = ckpt["epoch"], ckpt["metrics"], ckpt["wall_seconds"]
+        run.saved_epoch = run.start_epoch
+        set_rng_state(ckpt["rng"])
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in run_dir.glob("*.tmp"):  # a killed write of ours (names checked by check_run_dir)
+            leftover.unlink()
+        write_json(run_dir / "config.json", c.to_dict())
+        # metrics.jsonl holds exactly the checkpointed epochs (a killed run may have written one more)
+        _write_metrics(run_dir, run.metrics)
+    dist.barrier()
+
+
+def _write_metrics(run_dir: Path, metrics: list[dict]) -> None:
+    atomic_write(run_dir / "metrics.jsonl", "".join(json_text(m, indent=None) + "\n" for m in metrics))
+
+
+def _all_finite(model: nn.Module) -> bool:
+    # one host sync per epoch, with the loss's
+    flags = [torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the run in ``run_dir``."""
+    import shlex
+
+    return f"rewa train --out {shlex.quote(str(run_dir))} --resume"
+
+
+def _diverged(c: TrainConfig, run_dir, saved_epoch: int, epoch: int, what: str) -> TrainingDiverged:
+    kept = f"; the checkpoint of epoch {saved_epoch} is kept" if run_dir is not None and saved_epoch else ""
+    hint = f"lr={c.lr}" if c.lr is not None else f"method {c.method!r}'s default learning rate"
+    return TrainingDiverged(
+        f"training diverged in epoch {epoch + 1}: {what}{kept}. Lower the learning rate ({hint}), "
+        "or clip gradients (grad_clip_norm)"
+    )
+
+
+def _interrupted_message(error: TrainingInterrupted, run_dir, saved_epoch: int, total: int) -> str:
+    import signal
+
+    name = signal.Signals(error.signum).name
+    if run_dir is None:
+        return f"interrupted by {name} after {saved_epoch} of {total} epochs; nothing is saved (out='')"
+    if not saved_epoch:
+        return f"interrupted by {name} before the first epoch was saved; nothing to resume in {str(run_dir)!r}"
+    return (
+        f"interrupted by {name}: epoch {saved_epoch} of {total} is saved in {str(run_dir / 'checkpoint.pt')!r}; "
+        f"resume with: {resume_command(run_dir)}"
+    )
+
+
+def check_run_dir(run_dir: Path, *, resume: bool) -> None:
+    """Refuse a run directory that holds anything but a run of ``rewa train`` (never overwrite a
+    user's files), or a finished or started run without ``resume``."""
+    if not run_dir.exists():
+        return
+    where = repr(str(run_dir))
+    if not run_dir.is_dir():
+        raise ValueError(f"out={where} is a file, not a directory: choose another --out")
+    ours = set(RUN_FILES) | {f + ".tmp" for f in RUN_FILES}
+    entries = sorted(p.name for p in run_dir.iterdir())
+    foreign = [name for name in entries if name not in ours]
+    if foreign:
+        raise ValueError(
+            f"out={where} holds files that are not a run of rewa train ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); nothing was written: choose another --out"
+        )
+    if not entries:
+        return
+    config = run_dir / "config.json"
+    record = read_json(config, what="the run's config") if config.exists() else None
+    fields = set(TrainConfig.__dataclass_fields__)
+    if not isinstance(record, dict) or not {"method", "dataset"} <= set(record) or not set(record) <= fields:
+        raise ValueError(
+            f"out={where} holds {', '.join(entries)} but no config.json of a rewa train run; "
+            "nothing was written: choose another --out"
+        )
+    if (run_dir / "checkpoint.pt").exists() and not resume:
+        raise FileExistsError(
+            f"{where} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
+        )
 
 
 class _no_autocast:

@@ -90,6 +90,11 @@ class TrainConfig:
         "auto",
         f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR, resnet50 for imagefolder",
     )
+    num_classes: int | None = _opt(
+        None,
+        "number of classes (default: the dataset's, or 1 + the largest training label, every class "
+        "needing a training example)",
+    )
     augment: bool = _opt(True, "CIFAR augmentation (random crop, padding 4, horizontal flip) on cifar10/100")
     # method and its hyperparameters
     method: str = _opt("rewa", "a method of rewa.create_optimizer (list_methods() describes them)")
@@ -149,6 +154,9 @@ class TrainConfig:
     bf16: bool = _opt(False, "bf16 autocast for forward and loss (GPU)")
     channels_last: bool = _opt(False, "channels-last memory format for 4-d inputs and the model (GPU)")
     seed: int = _opt(0, "seed of initialization, data order, augmentation and split")
+    dist_timeout_s: float = _opt(
+        300.0, "seconds a process waits for its peers (torchrun) before the run stops with an error naming them"
+    )
     eval_batch_size: int = _opt(1000, "batch size of evaluation")
     num_workers: int = _opt(4, "DataLoader workers for datasets read from disk (imagefolder)")
     max_steps_per_epoch: int = _opt(0, "stop each epoch after this many steps (0: the whole data; for quick tries)")
@@ -185,6 +193,10 @@ def _validate(c: TrainConfig) -> None:
     for name in ("finetune_epochs", "zero_M_epochs", "num_workers", "max_steps_per_epoch", "seed"):
         check.integer(name, getattr(c, name), 0)
     check.in_half_open("val_fraction", c.val_fraction, 0, 1)
+    if c.num_classes is not None:
+        check.integer("num_classes", c.num_classes, 1)
+    if not (isinstance(c.dist_timeout_s, (int, float)) and 0 < c.dist_timeout_s < math.inf):
+        raise ValueError(f"dist_timeout_s={c.dist_timeout_s!r} must be a finite number of seconds > 0")
     if not 0 <= c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
     if c.decay_budget is not None:
