@@ -11,7 +11,10 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
+
+from .training.files import json_text, read_json
 
 __all__ = ["add_commands", "compare_runs"]
 
@@ -98,27 +101,38 @@ def _read_config_file(path: str) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .experiments.train import TrainConfig, resolve_config, train
+    from .experiments.presets import preset as preset_values
+    from .experiments.train import PeerTimeout, TrainConfig, TrainingInterrupted, resolve_config, train
 
     file_values = _read_config_file(args.config) if args.config else {}
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None
     }
     config = resolve_config(args.preset, file_values, **overrides)
+    if config.resume and config.out and (Path(config.out) / "config.json").is_file():
+        given = set(preset_values(args.preset) if args.preset else ()) | set(file_values) | set(overrides)
+        config = _resumed_config(config, given)
     import os
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
-        print("config: " + json.dumps(config.to_dict()), flush=True)
+        print("config: " + json.dumps(config.to_dict(), allow_nan=False), flush=True)
     try:
         result = train(config)
-    except (FileNotFoundError, FileExistsError, ImportError) as error:
+    except (FileNotFoundError, FileExistsError, ImportError, FloatingPointError) as error:
         raise ValueError(str(error)) from error  # the command prints ValueErrors as one clear line
+    except PeerTimeout as error:
+        print(f"rewa train: error: {error}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as interrupted:
+        if main_process:
+            print(f"rewa train: {interrupted.message}", file=sys.stderr)
+        return interrupted.exit_status
     if not main_process:
         return 0
     s = result.summary
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(json_text(s))
         return 0
     acc = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
     print(
@@ -141,6 +155,31 @@ def _train(args: argparse.Namespace) -> int:
     if result.run_dir is not None:
         print(f"  run directory: {result.run_dir}")
     return 0
+
+
+def _resumed_config(given, given_keys: set[str]):
+    """The config a run directory records, for ``--resume``: the options given must agree with it
+    (preset, file and command-line forms that resolve to the same value are the same run)."""
+    from .experiments.train import RESUME_FREE_FIELDS, resolve_config
+    from .training.files import read_json
+
+    run_dir = Path(given.out)
+    saved = read_json(run_dir / "config.json", what="the run's config")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{str(run_dir / 'config.json')!r} is not a config record of rewa train")
+    now = given.to_dict()
+    differ = [k for k in sorted(given_keys) if k not in RESUME_FREE_FIELDS and k in now and saved.get(k) != now[k]]
+    if differ:
+        raise ValueError(
+            f"--resume: option(s) that differ from the run in {str(run_dir)!r}: "
+            + ", ".join(f"{k}={now[k]!r} (run: {saved.get(k)!r})" for k in differ)
+            + "; drop them to resume the run as it was started"
+        )
+    free = {k: now[k] for k in RESUME_FREE_FIELDS}
+    try:
+        return resolve_config(file_values={**saved, **free})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{str(run_dir / 'config.json')!r} is not a config this rewa can resume: {error}") from None
 
 
 def _interpolate(points: list[tuple[float, float]], compression: float) -> float | None:
@@ -166,13 +205,13 @@ def compare_runs(run_dirs, *, reference: str | None = None, split: str = "test")
         for name in ("sweep.json", "summary.json"):
             if not (path / name).is_file():
                 raise ValueError(f"{d!r} has no {name}: not a finished rewa train run directory")
-        runs[str(d)] = (json.loads((path / "sweep.json").read_text()), json.loads((path / "summary.json").read_text()))
+        runs[str(d)] = (read_json(path / "sweep.json", what="sweep"), read_json(path / "summary.json", what="summary"))
     ref_dir = reference or str(run_dirs[0])
     if ref_dir not in runs:
         path = Path(ref_dir)
         if not (path / "summary.json").is_file():
             raise ValueError(f"--reference {ref_dir!r} has no summary.json")
-        ref_summary = json.loads((path / "summary.json").read_text())
+        ref_summary = read_json(path / "summary.json", what="summary")
     else:
         ref_summary = runs[ref_dir][1]
     ref_acc = ref_summary.get(key)
@@ -204,14 +243,14 @@ def _compare(args: argparse.Namespace) -> int:
 
     rows = compare_runs(args.runs, reference=args.reference, split=args.split)
     key = f"{args.split}_accuracy"
-    sweeps = {str(d): json.loads((Path(d) / "sweep.json").read_text()) for d in args.runs}
+    sweeps = {str(d): read_json(Path(d) / "sweep.json", what="sweep") for d in args.runs}
     fig = plot_compression_curves(
         sweeps, split=args.split, reference=rows[0]["reference_accuracy"], title=f"{args.split} accuracy vs compression"
     )
     fig.savefig(args.out, dpi=110)
     pyplot().close(fig)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return 0
     fmt_c = lambda v: "-" if v is None else f"{v:.1f}x"  # noqa: E731
     fmt_a = lambda v: "-" if v is None else f"{v:.2%}"  # noqa: E731

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ __all__ = [
     "PeerTimeout",
     "RunFileError",
     "check_run_dir",
+    "RESUME_FREE_FIELDS",
     "resume_command",
     "train",
     "resolve_config",
@@ -318,7 +320,7 @@ def train(config: TrainConfig = TrainConfig(), *, train_data=None, val_data=None
     c = config
     dist, device = setup_processes(c.device, c.dist_timeout_s)
     try:
-        with handle_signals():
+        with handle_signals(), dist.timeouts_named():
             return _train(c, dist, device, train_data, val_data, test_data)
     finally:
         if dist.initialized_here:
@@ -461,10 +463,6 @@ def _train(c: TrainConfig, dist: Processes, device, train_data, val_data, test_d
                 )
             except FloatingPointError as error:  # an optimizer refused a non-finite gradient
                 raise _diverged(c, run_dir, run.saved_epoch, epoch, str(error)) from None
-            except RuntimeError as error:
-                if dist.world > 1 and isinstance(error, torch.distributed.DistError):
-                    raise dist.timeout_error(error) from error
-                raise
             totals = dist.all_sum(torch.stack([loss_sum.double(), correct.double(), seen.double()]))
             loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
             if not math.isfinite(loss) or not _all_finite(model):
@@ -567,7 +565,7 @@ class _RunState:
 
 # fields that may differ between a run and its resumption: how it is shown, and where the
 # directory is now (a moved folder or another spelling of its path is the same run)
-_RESUME_FREE = ("resume", "progress", "figures", "out")
+RESUME_FREE_FIELDS = ("resume", "progress", "figures", "out")
 
 
 def _open_run_dir(c: TrainConfig, run_dir: Path, model, opt, run: _RunState, dist: Processes, device) -> None:
@@ -575,7 +573,7 @@ def _open_run_dir(c: TrainConfig, run_dir: Path, model, opt, run: _RunState, dis
     if c.resume and checkpoint_path.exists():
         saved = read_json(run_dir / "config.json", what="the run's config")
         now = c.to_dict()
-        differ = [k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k]]
+        differ = [k for k in now if k not in RESUME_FREE_FIELDS and saved.get(k) != now[k]]
         if differ:
             raise ValueError(
                 f"--resume with a different config than the run in {str(run_dir)!r}: "
@@ -597,6 +595,13 @@ def _open_run_dir(c: TrainConfig, run_dir: Path, model, opt, run: _RunState, dis
         run.start_epoch, run.metrics, run.elapsed_before = ckpt["epoch"], ckpt["metrics"], ckpt["wall_seconds"]
         run.saved_epoch = run.start_epoch
         set_rng_state(ckpt["rng"])
+        total = c.epochs + c.finetune_epochs
+        if dist.main and c.progress:
+            if run.start_epoch >= total:
+                note = f"the run in {str(run_dir)!r} is finished ({total} of {total} epochs): nothing to train"
+            else:
+                note = f"resuming the run in {str(run_dir)!r} from epoch {run.start_epoch} of {total}"
+            print(note, file=sys.stderr, flush=True)
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for leftover in run_dir.glob("*.tmp"):  # a killed write of ours (names checked by check_run_dir)

@@ -1,8 +1,8 @@
 """Processes of a run: one, or ``torchrun``'s N (gloo on CPU, nccl on CUDA) with a timeout.
 
 A peer that stops answering (killed, stopped, hung) makes every collective of the others fail
-after ``timeout_s`` seconds instead of blocking them forever; the error names the ranks that did
-not answer where gloo can tell (a monitored barrier), else this rank's peers.
+after ``timeout_s`` seconds instead of blocking them forever. The backends do not say which peer
+went silent, so :class:`PeerTimeout` names this rank's peers (with two processes: the other one).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Processes", "PeerTimeout", "setup_processes"]
+__all__ = ["Processes", "PeerTimeout", "is_peer_timeout", "setup_processes"]
 
 
 class PeerTimeout(RuntimeError):
@@ -43,8 +43,14 @@ class Processes:
     def _guarded(self, collective, *args):
         try:
             collective(*args)
-        except RuntimeError as error:  # gloo and nccl report a timed-out peer as RuntimeError subclasses
-            raise self.timeout_error(error) from error
+        except RuntimeError as error:
+            if is_peer_timeout(error):
+                raise self.timeout_error(error) from error
+            raise
+
+    def timeouts_named(self):
+        """A context in which a timed-out collective (DDP's included) becomes :class:`PeerTimeout`."""
+        return _TimeoutsNamed(self)
 
     def timeout_error(self, error: BaseException) -> PeerTimeout:
         peers = [r for r in range(self.world) if r != self.rank]
@@ -53,6 +59,27 @@ class Processes:
             f"dist_timeout_s={self.timeout_s:g} (a peer process stopped, hung or died: "
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
         )
+
+
+def is_peer_timeout(error: BaseException) -> bool:
+    # gloo raises a plain RuntimeError ("Timed out waiting 8000ms for send operation"), nccl and
+    # the c10d store raise DistError subclasses
+    if isinstance(error, PeerTimeout):
+        return False
+    return isinstance(error, torch.distributed.DistError) or "timed out" in str(error).lower()
+
+
+class _TimeoutsNamed:
+    def __init__(self, processes: Processes):
+        self.processes = processes
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if self.processes.world > 1 and isinstance(error, RuntimeError) and is_peer_timeout(error):
+            raise self.processes.timeout_error(error) from error
+        return False
 
 
 def setup_processes(device_kind: str, timeout_s: float = 300.0) -> tuple[Processes, torch.device]:
