@@ -398,7 +398,10 @@ def _train(c: TrainConfig, dist: Processes, device, train_data, val_data, test_d
     model_name = _model_name(c, data.name, data.input_shape)
     factory = lambda: make_model(model_name, data.input_shape, data.num_classes)  # noqa: E731
     model = factory().to(device)
-    check_features(model, _first_inputs(data.train).to(device), data.num_classes, input_shape=data.input_shape)
+    for split, part in (("train", data.train), ("validation", data.val), ("test", data.test)):
+        if part is not None:
+            x = _first_inputs(part).to(device)
+            check_features(model, x, data.num_classes, input_shape=data.input_shape, split=split)
     if c.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_loader = _Data(data.train, device=device, dist=dist, c=c, augment=data.augment, train=True)
@@ -505,6 +508,7 @@ def _train(c: TrainConfig, dist: Processes, device, train_data, val_data, test_d
                     with signals_deferred():  # the checkpoint and its metrics line: both or neither
                         save_checkpoint(run_dir / "checkpoint.pt", payload)
                         _write_metrics(run_dir, run.metrics)
+                        run.saved_epoch = epoch + 1
             run.saved_epoch = epoch + 1
             dist.barrier()
             if epoch_bar is not None:

@@ -97,11 +97,13 @@ def check_labels(train: Tensor, others: dict[str, Tensor | None], num_classes: i
 
 
 @torch.no_grad()
-def check_features(model: nn.Module, x: Tensor, num_classes: int, *, input_shape: tuple) -> None:
+def check_features(model: nn.Module, x: Tensor, num_classes: int, *, input_shape: tuple, split: str = "train") -> None:
     """One forward pass of a couple of samples in eval mode: the features fit the model and it
     gives one logit per class. Leaves the model's mode, parameters and buffers unchanged."""
     if not x.dtype.is_floating_point:
-        raise ValueError(f"features must be floating point (after scaling), got {x.dtype} of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{split} features must be floating point (after scaling), got {x.dtype} of shape {tuple(x.shape[1:])}"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -109,7 +111,7 @@ def check_features(model: nn.Module, x: Tensor, num_classes: int, *, input_shape
     except RuntimeError as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(
-            f"features of shape {tuple(x.shape[1:])} ({x.dtype}) do not fit the model "
+            f"{split} features of shape {tuple(x.shape[1:])} ({x.dtype}) do not fit the model "
             f"{type(model).__name__} built for input shape {tuple(input_shape)}: {first}"
         ) from None
     finally:

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -138,6 +139,17 @@ def set_rng_state(state: dict) -> None:
 # -- the checkpoint --------------------------------------------------------------------------
 
 
+_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, TypeError, KeyError)
+
+
+def _reason(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    refused = next((line for line in lines if "Unsupported global" in line), None)
+    if refused is not None:  # torch's long weights_only message: keep the line that says what was refused
+        return "it holds a pickled object, which is never loaded: " + refused.split(" was not an allowed")[0]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` (tensors, numbers, strings, lists, tuples, dicts) with its SHA-256."""
     buffer = io.BytesIO()
@@ -166,10 +178,8 @@ def load_checkpoint(path: Path, *, map_location=None) -> dict:
     advice = "restore it from a copy, or start the run again in a new --out"
     try:
         outer = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, TypeError, KeyError) as error:
-        # weights_only refuses anything but plain types: a pickled object lands here too
-        first = str(error).splitlines()[0] if str(error) else ""
-        raise RunFileError(f"{where} cannot be read ({type(error).__name__}: {first}); {advice}") from None
+    except _LOAD_ERRORS as error:  # weights_only refuses a pickled object: it lands here, unloaded
+        raise RunFileError(f"{where} cannot be read ({_reason(error)}); {advice}") from None
     if not isinstance(outer, dict) or outer.get("format") != CHECKPOINT_FORMAT:
         raise RunFileError(f"{where} is not a checkpoint of rewa train (or was written by an older rewa); {advice}")
     if outer.get("version") != CHECKPOINT_VERSION:
@@ -184,9 +194,8 @@ def load_checkpoint(path: Path, *, map_location=None) -> dict:
         raise RunFileError(f"{where} fails its checksum (the file was changed or damaged on disk); {advice}")
     try:
         payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, ValueError, TypeError, KeyError) as error:
-        first = str(error).splitlines()[0] if str(error) else ""
-        raise RunFileError(f"{where} cannot be read ({type(error).__name__}: {first}); {advice}") from None
+    except _LOAD_ERRORS as error:
+        raise RunFileError(f"{where} cannot be read ({_reason(error)}); {advice}") from None
     if not isinstance(payload, dict):
         raise RunFileError(f"{where} holds no checkpoint record; {advice}")
     return payload
