@@ -20,7 +20,8 @@ import torch
 import rewa
 from rewa.experiments.data import load_dataset
 from rewa.experiments.models import make_model
-from rewa.experiments.train import TrainConfig, _Data, _Dist, _no_autocast, _train_epoch
+from rewa.experiments.train import TrainConfig, _Data, _no_autocast, _train_epoch
+from rewa.training.distributed import Processes
 
 
 def _setup(method: str, config: TrainConfig, **extra):
@@ -31,7 +32,7 @@ def _setup(method: str, config: TrainConfig, **extra):
     if method == "rewa":
         hp.update(K=9, M=2, eps=0.0, **extra)
     opt = rewa.create_optimizer(method, model, **hp)
-    data = _Data(bundle.train, device=torch.device("cpu"), dist=_Dist(), c=config, augment=False, train=True)
+    data = _Data(bundle.train, device=torch.device("cpu"), dist=Processes(), c=config, augment=False, train=True)
     return model, opt, data
 
 
@@ -88,7 +89,7 @@ def main() -> None:
                 0.0,
                 torch.device("cpu"),
                 _no_autocast,
-                _Dist(),
+                Processes(),
                 False,
             )
             seconds = time.perf_counter() - t0
