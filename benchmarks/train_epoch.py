@@ -20,8 +20,13 @@ import torch
 import rewa
 from rewa.experiments.data import load_dataset
 from rewa.experiments.models import make_model
-from rewa.experiments.train import TrainConfig, _Data, _no_autocast, _train_epoch
+from rewa.experiments.train import TrainConfig
+from rewa.training.batches import Batches
 from rewa.training.distributed import Processes
+from rewa.training.loop import _no_autocast, _Run, _train_epoch
+from rewa.training.plan import DataFacts, resolve_plan
+from rewa.training.records import Evaluation
+from rewa.training.run_dir import RunState
 
 
 def _setup(method: str, config: TrainConfig, **extra):
@@ -32,8 +37,27 @@ def _setup(method: str, config: TrainConfig, **extra):
     if method == "rewa":
         hp.update(K=9, M=2, eps=0.0, **extra)
     opt = rewa.create_optimizer(method, model, **hp)
-    data = _Data(bundle.train, device=torch.device("cpu"), dist=Processes(), c=config, augment=False, train=True)
-    return model, opt, data
+    cpu = torch.device("cpu")
+    data = Batches(bundle.train, device=cpu, dist=Processes(), c=config, augment=False, train=True)
+    facts = DataFacts("digits", bundle.input_shape, 10, len(bundle.train), data.steps_per_epoch())
+    plan = resolve_plan(config, facts)  # the loop of `rewa train` (clipping at 1.0 for every row, as before)
+    evaluation = Evaluation(plan, model, None, None, None, cpu, _no_autocast)
+    run = _Run(
+        plan,
+        model,
+        model,
+        opt,
+        data,
+        Processes(),
+        cpu,
+        evaluation,
+        None,
+        RunState(),
+        None,
+        [0.05] * len(opt.param_groups),
+        [],
+    )
+    return model, opt, data, run
 
 
 def _phases(model, opt, data, epoch):
@@ -76,22 +100,9 @@ def main() -> None:
     step_seconds = {m: [] for m in runs}
     steps = runs["sgd"][2].steps_per_epoch()
     for r in range(args.repeats + 1):
-        for method, (model, opt, data) in runs.items():
+        for method, (model, opt, data, run) in runs.items():
             t0 = time.perf_counter()
-            _train_epoch(
-                config,
-                model,
-                opt,
-                data,
-                r,
-                steps,
-                [0.05] * len(opt.param_groups),
-                0.0,
-                torch.device("cpu"),
-                _no_autocast,
-                Processes(),
-                False,
-            )
+            _train_epoch(run, r)
             seconds = time.perf_counter() - t0
             fwd, bwd, stp, total = _phases(model, opt, data, r)
             if r:  # the first repeat warms up

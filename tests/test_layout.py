@@ -29,10 +29,12 @@ LAYERS = [
     "rewa.sparsity", "rewa.controller", "rewa.export", "rewa.linear_model",
     # figures: results in (plain records), figures out
     "rewa.plotting",
-    # the training layer's pieces: run files, signals, processes, data checks
-    "rewa.training",
-    # experiments: config in, results out
+    # experiments: config in, results out (datasets, models, presets and the run's config too)
     "rewa.experiments",
+    # the training layer: plan, loop, run files, signals, processes, data checks
+    "rewa.training",
+    # its earlier import path
+    "rewa.experiments.train",
     # public namespaces
     "rewa.functional", "rewa",
     # the command line
@@ -41,6 +43,10 @@ LAYERS = [
 
 # Finer order inside packages whose modules build on each other.
 SUBLAYERS = {
+    "rewa.training": ["rewa.training.files", "rewa.training.interrupts", "rewa.training.distributed",
+                      "rewa.training.data_checks", "rewa.training.plan", "rewa.training.batches",
+                      "rewa.training.schedules", "rewa.training.records", "rewa.training.run_dir",
+                      "rewa.training.loop", "rewa.training"],
     "rewa.sparsity": ["rewa.sparsity.selection", "rewa.sparsity.measure", "rewa.sparsity.masks", "rewa.sparsity"],
     "rewa.linear_model": ["rewa.linear_model.datafits", "rewa.linear_model.solver", "rewa.linear_model.estimators",
                           "rewa.linear_model"],
@@ -58,7 +64,7 @@ SUBLAYERS = {
         "rewa.experiments.theory.theorem_3_3", "rewa.experiments.theory.theorem_3_7",
         "rewa.experiments.theory.example_3_8", "rewa.experiments.theory.theorem_3_10",
         "rewa.experiments.theory.example_3_12", "rewa.experiments.theory.runner", "rewa.experiments.theory",
-        "rewa.experiments.train_config", "rewa.experiments.train", "rewa.experiments",
+        "rewa.experiments.train_config", "rewa.experiments",
     ],
 }  # fmt: skip
 

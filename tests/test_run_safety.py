@@ -241,7 +241,7 @@ def test_resume_finds_the_run_however_its_path_is_spelled_and_after_a_move(tmp_p
         assert again.metrics == first.metrics
     os.rename("run", "moved")
     assert main(["train", "--out", "moved", "--resume", "--no-progress", "--no-figures"]) == 0
-    assert _strict_json(Path("moved", "config.json").read_text())["out"] == "moved"
+    assert _strict_json(Path("moved", "config.json").read_text())["config"]["out"] == "moved"
 
 
 def test_resume_from_out_alone_after_sigkill_and_explicit_differences_refused(tmp_path):
@@ -267,7 +267,7 @@ def test_resume_from_out_alone_after_sigkill_and_explicit_differences_refused(tm
         text=True,
     )
     assert (
-        refused.returncode == 2 and "epochs=50 (run: 40)" in refused.stderr and "lr=0.1 (run: None)" in refused.stderr
+        refused.returncode == 2 and "epochs=50 (run: 40)" in refused.stderr and "lr=0.1 (run: 0.05)" in refused.stderr
     )
 
 
@@ -355,7 +355,7 @@ def test_a_corrupt_validation_image_is_found_before_the_first_epoch(tmp_path):
     )
     started = []
     with pytest.raises(ValueError, match=r"test_data: '.*val/b/1.png' cannot be read"):
-        import rewa.experiments.train as module
+        import rewa.training.loop as module
 
         original = module._train_epoch
         module._train_epoch = lambda *a, **k: started.append(1) or original(*a, **k)

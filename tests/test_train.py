@@ -19,11 +19,11 @@ import torch
 import rewa
 from rewa.cli import main
 from rewa.cli_train import compare_runs
-from rewa.experiments import train as train_module
 from rewa.experiments.data import load_dataset
 from rewa.experiments.presets import PRESETS
-from rewa.training.files import load_checkpoint
 from rewa.experiments.train import RUN_FILES, STANDARD_THRESHOLDS, TrainConfig, lr_factor, resolve_config, train
+from rewa.training import loop as train_module
+from rewa.training.files import load_checkpoint
 
 FAST = dict(
     dataset="digits",
@@ -59,7 +59,21 @@ def test_run_directory_files_and_fields(tmp_path):
     result = train(config)
     for name in RUN_FILES:
         assert (out / name).is_file(), name
-    assert json.loads((out / "config.json").read_text()) == config.to_dict()
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"] == {k: v for k, v in config.to_dict().items() if v is not None}
+    plan = record["plan"]  # every value the run used, the method's defaults resolved
+    assert (plan["lr"], plan["momentum"], plan["K"], plan["M"], plan["grad_clip_norm"]) == (0.2, 0.9, 9, 2, 1.0)
+    assert plan["model"] == "mlp" and plan["num_classes"] == 10 and plan["hyperparameters"]["decoupled_weight_decay"]
+    assert plan["hyper_schedule"] == {"weight_decay": [[0, 0.0], [1, 1e-3]], "M": [[0, 0.0], [1, 2]]}
+
+    def nulls(value, path=""):
+        if isinstance(value, dict):
+            return [n for k, v in value.items() for n in nulls(v, f"{path}.{k}")]
+        if isinstance(value, list):
+            return [n for i, v in enumerate(value) for n in nulls(v, f"{path}[{i}]")]
+        return [path] if value is None else []
+
+    assert nulls(record) == []
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
     for m in lines:
@@ -405,7 +419,7 @@ def test_cli_config_file_and_printed_config(tmp_path, capsys):
         main(["train", "--config", str(cfg), "--lr", "0.02", "--out", str(out), "--no-progress", "--no-figures"]) == 0
     )
     printed = capsys.readouterr().out
-    saved = json.loads((out / "config.json").read_text())
+    saved = json.loads((out / "config.json").read_text())["config"]
     assert saved["lr"] == 0.02 and saved["epochs"] == 1 and saved["schedule"] == ["M=0:0"]
     assert "config: " + json.dumps(saved) in printed
     assert main(["train", "--config", str(tmp_path / "nope.toml")]) == 2

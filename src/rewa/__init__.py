@@ -32,11 +32,23 @@ from .sparsity import FixedMask, SparsityReport, prune, sparsity_report
 _ESTIMATORS = ("ReWAClassifier", "ReWARegressor", "ReWARegressorCV")
 
 
+# the training layer loads on first use too (it imports the datasets' and models' modules)
+_TRAINING = {
+    "train": "rewa.training.loop",
+    "TrainResult": "rewa.training.loop",
+    "TrainConfig": "rewa.experiments.train_config",
+}
+
+
 def __getattr__(name: str):
     if name in _ESTIMATORS:
         from . import linear_model
 
         return getattr(linear_model, name)
+    if name in _TRAINING:
+        import importlib
+
+        return getattr(importlib.import_module(_TRAINING[name]), name)
     raise AttributeError(f"module 'rewa' has no attribute {name!r}")
 
 
@@ -46,6 +58,8 @@ __all__ = [
     "param_groups", "create_optimizer", "list_methods",
     # scikit-learn estimators
     *_ESTIMATORS,
+    # training a model sparse, end to end
+    "train", "TrainConfig", "TrainResult",
     # measuring, pruning, steering and saving sparsity
     "sparsity_report", "SparsityReport", "prune", "FixedMask", "TargetSparsityController",
     "export_sparse", "load_sparse", "parametrize_model", "collapse",

@@ -116,7 +116,8 @@ def _train(args: argparse.Namespace) -> int:
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
-        print("config: " + json.dumps(config.to_dict(), allow_nan=False), flush=True)
+        asked = {k: v for k, v in config.to_dict().items() if v is not None}  # as config.json records it
+        print("config: " + json.dumps(asked, allow_nan=False), flush=True)
     try:
         result = train(config)
     except (FileNotFoundError, FileExistsError, ImportError, FloatingPointError) as error:
@@ -158,26 +159,33 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resumed_config(given, given_keys: set[str]):
-    """The config a run directory records, for ``--resume``: the options given must agree with it
-    (preset, file and command-line forms that resolve to the same value are the same run)."""
+    """The config a run directory records, for ``--resume``: the options given must resolve to
+    the run's plan (preset, file and command-line forms of the same values are the same run)."""
     from .experiments.train import RESUME_FREE_FIELDS, resolve_config
-    from .training.files import read_json
+    from .training.plan import DataFacts, resolve_plan
+    from .training.run_dir import read_record
 
     run_dir = Path(given.out)
-    saved = read_json(run_dir / "config.json", what="the run's config")
-    if not isinstance(saved, dict):
-        raise ValueError(f"{str(run_dir / 'config.json')!r} is not a config record of rewa train")
-    now = given.to_dict()
-    differ = [k for k in sorted(given_keys) if k not in RESUME_FREE_FIELDS and k in now and saved.get(k) != now[k]]
+    record = read_record(run_dir)
+    saved = record["plan"]
+    try:
+        facts = DataFacts(
+            **{**saved["data"], "input_shape": tuple(saved["data"]["input_shape"])}, num_classes=saved["num_classes"]
+        )
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{str(run_dir / 'config.json')!r} lacks the run's data facts ({error})") from None
+    custom = saved.get("model") if str(saved.get("model", "")).startswith("module ") else None
+    differ = resolve_plan(given, facts, model=custom).differences(saved, names=given_keys)
     if differ:
         raise ValueError(
             f"--resume: option(s) that differ from the run in {str(run_dir)!r}: "
-            + ", ".join(f"{k}={now[k]!r} (run: {saved.get(k)!r})" for k in differ)
+            + ", ".join(differ)
             + "; drop them to resume the run as it was started"
         )
+    now = given.to_dict()
     free = {k: now[k] for k in RESUME_FREE_FIELDS}
     try:
-        return resolve_config(file_values={**saved, **free})
+        return resolve_config(file_values={**record["config"], **free})
     except (TypeError, ValueError) as error:
         raise ValueError(f"{str(run_dir / 'config.json')!r} is not a config this rewa can resume: {error}") from None
 
