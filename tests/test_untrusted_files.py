@@ -139,3 +139,82 @@ def test_a_truncated_cifar_file_is_refused_naming_it(tmp_path):
     (folder / "data_batch_2").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="data_batch_2.*cannot be read as a CIFAR python file"):
         load_dataset("cifar10", str(tmp_path))
+
+
+# -- sparse checkpoints: bounded memory, no entry twice --------------------------------------
+
+
+def _sparse_file(tmp_path, tensors: dict) -> Path:
+    from rewa.export import FORMAT, FORMAT_VERSION
+
+    path = tmp_path / "crafted.pt"
+    torch.save({"format": FORMAT, "version": FORMAT_VERSION, "tensors": tensors}, path)
+    return path
+
+
+def _flat(shape, indices=(), values=()) -> dict:
+    return {
+        "layout": "flat",
+        "shape": list(shape),
+        "dtype": "float32",
+        "indices": torch.tensor(list(indices), dtype=torch.int64),
+        "values": torch.tensor(list(values), dtype=torch.float32),
+    }
+
+
+def test_a_tiny_file_declaring_a_huge_tensor_is_refused_without_allocating(tmp_path, monkeypatch):
+    from rewa.export import SparseCheckpointError, load_sparse
+
+    path = _sparse_file(tmp_path, {"weight": _flat((10**6, 10**6))})
+    assert path.stat().st_size < 4000
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError(f"torch.zeros{args} called")
+
+    monkeypatch.setattr(torch, "zeros", no_allocation)
+    expected = r"would take 4000000000000 bytes \(tensor 'weight', shape \[1000000, 1000000\] of torch.float32"
+    with pytest.raises(
+        SparseCheckpointError, match=expected + r".*default max_bytes=1073741824.*max_bytes=4000000000000"
+    ):
+        load_sparse(path)
+    with pytest.raises(SparseCheckpointError, match=r"above max_bytes=100;"):
+        load_sparse(path, max_bytes=100)
+
+
+def test_the_bound_counts_every_tensor_together_and_max_bytes_lifts_it(tmp_path):
+    from rewa.export import SparseCheckpointError, load_sparse
+
+    # two 400 x 400 float32 (640,000 bytes each), from a file of a few KB
+    tensors = {"a": _flat((400, 400), [3], [1.0]), "b": _flat((400, 400), [5], [2.0])}
+    path = _sparse_file(tmp_path, tensors)
+    with pytest.raises(SparseCheckpointError, match="would take 1280000 bytes.*above max_bytes=1000000"):
+        load_sparse(path, max_bytes=1_000_000)
+    loaded = load_sparse(path, max_bytes=1_280_000)
+    assert loaded["a"].shape == (400, 400) and float(loaded["a"].view(-1)[3]) == 1.0
+    assert float(loaded["b"].sum()) == 2.0
+    assert load_sparse(path)["b"].shape == (400, 400)  # far below the default of 1 GiB
+    with pytest.raises(ValueError, match="max_bytes=-1 must be a non-negative integer"):
+        load_sparse(path, max_bytes=-1)
+
+
+def test_an_entry_given_twice_is_refused_naming_the_tensor(tmp_path):
+    from rewa.export import SparseCheckpointError, load_sparse
+
+    path = _sparse_file(tmp_path, {"w": _flat((4, 4), [1, 7, 1], [1.0, 2.0, 3.0])})
+    with pytest.raises(SparseCheckpointError, match="tensor 'w': flat index 1 is given more than once"):
+        load_sparse(path)
+    csr = {
+        "layout": "csr",
+        "shape": [2, 3],
+        "dtype": "float32",
+        "crow_indices": torch.tensor([0, 1, 3], dtype=torch.uint8),
+        "col_indices": torch.tensor([0, 2, 2], dtype=torch.uint8),
+        "values": torch.ones(3),
+    }
+    path = _sparse_file(tmp_path, {"fc.weight": csr})
+    with pytest.raises(
+        SparseCheckpointError, match=r"tensor 'fc.weight': entry \(row 1, column 2\) is given more than once"
+    ):
+        load_sparse(path)
+    csr["col_indices"] = torch.tensor([2, 0, 2], dtype=torch.uint8)  # the same column in two rows is fine
+    assert load_sparse(_sparse_file(tmp_path, {"fc.weight": csr}))["fc.weight"].sum() == 3
