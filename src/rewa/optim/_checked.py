@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from types import FrameType
 
@@ -100,6 +101,23 @@ def to_host_any(values: list[Tensor]) -> list[float]:
     return [next(per_device[v.device]) for v in values]
 
 
+# torch only warns about this (a parameter listed twice in a group); refused here instead
+TORCH_DUPLICATE_WARNING = "optimizer contains a parameter group with duplicate parameters"
+
+
+def refuse_repeated_parameters(params: Sequence[Tensor], group_index: int, owner: str) -> None:
+    """``ValueError`` naming the group and both positions of a parameter it lists twice: the
+    optimizer would update it twice per step (and a latent optimizer keep one latent for both)."""
+    seen: dict[int, int] = {}
+    for position, p in enumerate(params):
+        first = seen.setdefault(id(p), position)
+        if first != position:
+            raise ValueError(
+                f"param group {group_index} lists the same parameter (shape {tuple(p.shape)}) at positions "
+                f"{first} and {position}; {owner} would update it twice per step. List each parameter once."
+            )
+
+
 _PLAIN_TYPES = (bool, int, float, str, type(None))
 
 
@@ -130,11 +148,15 @@ class CheckedOptimizer(Optimizer):
     # -- groups ----------------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict) -> None:
-        """As torch's, but a group that fails a check is removed again before the error."""
+        """As torch's, but a parameter listed twice is refused (torch only warns), and a group
+        that fails a check is removed again before the error."""
         count = len(self.param_groups)
         try:
-            super().add_param_group(param_group)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=TORCH_DUPLICATE_WARNING)
+                super().add_param_group(param_group)
             group = self.param_groups[-1]
+            refuse_repeated_parameters(group["params"], count, type(self).__name__)
             for p in group["params"]:
                 if not p.is_floating_point():
                     raise TypeError(
