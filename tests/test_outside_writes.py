@@ -14,14 +14,18 @@ from torch import nn
 import rewa
 
 
-def _trained(foreach):
+def _trained(path):
+    """``path``: False (the loop), True (foreach) or "fused" (the one-kernel step and its plan)."""
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
-    opt = rewa.ReWA(rewa.param_groups(model), lr=0.05, K=9, M=2, weight_decay=0.01, foreach=foreach)
+    paths = {"fused": dict(fused=True)}.get(path, dict(foreach=path))
+    opt = rewa.ReWA(rewa.param_groups(model), lr=0.05, K=9, M=2, weight_decay=0.01, **paths)
     x = torch.randn(8, 4)
     for _ in range(3):
         _backward(model, opt, x)
         opt.step()
+    if path == "fused":
+        assert "_one_kernel_plan" in opt.__dict__  # the steady state: the plan repeats the step
     return model, opt, x
 
 
@@ -30,7 +34,7 @@ def _backward(model, opt, x):
     model(x).square().mean().backward()
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("foreach", [False, True, "fused"])
 def test_a_latent_rebound_through_data_is_measured_and_the_overflowing_step_refused(foreach):
     model, opt, x = _trained(foreach)
     y = opt.state[model.weight]["y"]
@@ -44,7 +48,7 @@ def test_a_latent_rebound_through_data_is_measured_and_the_overflowing_step_refu
     assert torch.equal(model.weight, before)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("foreach", [False, True, "fused"])
 def test_weights_rebound_through_data_are_taken_in(foreach):
     model, opt, x = _trained(foreach)
     opt.param_groups[0]["weight_decay"] = 0.0
