@@ -57,10 +57,13 @@ def test_huge_declared_shape_is_refused_before_allocating(tmp_path):
     assert path.stat().st_size < 4000
     tracemalloc.start()
     try:
+        with pytest.raises(SparseCheckpointError, match=r"tensor 'weight', shape \[30000, 30000\] of torch.float32"):
+            load_sparse(path)
+        # past the bound on the bytes, the record's own checks still refuse it
         with pytest.raises(
             SparseCheckpointError, match=r"tensor 'weight': crow_indices has 3 entries, the record needs 30001"
         ):
-            load_sparse(path)
+            load_sparse(path, max_bytes=4 * 10**9)
     finally:
         tracemalloc.stop()
 

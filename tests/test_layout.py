@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # (e.g. rewa.optim.registry) places one of them higher.
 LAYERS = [
     # the math and the argument checks: import nothing of rewa
-    "rewa._version", "rewa._check", "rewa._math",
+    "rewa._version", "rewa._check", "rewa._math", "rewa._json",
     # formulas: penalties, then the paper's closed forms (Proposition 3.4, R(x), radii)
     "rewa.penalties", "rewa.theory",
     # which tensors are sparsified; parametrizations of the weights

@@ -135,3 +135,46 @@ def test_features_on_very_different_scales_warn_at_the_users_line():
         warnings.simplefilter("error", FeatureScaleWarning)
         Xs = StandardScaler().fit_transform(X)
         ReWAClassifier(max_iter=50).fit(np.column_stack([Xs, np.ones(len(Xs))]), y)
+
+
+def _standardized_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 10))
+    X = (X - X.mean(0)) / X.std(0)
+    y = 2 * X[:, 0] - X[:, 3] + 0.1 * rng.normal(size=200) + 5.0
+    return X, y
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e-10])
+def test_targets_of_any_scale_fit_the_same_objective(scale):
+    """Targets scaled by s: with alpha mapped as the objective's fixed point maps it
+    (alpha * s^(1 + (M-1)/K)), the coefficients and intercept are s times those of the fit on
+    the unscaled targets, to rtol 1e-8 (the solver works on targets of unit spread either way)."""
+    X, y = _standardized_problem()
+    K, M, alpha = 9, 2, 0.05
+    plain = ReWARegressor(K=K, M=M, alpha=alpha).fit(X, y)
+    scaled = ReWARegressor(K=K, M=M, alpha=alpha * scale ** (1 + (M - 1) / K)).fit(X, y * scale)
+    np.testing.assert_allclose(scaled.coef_, scale * plain.coef_, rtol=1e-8, atol=0)
+    np.testing.assert_allclose(scaled.intercept_, scale * plain.intercept_, rtol=1e-8)
+    assert np.count_nonzero(plain.coef_) == 2
+
+
+def test_targets_scaled_by_1e10_fit_with_the_defaults_where_lasso_does():
+    """The defaults (alpha="auto", debiased): the same support, and coef_ 1e10 times that of the
+    fit on y to rtol 1e-4 (the debiased least squares on the support, to the solver's tol)."""
+    from sklearn.linear_model import Lasso
+
+    X, y = _standardized_problem()
+    assert np.count_nonzero(Lasso(alpha=0.1 * 1e10).fit(X, y * 1e10).coef_) == 2
+    plain = ReWARegressor().fit(X, y)
+    scaled = ReWARegressor().fit(X, y * 1e10)
+    np.testing.assert_allclose(scaled.coef_, 1e10 * plain.coef_, rtol=1e-4, atol=0)
+    assert np.array_equal(scaled.coef_ != 0, plain.coef_ != 0)
+
+
+def test_a_step_size_underflow_names_the_features_scale():
+    X, y = _standardized_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(FloatingPointError, match=r"standard deviations up to 1e\+12 .*Standardize X"):
+            ReWARegressor().fit(X * 1e12, y)

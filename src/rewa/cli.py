@@ -10,11 +10,11 @@ and :func:`require_packages`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from pathlib import Path
 
+from . import _json
 from ._cli_options import (
     CommandError,
     add_common_options,
@@ -61,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
     config = RecoveryConfig(**{f.name: getattr(args, f.name) for f in fields(RecoveryConfig)})
     result = run_recovery(config)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(_json.dumps(result.to_dict(), indent=2))
         return 0
     c = config
     print(f"Sparse recovery: y = x_1 + {c.noise:g}*noise, d = {c.d} features, {c.n_train} training samples")
@@ -82,7 +82,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _write_json(record, out: Path, name: str) -> Path:
     target = out / name
     tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
+    tmp.write_text(_json.dumps(record, indent=2))
     tmp.replace(target)
     return target
 

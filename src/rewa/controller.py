@@ -244,8 +244,22 @@ class TargetSparsityController:
         k = min(magnitudes.numel(), max(1, math.ceil(level * magnitudes.numel())))
         quantile = magnitudes.kthvalue(k).values
         zeros = (magnitudes <= self.threshold).sum()
-        zeros, quantile = torch.stack([zeros.to(torch.float64), quantile.to(torch.float64)]).cpu().tolist()
+        bad = (~magnitudes.isfinite()).sum()
+        zeros, quantile, bad = torch.stack([t.to(torch.float64) for t in (zeros, quantile, bad)]).cpu().tolist()
+        if bad:
+            self._raise_non_finite()
         return zeros / magnitudes.numel(), quantile
+
+    def _raise_non_finite(self) -> None:
+        """Name the first counted tensor with nan or inf entries (only when there is one)."""
+        for e in self._entries:
+            w = e.effective()
+            nans, infs = int(w.isnan().sum()), int(w.isinf().sum())
+            if nans or infs:
+                raise ValueError(
+                    f"tensor {e.name!r} (shape {tuple(w.shape)}) has {nans} nan and {infs} inf entries: "
+                    "TargetSparsityController cannot steer non-finite weights (the training diverged)"
+                )
 
     def step(self) -> ControllerRecord:
         """Measure, update the weight decay of the controlled groups, record and return."""

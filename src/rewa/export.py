@@ -104,16 +104,16 @@ def _index_array(record: dict, key: str, length: int | None = None) -> Tensor:
     return value.to(torch.int64)
 
 
-def _decode(record) -> Tensor:
-    """The dense tensor of a record, after checking that the record agrees with itself: the
-    declared shape is only allocated once every index array fits it."""
+def _declared(record) -> tuple[tuple[int, ...], torch.dtype]:
+    """The shape and dtype of the dense tensor a record stands for, checked (nothing allocated)."""
     if not isinstance(record, dict):
         raise ValueError(f"record is a {type(record).__name__}, not a dict")
     layout = record.get("layout")
     if layout == "dense":
-        if not isinstance(record.get("value"), Tensor):
+        value = record.get("value")
+        if not isinstance(value, Tensor):
             raise ValueError("dense record without a tensor 'value'")
-        return record["value"]
+        return tuple(value.shape), value.dtype
     if layout not in ("csr", "flat"):
         raise ValueError(f"unknown layout {layout!r}")
     shape = record.get("shape")
@@ -122,8 +122,31 @@ def _decode(record) -> Tensor:
     )
     if not sizes_ok:
         raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
-    shape = tuple(shape)
-    dtype = _dtype_from_name(record.get("dtype"))
+    return tuple(shape), _dtype_from_name(record.get("dtype"))
+
+
+def _dense_nbytes(record) -> int:
+    """The bytes of the dense tensor of a record, from its declared shape and dtype."""
+    shape, dtype = _declared(record)
+    return math.prod(shape) * dtype.itemsize
+
+
+def _first_repeat(keys: Tensor) -> int | None:
+    """A value that occurs more than once in ``keys``, or ``None``."""
+    if keys.numel() < 2:
+        return None
+    ordered = keys.sort().values
+    same = ordered[1:] == ordered[:-1]
+    return int(ordered[1:][same][0]) if bool(same.any()) else None
+
+
+def _decode(record) -> Tensor:
+    """The dense tensor of a record, after checking that the record agrees with itself: the
+    declared shape is only allocated once every index array fits it and no entry is given twice."""
+    shape, dtype = _declared(record)
+    layout = record["layout"]
+    if layout == "dense":
+        return record["value"]
     values = record.get("values")
     if not isinstance(values, Tensor) or values.ndim != 1:
         raise ValueError(f"values must be a 1-D tensor, got {getattr(values, 'shape', type(values).__name__)!s}")
@@ -133,6 +156,8 @@ def _decode(record) -> Tensor:
     numel = math.prod(shape)
     if nnz > numel:
         raise ValueError(f"{nnz} values for a declared shape {shape} of {numel} entries")
+    if numel > torch.iinfo(torch.int64).max:
+        raise ValueError(f"the declared shape {shape} has more entries than int64 indexes")
     if layout == "csr":
         if len(shape) != 2:
             raise ValueError(f"a CSR record needs a 2-D shape, got {shape}")
@@ -144,13 +169,19 @@ def _decode(record) -> Tensor:
             raise ValueError(f"crow_indices must rise from 0 to the {nnz} values")
         if nnz and (int(col.min()) < 0 or int(col.max()) >= cols):
             raise ValueError(f"col_indices outside [0, {cols}) for the declared shape {shape}")
-        out = torch.zeros(shape, dtype=dtype, device=values.device)
         row = torch.repeat_interleave(torch.arange(rows, device=values.device), counts)
+        repeat = _first_repeat(row * cols + col)
+        if repeat is not None:
+            raise ValueError(f"entry (row {repeat // cols}, column {repeat % cols}) is given more than once")
+        out = torch.zeros(shape, dtype=dtype, device=values.device)
         out[row, col] = values
         return out
     indices = _index_array(record, "indices", nnz)
     if nnz and (int(indices.min()) < 0 or int(indices.max()) >= numel):
         raise ValueError(f"indices outside [0, {numel}) for the declared shape {shape}")
+    repeat = _first_repeat(indices)
+    if repeat is not None:
+        raise ValueError(f"flat index {repeat} is given more than once")
     out = torch.zeros(shape, dtype=dtype, device=values.device)
     out.view(-1)[indices] = values
     return out
@@ -337,23 +368,39 @@ def export_sparse(model: nn.Module, path: str | os.PathLike, *, include_bias_and
     )
 
 
-def load_sparse(path: str | os.PathLike, *, map_location=None) -> OrderedDict[str, Tensor]:
+_GIB = 1 << 30
+
+
+def load_sparse(
+    path: str | os.PathLike, *, map_location=None, max_bytes: int | None = None
+) -> OrderedDict[str, Tensor]:
     """Read a file written by :func:`export_sparse` and return an ordinary (dense) state dict.
 
-    Loading uses ``torch.load(..., weights_only=True)``; the result goes into
-    ``model.load_state_dict`` and gives back exactly the exported tensors.
+    Loading uses ``torch.load(..., weights_only=True)`` (no code in the file runs); the result
+    goes into ``model.load_state_dict`` and gives back exactly the exported tensors.
+
+    A small file can declare huge tensors (a shape with no values). Before any is allocated,
+    the bytes of all the dense tensors together, from their declared shapes and dtypes, are
+    compared with ``max_bytes`` (default: the larger of 1 GiB and 1000 times the file's size,
+    which holds any real export below 99.9% sparsity); a file above it is refused. Pass a larger
+    ``max_bytes`` for a file you trust.
 
     Raises :class:`SparseCheckpointError` (a ``ValueError``) naming the file and what is
-    wrong for a file that is truncated, not a checkpoint, of another format version, or whose
-    records disagree with themselves (a declared shape that its index arrays do not fit is
-    refused before anything of that shape is allocated); ``FileNotFoundError`` for a missing
-    file.
+    wrong for a file that is truncated, not a checkpoint, of another format version, whose
+    dense tensors exceed ``max_bytes``, or whose records disagree with themselves (a declared
+    shape that its index arrays do not fit, an entry given twice; refused before anything of
+    that shape is allocated); ``FileNotFoundError`` for a missing file; ``ValueError`` for a
+    ``max_bytes`` that is not a non-negative integer.
 
     Example: see :func:`export_sparse`.
     """
     where = repr(str(path))
+    if max_bytes is not None:
+        check.integer("max_bytes", max_bytes, low=0)
     if not Path(path).is_file():
         raise FileNotFoundError(f"no sparse checkpoint at {where}")
+    file_bytes = Path(path).stat().st_size
+    limit = max(_GIB, 1000 * file_bytes) if max_bytes is None else max_bytes
     try:
         saved = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated or foreign files fail in many ways inside torch.load
@@ -369,6 +416,26 @@ def load_sparse(path: str | os.PathLike, *, map_location=None) -> OrderedDict[st
         )
     if not isinstance(saved.get("tensors"), dict):
         raise SparseCheckpointError(f"{where} has no 'tensors' dict")
+    sizes = {}
+    for name, record in saved["tensors"].items():
+        try:
+            sizes[name] = _dense_nbytes(record)
+        except (ValueError, TypeError) as error:
+            raise SparseCheckpointError(f"{where}, tensor {name!r}: {error}") from None
+    total = sum(sizes.values())
+    if total > limit:
+        largest = max(sizes, key=sizes.__getitem__)
+        shape, dtype = _declared(saved["tensors"][largest])
+        bound = (
+            f"max_bytes={max_bytes}"
+            if max_bytes is not None
+            else f"the default max_bytes={limit} (the larger of 1 GiB and 1000 times the file's {file_bytes} bytes)"
+        )
+        raise SparseCheckpointError(
+            f"{where}: its dense tensors would take {total} bytes (tensor {largest!r}, shape {list(shape)} of "
+            f"{dtype}: {sizes[largest]} bytes), above {bound}; nothing was allocated. If you trust this "
+            f"file, lift the bound: load_sparse(..., max_bytes={total})"
+        )
     out: OrderedDict[str, Tensor] = OrderedDict()
     for name, record in saved["tensors"].items():
         try:

@@ -10,6 +10,9 @@ Nothing here downloads anything.
   Needs the ``mnist1d`` extra.
 * ``cifar10`` / ``cifar100``: the python-pickle layout of the official archives in ``data_dir``
   (``data_batch_1..5`` + ``test_batch``, or ``train`` + ``test``), held in memory as uint8.
+  They are read by an unpickler that admits only what those files hold (dicts, lists, bytes,
+  str, ints and numpy arrays): a file referring to any other Python object is refused, so a
+  crafted file cannot run code.
 * ``imagefolder``: ``data_dir/train/<class>/*.jpg`` and ``data_dir/val/<class>/*.jpg``
   (ImageNet layout), decoded with Pillow per sample in DataLoader workers.
 
@@ -179,13 +182,80 @@ _CIFAR_LAYOUT = {
 }
 
 
+class _RefusedGlobal(ValueError):
+    """A pickle global outside the allow-list of the CIFAR files."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads the official CIFAR python files and nothing else: their only globals are numpy's
+    array reconstruction; any other global (which could run code) is refused."""
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        allowed = _CIFAR_GLOBALS.get((module, name))
+        if allowed is None:
+            raise _RefusedGlobal(
+                f"{str(self.path)!r} is not an official CIFAR python file: it refers to "
+                f"{module}.{name}, which is not unpickled (only numpy arrays, dicts, lists, bytes, "
+                "str and ints are read)"
+            )
+        return allowed
+
+
+def _numpy_reconstruct():
+    core = getattr(np, "_core", None)  # numpy >= 2 (``numpy.core`` is a deprecated alias)
+    if core is None:
+        core = np.core
+    return core.multiarray._reconstruct
+
+
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+def _read_cifar_file(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The images (uint8, ``(n, 3, 32, 32)``) and integer labels of one CIFAR python file."""
+    with open(path, "rb") as f:
+        try:
+            entry = _CifarUnpickler(f, path).load()
+        except _RefusedGlobal:
+            raise
+        except Exception as error:  # truncated or foreign files fail in many ways inside pickle
+            raise ValueError(
+                f"{str(path)!r} cannot be read as a CIFAR python file ({type(error).__name__}: {error})"
+            ) from None
+    if not isinstance(entry, dict) or b"data" not in entry or label_key not in entry:
+        keys = sorted(map(repr, entry)) if isinstance(entry, dict) else type(entry).__name__
+        raise ValueError(f"{str(path)!r} is not a CIFAR python file: needs keys b'data' and {label_key!r}, got {keys}")
+    data, labels = entry[b"data"], entry[label_key]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        described = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{str(path)!r}: b'data' must be a uint8 array of shape (n, 3072), got {described}")
+    if isinstance(labels, np.ndarray):
+        ok = labels.ndim == 1 and labels.dtype.kind in "iu"
+    else:
+        ok = isinstance(labels, list) and all(type(v) is int for v in labels)
+    if not ok:
+        raise ValueError(f"{str(path)!r}: {label_key!r} must be a list of integers (or a 1-D integer array)")
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(data):
+        raise ValueError(f"{str(path)!r}: {len(data)} images but {len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
 def _read_cifar_files(folder: Path, names: list[str], label_key: bytes) -> TensorData:
     xs, ys = [], []
     for name in names:
-        with open(folder / name, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
-        xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(entry[label_key], dtype=np.int64))
+        x, y = _read_cifar_file(folder / name, label_key)
+        xs.append(x)
+        ys.append(y)
     return TensorData(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -135,10 +136,22 @@ class _ReWALinearModel(BaseEstimator):
         self.alpha_max_ = alpha_max(Xt, Tt, loss, self.fit_intercept)
         alpha = self.alpha_ratio * self.alpha_max_ if self.alpha == "auto" else float(self.alpha)
         self.alpha_ = alpha
+        # Least squares on targets t / s, in units where the step 1/K fits (any scale of t:
+        # 1e10 as well as 1e-10). The coefficients scale by s (w = s w'), the latents by
+        # c = s^(1/K); the fixed point |y|^M ratio g + alpha y = 0 of the user's problem is that
+        # of the scaled one with alpha' = alpha / s^(1 + (M-1)/K) and eps' = eps / s^((K-1)/K).
+        scale, eps = 1.0, float(self.eps)
+        if loss == "squared":
+            spread = float(Tt.square().mean().sqrt())
+            if 0 < spread < math.inf:
+                scale = spread
+                Tt = Tt / scale
+                alpha = alpha / scale ** (1 + (self.M - 1) / self.K)
+                eps = eps / scale ** ((self.K - 1) / self.K)
         intercept = torch.zeros(k, dtype=torch.float64)
         latent = torch.zeros(d, k, dtype=torch.float64)
         if self.warm_start and hasattr(self, "coef_") and self._coef_matrix().shape == (d, k):
-            latent = latent_from_weight(torch.from_numpy(self._coef_matrix()), self.K)
+            latent = latent_from_weight(torch.from_numpy(self._coef_matrix()) / scale, self.K)
             if loss != "squared" and self.fit_intercept:  # in the centred coordinates
                 intercept = torch.from_numpy(np.atleast_1d(self.intercept_).astype(np.float64).copy())
                 intercept = intercept + x_offset @ power_map(latent, self.K)
@@ -150,7 +163,7 @@ class _ReWALinearModel(BaseEstimator):
                 loss,
                 K=self.K,
                 M=self.M,
-                eps=self.eps,
+                eps=eps,
                 alpha=alpha,
                 fit_intercept=fit_intercept,
                 tol=self.tol,
@@ -183,7 +196,7 @@ class _ReWALinearModel(BaseEstimator):
                 loss,
                 K=self.K,
                 M=0,
-                eps=self.eps,
+                eps=eps,
                 alpha=alpha,
                 fit_intercept=fit_intercept,
                 tol=self.tol,
@@ -201,7 +214,7 @@ class _ReWALinearModel(BaseEstimator):
                     intercept,
                     K=self.K,
                     M=self.M,
-                    eps=self.eps,
+                    eps=eps,
                     alpha=alpha,
                     fit_intercept=fit_intercept,
                     epochs=self.max_iter,
@@ -223,7 +236,7 @@ class _ReWALinearModel(BaseEstimator):
                 )
             latent, intercept = new_latent, new_intercept
             self.n_iter_ = warm.n_iter + steps
-        coef = power_map(latent, self.K)
+        coef = power_map(latent, self.K) * scale
         if not (torch.isfinite(coef).all() and torch.isfinite(intercept).all()):
             raise FloatingPointError(
                 f"{type(self).__name__}: the {self.solver!r} solver diverged (non-finite coefficients); "
@@ -233,9 +246,9 @@ class _ReWALinearModel(BaseEstimator):
             coef[coef.abs() <= self.threshold] = 0
         # the contribution of each feature to the prediction, against the targets' spread
         effect = float((coef.abs() * Xt.std(0).unsqueeze(1)).max()) if d else 0.0
-        if effect <= NULL * max(float(Tt.std()), 1e-300):
+        if effect <= NULL * max(float(Tt.std()) * scale, 1e-300):
             warnings.warn(
-                f"{type(self).__name__}: every coefficient is (numerically) 0 with alpha={alpha:.4g}; "
+                f"{type(self).__name__}: every coefficient is (numerically) 0 with alpha={self.alpha_:.4g}; "
                 f"alpha_max={self.alpha_max_:.4g} (the largest |X_j^T r|/n at w = 0) zeroes every coefficient. "
                 "Lower alpha (or alpha_ratio with alpha='auto'), standardize X, or raise max_iter",
                 ConvergenceWarning,
@@ -249,6 +262,13 @@ class _ReWALinearModel(BaseEstimator):
 
 class ReWARegressor(RegressorMixin, _ReWALinearModel):
     """Sparse least squares fitted with ReWA (see the module docstring for the math).
+
+    The solver works on the (centred) targets divided by their root mean square ``s``, so
+    targets in any unit fit (``y * 1e10`` as well as ``y``); ``alpha`` and ``eps`` keep their
+    meaning for the targets given (internally ``alpha / s^(1 + (M-1)/K)`` and
+    ``eps / s^((K-1)/K)``, the values with the same fixed point), and ``coef_`` comes back
+    in the targets' unit. Fitting ``y * s`` with ``alpha * s^(1 + (M-1)/K)`` gives ``s``
+    times the coefficients of fitting ``y`` with ``alpha``.
 
     Parameters:
         K: reparameterization power, ``>= 1``.

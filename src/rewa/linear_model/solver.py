@@ -55,7 +55,7 @@ class Solver:
                     break
                 lr /= 2
                 if lr < 1e-12:
-                    raise FloatingPointError("ReWA solver: the step size underflowed; is X standardized?")
+                    self._raise_step_underflow(X, loss)
             self.n_iter += 1
             lr *= grow  # the warm-up tries longer steps: its flat start (w = y^K near 0) needs them
             change = abs(loss - new_loss) / max(abs(loss), 1e-12)
@@ -73,6 +73,20 @@ class Solver:
         else:
             latent = y
         return latent, intercept, lr
+
+    @staticmethod
+    def _raise_step_underflow(X, loss: float) -> None:
+        """No step lowers the loss. The targets are of unit spread here (the regressor scales
+        them; the classifier's are 0/1), so the features' scale is what the step 1/K misses."""
+        n = max(X.shape[0], 1)
+        curvature = float(torch.linalg.matrix_norm(X, ord=2)) ** 2 / n if X.numel() else 0.0
+        spread = float(X.std(0).max()) if X.numel() and X.shape[0] > 1 else 0.0
+        raise FloatingPointError(
+            f"ReWA solver: no step down to 1e-12 lowers the loss ({loss:.6g}): the step (at most 1/K) "
+            f"assumes standardized features, and these have standard deviations up to {spread:.3g} "
+            f"(curvature ||X||_2^2/n = {curvature:.3g}; about 1 when standardized). Standardize X, e.g. "
+            "make_pipeline(StandardScaler(), ...)"
+        )
 
     def fit(self, latent, intercept, *, debias):
         d = latent.shape[0]

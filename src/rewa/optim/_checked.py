@@ -14,6 +14,21 @@ raises ``FloatingPointError`` and leaves every tensor as it was, in every group:
   checked; if anything is not finite every guarded group is restored from its copies and
   ``FloatingPointError`` is raised.
 
+What the guarantee assumes. The cheap bound of a step comes from what the optimizer knows
+of its state: where nothing has written to a group since its last step, the bounds that step
+left are reused instead of measuring again, and "nothing has written" is read from each
+tensor's version counter and storage (``untouched`` in ``_latent``). Every in-place write
+through the tensor or a view of it moves the version counter; rebinding its storage
+(``t.data = other``) moves the storage, and both are noticed (the state is then measured
+again, and weights changed this way re-derive their latents). Writes *in place* through
+``t.data`` (``p.data.mul_(2)``, ``state["y"].data.fill_(...)``) or through ``t.numpy()``
+change neither, and detecting them would mean reading every tensor at every step: after such
+a write to the optimizer state, the next step may write non-finite weights (or, for a
+write to the weights, overwrite it from the latent). The step after that finds the non-finite
+weights (through their gradients) and raises ``FloatingPointError`` saying so. Write to
+parameters and state in place through the tensors themselves (``with torch.no_grad():
+p.mul_(2)``), never through ``.data`` or ``.numpy()``.
+
 A fused step path plugs in by overriding ``_step_group`` (the compiled kernels of ``_fused``
 run inside it), so the checks, the copies and the restore above apply to fused steps alike.
 Parameters on the ``meta`` device have no values: they are skipped by the finite checks.
@@ -24,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from types import FrameType
 
@@ -100,6 +116,23 @@ def to_host_any(values: list[Tensor]) -> list[float]:
     return [next(per_device[v.device]) for v in values]
 
 
+# torch only warns about this (a parameter listed twice in a group); refused here instead
+TORCH_DUPLICATE_WARNING = "optimizer contains a parameter group with duplicate parameters"
+
+
+def refuse_repeated_parameters(params: Sequence[Tensor], group_index: int, owner: str) -> None:
+    """``ValueError`` naming the group and both positions of a parameter it lists twice: the
+    optimizer would update it twice per step (and a latent optimizer keep one latent for both)."""
+    seen: dict[int, int] = {}
+    for position, p in enumerate(params):
+        first = seen.setdefault(id(p), position)
+        if first != position:
+            raise ValueError(
+                f"param group {group_index} lists the same parameter (shape {tuple(p.shape)}) at positions "
+                f"{first} and {position}; {owner} would update it twice per step. List each parameter once."
+            )
+
+
 _PLAIN_TYPES = (bool, int, float, str, type(None))
 
 
@@ -130,11 +163,15 @@ class CheckedOptimizer(Optimizer):
     # -- groups ----------------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict) -> None:
-        """As torch's, but a group that fails a check is removed again before the error."""
+        """As torch's, but a parameter listed twice is refused (torch only warns), and a group
+        that fails a check is removed again before the error."""
         count = len(self.param_groups)
         try:
-            super().add_param_group(param_group)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=TORCH_DUPLICATE_WARNING)
+                super().add_param_group(param_group)
             group = self.param_groups[-1]
+            refuse_repeated_parameters(group["params"], count, type(self).__name__)
             for p in group["params"]:
                 if not p.is_floating_point():
                     raise TypeError(
@@ -286,6 +323,14 @@ class CheckedOptimizer(Optimizer):
             for p, g in zip(params, grads):
                 if has_values(g) and not bool(g.isfinite().all()):
                     group_index, index = self._position(group, p)
+                    if not bool(p.isfinite().all()):
+                        raise FloatingPointError(
+                            f"the weights of parameter {index} of param group {group_index} (shape "
+                            f"{tuple(p.shape)}) are already nan or inf, and so is their gradient; nothing "
+                            "was updated. A checked step never writes them: something wrote them, or the "
+                            "optimizer's state, outside the checks (e.g. through .data or .numpy(), which "
+                            "the version counter does not see). Load the last good checkpoint."
+                        )
                     raise FloatingPointError(
                         f"non-finite gradient (nan or inf) in parameter {index} of param group "
                         f"{group_index}, shape {tuple(p.shape)}; nothing was updated. Skip this "

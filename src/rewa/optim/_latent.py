@@ -2,8 +2,8 @@
 
 The latent lives in ``self.state[p]["y"]``, in float32 (float64 for float64 weights), and
 is never recomputed from the weights, except at the coordinates where something outside the
-optimizer changed them in place (noticed through the parameter's version counter, or after
-loading a state dict) and when the group's ``K`` changed. This class does only that
+optimizer changed them (noticed through the parameter's version counter or its storage, see
+:func:`stamp`, or after loading a state dict) and when the group's ``K`` changed. This class does only that
 book-keeping; the update math is in ``_functional``.
 """
 
@@ -171,7 +171,7 @@ class LatentOptimizer(CheckedOptimizer):
                 state["K"] = K
                 state["y"] = latent_from_weight(p, K, latent_dtype(p))
                 created.append(p)
-            elif state.get(_VERSION_KEY) != p._version or state["K"] != K:
+            elif state.get(_VERSION_KEY) != stamp(p) or state["K"] != K:
                 self._resync(p, state, K)
             latents.append(state["y"])
         if created and K != 1 and (group["M"] != 0 or group["eps"] != 0):
@@ -203,7 +203,7 @@ class LatentOptimizer(CheckedOptimizer):
         return _in_sync(p, self.state.get(p))
 
     def _mark_in_sync(self, p: Tensor) -> None:
-        self.state[p][_VERSION_KEY] = p._version
+        self.state[p][_VERSION_KEY] = stamp(p)
 
     # -- checks before a step ---------------------------------------------------------------
 
@@ -365,7 +365,7 @@ class LatentOptimizer(CheckedOptimizer):
             keys,
             entries,
             tensors,
-            list(map(VERSION_OF, tensors)),
+            stamps(tensors),
         )
         for state in states:
             state[BOUNDS_KEY] = carried
@@ -415,7 +415,7 @@ class LatentOptimizer(CheckedOptimizer):
     def _mark_written(self, params: list[Tensor], states: list[dict]) -> None:
         for p, state in zip(params, states):
             state["step"] += 1
-            state[_VERSION_KEY] = p._version
+            state[_VERSION_KEY] = stamp(p)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -515,7 +515,7 @@ def _limits(dtype: torch.dtype) -> tuple[float, float]:
 
 def _in_sync(p: Tensor, state: dict | None) -> bool:
     """The latent exists and the weights are what the optimizer last wrote."""
-    return state is not None and "y" in state and state.get(_VERSION_KEY) == p._version
+    return state is not None and "y" in state and state.get(_VERSION_KEY) == stamp(p)
 
 
 def _latent_current(group: dict, p: Tensor, state: dict | None) -> bool:
@@ -548,11 +548,25 @@ def untouched(record, params: list[Tensor], states: list[dict | None]) -> bool:
         and all(map(operator.is_, params, record.params))
         and all(states)
         and all(map(operator.is_, entries_of(states, record.keys), record.entries))  # type: ignore[arg-type]
-        and list(map(VERSION_OF, record.tensors)) == record.versions
+        and stamps(record.tensors) == record.versions
     )
 
 
 VERSION_OF = operator.attrgetter("_version")
+_DATA_PTR = Tensor.data_ptr
+
+
+def stamp(t: Tensor) -> tuple[int, int]:
+    """What tells that ``t`` was written: its version counter (every in-place write through
+    ``t`` or a view of it), and where its storage is (``t.data = other`` rebinds it without a
+    new version). Writes through ``t.data`` or ``t.numpy()`` in place change neither."""
+    return t._version, t.data_ptr()
+
+
+def stamps(tensors) -> list[int]:
+    """:func:`stamp` of each tensor, flattened: the version counters, then the storages (in C:
+    this runs at every step)."""
+    return [*map(VERSION_OF, tensors), *map(_DATA_PTR, tensors)]
 
 
 def entries_of(states: list[dict], keys: tuple[str, ...]) -> tuple:

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from . import _fused
 from ._checked import has_values, plain_values
-from ._latent import BOUNDS_KEY, ROUNDING_SLACK, VERSION_OF, LatentOptimizer, default_fused, entries_of, untouched
+from ._latent import BOUNDS_KEY, ROUNDING_SLACK, LatentOptimizer, default_fused, entries_of, stamps, untouched
 
 # Where the one-kernel checked step keeps its plan for the next step: a cache next to the
 # optimizer's books (not in ``state`` or the param groups, not saved), valid only while every
@@ -269,7 +269,7 @@ class OneKernelLatentOptimizer(LatentOptimizer):
         if plan is not None and len(bounds) == len(parts):
             states = [state for _, _, group_states, _ in parts for state in group_states]
             plan.entries = entries_of(states, plan.keys)
-            plan.versions = list(map(VERSION_OF, plan.tensors))
+            plan.versions = stamps(plan.tensors)
             plan.bounds, plan.limits, plan.numbers = tuple(bounds), tuple(limits), numbers
             self.__dict__[_PLAN_KEY] = plan
         return True

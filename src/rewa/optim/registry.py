@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,6 +41,7 @@ from torch.optim import Optimizer
 from .. import _check as check
 from .. import reparam
 from ..param_groups import DENSE_DEFAULTS, param_groups, split_parameters
+from ._checked import TORCH_DUPLICATE_WARNING, refuse_repeated_parameters
 from .penalized import PenalizedSGD
 from .pwd import PWDSGD, PWDAdamW
 from .rewa import ReWA
@@ -259,7 +261,18 @@ def _build(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bo
         )
     else:
         groups = list(model_or_params)
-    return row.optimizer(groups, **row.fixed, **hp)
+    return _built(row, groups, {**row.fixed, **hp})
+
+
+def _built(row: MethodInfo, groups: list, hp: dict) -> Optimizer:
+    """``row.optimizer(groups, **hp)``, refusing a parameter listed twice in a group (torch's
+    optimizers only warn; this library's refuse it themselves)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=TORCH_DUPLICATE_WARNING)
+        optimizer = row.optimizer(groups, **hp)
+    for index, group in enumerate(optimizer.param_groups):
+        refuse_repeated_parameters(group["params"], index, row.optimizer.__name__)
+    return optimizer
 
 
 def _build_reparameterized(
@@ -286,7 +299,7 @@ def _build_reparameterized(
     groups = [{"params": reparam.factor_parameters(model)}]
     if dense_params:
         groups.append({"params": [p for _, p in dense_params], **dense_sgd})
-    return row.optimizer(groups, **sgd_hp)
+    return _built(row, groups, sgd_hp)
 
 
 def method_names() -> list[str]:

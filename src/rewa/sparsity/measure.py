@@ -130,8 +130,9 @@ def sparsity_report(model: nn.Module, threshold: float = 0.0, *, include_bias_an
     tensor, final classifier included; biases and normalization parameters are listed with
     ``counted=False`` unless ``include_bias_and_norm=True``. One host sync for the whole model.
 
-    Raises ``ValueError`` for ``threshold < 0``, a model without weight tensors, or a model that
-    still carries a parametrization (``torch.nn.utils.parametrize``, e.g. after
+    Raises ``ValueError`` for ``threshold < 0``, a model without weight tensors, a tensor with
+    nan or inf entries (named, with their counts: sparsity is not defined for them), or a model
+    that still carries a parametrization (``torch.nn.utils.parametrize``, e.g. after
     ``create_optimizer("hadamard", ...)``): call :func:`rewa.reparam.collapse` first.
 
     Reference: the compression ratio of the ReWA paper (ICML 2026), Section 4.
@@ -151,8 +152,19 @@ def sparsity_report(model: nn.Module, threshold: float = 0.0, *, include_bias_an
     entries = sparsified_tensors(model, include_bias_and_norm)
     if not any(e.counted for e in entries):
         counted_tensors(model, include_bias_and_norm)  # raises the explanatory error
-    counts = [(e.effective().abs() > threshold).sum() for e in entries]
-    values = torch.stack([c.cpu() for c in counts]).tolist() if counts else []
+    counts = []
+    for e in entries:  # per tensor: entries above the threshold, nan entries, +-inf entries
+        w = e.effective()
+        counts += [(w.abs() > threshold).sum(), w.isnan().sum(), w.isinf().sum()]
+    flat = torch.stack([c.cpu() for c in counts]).tolist() if counts else []
+    values = flat[0::3]
+    for e, nans, infs in zip(entries, flat[1::3], flat[2::3]):
+        if nans or infs:
+            raise ValueError(
+                f"tensor {e.name!r} (shape {tuple(e.param.shape)}) has {nans} nan and {infs} inf "
+                "entries: sparsity is not defined for non-finite weights (the training diverged, "
+                "or something wrote them)"
+            )
     return SparsityReport(
         threshold=threshold,
         tensors=tuple(
@@ -217,7 +229,8 @@ def threshold_sweep(
     to the original values, those with ``|w| <= t`` are set to zero, ``evaluate(copy)`` is called
     and its number is recorded with the compression ratio ``total / #{|w| > t}``. The user's
     model is never modified. All thresholds are checked (``>= 0``, finite) before any work.
-    A model that still carries a parametrization is refused, as by :func:`sparsity_report`.
+    A model that still carries a parametrization, or with nan or inf weights, is refused, as
+    by :func:`sparsity_report`.
 
     Reference: the evaluation protocol of the ReWA paper (ICML 2026), Appendix D (after Spred,
     Liu & Wang 2023): predetermined thresholds, then accuracy and compression ratio.
@@ -238,6 +251,8 @@ def threshold_sweep(
         raise TypeError(f"evaluate must be callable (model -> number), got {type(evaluate).__name__}")
     refuse_parametrized(model, "threshold_sweep")
     counted_tensors(model, include_bias_and_norm)
+    # zeroing |w| <= t would turn nan weights into zeros: refuse them on the original
+    sparsity_report(model, 0.0, include_bias_and_norm=include_bias_and_norm)
     work = copy.deepcopy(model)
     entries = counted_tensors(work, include_bias_and_norm)
     with torch.no_grad():

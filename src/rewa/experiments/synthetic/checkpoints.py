@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -12,12 +11,13 @@ from pathlib import Path
 
 import torch
 
+from ... import _json
 from .config import Method, SyntheticConfig
 
 
 def sweep_key(config: SyntheticConfig, methods: Sequence[Method], seeds: Sequence[int]) -> str:
     """A fingerprint of everything that determines a sweep's trajectory (not the device)."""
-    payload = json.dumps(
+    payload = _json.dumps(
         {
             "config": {k: v for k, v in asdict(config).items() if k != "device"},
             "methods": [asdict(m) for m in methods],

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ... import _json
 from .config import PAPER_DECAY, Method, RunResult, SyntheticConfig, SyntheticSweepResult
 from .engine import run_sweep
 from .lasso import run_lasso
@@ -128,6 +128,6 @@ def write_results(result: FigureResult, out_dir: str | Path) -> list[Path]:
             writer.writerows(rows)
         written.append(path)
     path = out / f"{stem}.json"
-    path.write_text(json.dumps(result.to_dict(), indent=1))
+    path.write_text(_json.dumps(result.to_dict(), indent=1))
     written.append(path)
     return written

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
+from ... import _json
 from .._progress import progress_bar
 from .example_3_2 import check_example_3_2
 from .example_3_8 import check_example_3_8
@@ -80,11 +80,11 @@ def write_theory_results(results: TheoryResults, out_dir: str | Path, figures: b
     written = []
     for record in results.records:
         path = out / f"{record.key}.json"
-        path.write_text(json.dumps(record.to_dict(), indent=1) + "\n")
+        path.write_text(_json.dumps(record.to_dict(), indent=1) + "\n")
         written.append(path)
     summary = results.to_dict()
     summary["records"] = [{k: v for k, v in r.items() if k not in ("measured", "inputs")} for r in summary["records"]]
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.json").write_text(_json.dumps(summary, indent=1) + "\n")
     (out / "summary.md").write_text(summary_table(results) + "\n")
     written += [out / "summary.json", out / "summary.md"]
     if figures:
