@@ -155,10 +155,13 @@ def test_run_files_are_standard_json(tmp_path):
         _strict_json((out / name).read_text())
     for line in (out / "metrics.jsonl").read_text().splitlines():
         _strict_json(line)
-    assert _strict_json((out / "sweep.json").read_text())[-1]["compression"] is None
-    with pytest.raises(ValueError):
-        files.json_text({"x": float("nan")}) and json.dumps(float("nan"), allow_nan=False)
-    assert _strict_json(files.json_text({"x": float("nan"), "y": [float("inf")]})) == {"x": None, "y": [None]}
+    last = _strict_json((out / "sweep.json").read_text())[-1]
+    assert last["compression"] is None and last["non_finite_as_null"] == {"compression": "inf"}
+    assert _strict_json(files.json_text({"x": float("nan"), "y": [float("inf")]})) == {
+        "x": None,
+        "y": [None],
+        "non_finite_as_null": {"x": "nan", "y/0": "inf"},
+    }
 
 
 def test_a_stray_label_is_refused_unless_num_classes_names_it():

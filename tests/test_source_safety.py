@@ -21,10 +21,8 @@ PATHS = sorted(PACKAGE.rglob("*.py"))
 
 # the only unpickler: it admits numpy's array reconstruction and nothing else
 RESTRICTED_UNPICKLER = ("experiments/data.py", "_CifarUnpickler")
-# the training layer: fixed by the lead
-JSON_ALLOWED = {"experiments/train.py", "experiments/train_config.py", "cli_train.py"}
-# the training layer: fixed by the lead (the --resume checkpoint)
-TORCH_LOAD_ALLOWED = {"experiments/train.py"}
+JSON_ALLOWED: set[str] = set()
+TORCH_LOAD_ALLOWED: set[str] = set()
 
 # modules whose loaders run code from the file (any use is refused)
 _CODE_RUNNING = ("pickle", "_pickle", "cPickle", "dill", "cloudpickle", "shelve", "marshal")
@@ -89,6 +87,8 @@ def violations(path: Path, source: str | None = None) -> list[str]:
         if isinstance(node, ast.Attribute) and id(node) not in allowed_bases:
             name = _dotted(node, aliases)
             if name is not None and name.split(".")[0] in _CODE_RUNNING and name not in ("pickle.dump", "pickle.dumps"):
+                if name.endswith("Error"):  # catching pickle.UnpicklingError loads nothing
+                    continue
                 if not (name == "pickle.Unpickler" and relative == RESTRICTED_UNPICKLER[0]):
                     refuse(node, f"{name}: loads code from a file")
         if not isinstance(node, ast.Call):
@@ -146,6 +146,7 @@ def test_the_scan_finds_each_refused_form(source, reason):
         "import json\njson.dumps({}, allow_nan=False)\njson.loads('{}')",
         "# pickle.load(f) in a comment\ntext = 'torch.load(f)'",
         "import pickle\npickle.dumps({})",
+        "import pickle\ntry:\n    pass\nexcept pickle.UnpicklingError:\n    pass",
     ],
 )
 def test_the_scan_lets_safe_forms_pass(source):

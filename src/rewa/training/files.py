@@ -5,7 +5,7 @@ Guarantees (each tested in ``tests/test_run_safety.py``):
 * a file is written to ``NAME.tmp``, fsynced, then renamed over ``NAME``: a kill or a full disk
   leaves the previous ``NAME`` whole (a failed write removes its ``.tmp`` and raises
   :class:`RunFileError` naming the file);
-* JSON is standard JSON: non-finite floats are written as ``null`` (:func:`finite_json`);
+* JSON is standard JSON: a non-finite float is written as ``null``, noted in its dict (:func:`json_text`);
 * the checkpoint is read with ``torch.load(weights_only=True)`` only (no code runs from it), and
   carries the SHA-256 of its payload, checked before anything of it is used: a flipped bit or a
   truncated file is refused with one line that names the file.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import pickle
 import random
@@ -25,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import _json
+
 __all__ = [
     "RunFileError",
     "atomic_write",
     "write_json",
     "read_json",
-    "finite_json",
+    "json_text",
     "save_checkpoint",
     "load_checkpoint",
     "rng_state",
@@ -80,20 +81,10 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise
 
 
-def finite_json(value):
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN or Infinity)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
 def json_text(record, *, indent: int | None = 2) -> str:
-    """Standard JSON of ``record`` (non-finite floats as ``null``)."""
-    return json.dumps(finite_json(record), indent=indent, allow_nan=False)
+    """Standard JSON of ``record``: a nan or inf is written as ``null`` and noted in its dict's
+    ``"non_finite_as_null"`` field (:mod:`rewa._json`)."""
+    return _json.dumps(record, indent=indent)
 
 
 def write_json(path: Path, record) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import _json
 from ..experiments.train_config import STANDARD_THRESHOLDS
 from ..sparsity import sparsity_report, threshold_sweep
 from .batches import accuracy
@@ -120,8 +121,8 @@ def sweep_records(ev: Evaluation) -> list[dict]:
         if "compression" not in row:
             row["compression"] = sparsity_report(plain, t).compression
         row["sparsity"] = 1 - 1 / row["compression"] if row["compression"] != math.inf else 1.0
-    # JSON has no infinity: an all-pruned model's compression is written as null
-    return [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()} for r in rows.values()]
+    # JSON has no infinity: an all-pruned model's compression is null, noted in its row
+    return _json.finite(list(rows.values()))
 
 
 def summary_record(ev: Evaluation, metrics: list[dict], *, seconds: float, device) -> dict:
