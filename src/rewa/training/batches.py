@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -26,7 +28,7 @@ class Batches:
                     f"batch_size={c.batch_size} must be divisible by the number of processes "
                     f"{dist.world} for datasets read through a DataLoader"
                 )
-            self.sampler = torch.utils.data.DistributedSampler(
+            self.sampler: torch.utils.data.DistributedSampler = torch.utils.data.DistributedSampler(
                 data, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=c.seed, drop_last=True
             )
             self.loader = torch.utils.data.DataLoader(
@@ -75,6 +77,7 @@ def accuracy(model: nn.Module, data, c: TrainConfig, device, autocast) -> float:
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
+    batches: Iterable
     if isinstance(data, TensorData):
         batches = ((data.batch(idx)) for idx in torch.arange(len(data), device=data.x.device).split(c.eval_batch_size))
     else:

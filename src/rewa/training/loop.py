@@ -48,8 +48,10 @@ import random
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,9 +154,9 @@ def train(
 
 @dataclass
 class _Splits:
-    train: object
-    val: object | None
-    test: object | None
+    train: Any  # TensorData or a map-style Dataset
+    val: Any
+    test: Any
     input_shape: tuple
     num_classes: int
     name: str
@@ -207,7 +209,7 @@ class _Run:
     evaluation: Evaluation
     run_dir: Path | None
     state: RunState
-    loss: object
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
     base_lrs: list[float]
     sparse_groups: list[dict]
     controller: TargetSparsityController | None = None

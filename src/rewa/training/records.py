@@ -6,7 +6,10 @@ written by :mod:`rewa.training.loop`.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -27,11 +30,11 @@ class Evaluation:
 
     plan: RunPlan
     model: nn.Module
-    factory: object  # () -> a fresh model of the same architecture
+    factory: Callable[[], nn.Module]  # a fresh model of the same architecture
     val: object
     test: object
     device: torch.device
-    autocast: object
+    autocast: Callable[[], AbstractContextManager]
 
     def accuracy(self, model: nn.Module, split) -> float | None:
         if split is None:
@@ -60,6 +63,10 @@ def plain_copy(model: nn.Module, factory) -> nn.Module:
             state[name] = getattr(model.get_submodule(path) if path else model, attr).detach().clone()
     twin.load_state_dict(state)
     return twin.to(next(model.parameters()).device)
+
+
+def _split_accuracy(ev: Evaluation, model: nn.Module, *, split) -> float:
+    return accuracy(model, split, ev.plan.config, ev.device, ev.autocast)
 
 
 def epoch_record(
@@ -112,7 +119,7 @@ def sweep_records(ev: Evaluation) -> list[dict]:
     for split, data in (("val", ev.val), ("test", ev.test)):
         if data is None:
             continue
-        result = threshold_sweep(plain, lambda m, d=data: ev.accuracy(m, d), rows)
+        result = threshold_sweep(plain, functools.partial(_split_accuracy, ev, split=data), rows)
         for point in result.points:
             row = rows[point.threshold]
             row["compression"] = point.compression

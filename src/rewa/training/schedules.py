@@ -29,7 +29,8 @@ def set_epoch_hyperparameters(plan: RunPlan, epoch: int, sparse_groups: list[dic
 def set_lr(plan: RunPlan, opt, epoch: int, step: int, base_lrs: list[float]) -> None:
     """Each group's learning rate at step ``step`` of epoch ``epoch``: ``base * f(t)``."""
     c, steps = plan.config, plan.steps_per_epoch
-    if epoch >= c.epochs:  # fine-tuning: cosine from finetune_lr to 0
+    if epoch >= c.epochs:  # fine-tuning: cosine from finetune_lr to 0 (set whenever finetune_epochs > 0)
+        assert plan.finetune_lr is not None
         t = (epoch - c.epochs) + (step / steps if c.schedule_per == "step" else 0.0)
         factor = lr_factor("cosine", t, 0, c.finetune_epochs)
         for group in opt.param_groups:
