@@ -128,12 +128,13 @@ def train(
 
     Example:
         >>> import torch, rewa
+        >>> _ = torch.manual_seed(0)
         >>> x = torch.randn(256, 10); y = (x[:, 0] > 0).long()
         >>> data = torch.utils.data.TensorDataset(x, y)
         >>> net = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
-        >>> result = rewa.train(rewa.TrainConfig(epochs=2, out="", progress=False), model=net, train_data=data)
+        >>> result = rewa.train(rewa.TrainConfig(epochs=10, out="", progress=False), model=net, train_data=data)
         >>> result.model is net, len(result.metrics), result.summary["val_accuracy"] > 0.5
-        (True, 2, True)
+        (True, 10, True)
     """
     c = config if config is not None else TrainConfig()
     if model is not None and not isinstance(model, nn.Module):
