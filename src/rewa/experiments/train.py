@@ -59,10 +59,12 @@ from ..controller import TargetSparsityController
 from ..optim import SparsityConfigWarning
 from ..optim.registry import create_optimizer, list_methods
 from ..param_groups import split_parameters
+from ..recipe import budget_weight_decay
 from ..sparsity import FixedMask, prune, sparsity_report, threshold_sweep
 from ._progress import progress_bar
 from .data import TensorData, as_float, augment_batch, describe, from_dataset, load_dataset, split_validation
 from .models import make_model
+from .outcome import warn_if_untrained
 from .train_config import (
     METHOD_DEFAULTS,
     METHOD_LOOP_DEFAULTS,
@@ -409,7 +411,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
     hp = _method_hyperparameters(c)
     budget = decay_budget(c)
     if budget is not None:  # the weight decay whose total shrink over the run is the budget
-        hp["weight_decay"] = budget / lr_sum(c, hp["lr"], steps)
+        hp["weight_decay"] = budget_weight_decay(budget, lr_sum(c, hp["lr"], steps))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SparsityConfigWarning)
         opt = create_optimizer(c.method, model, **hp)
@@ -563,6 +565,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
             elapsed_before + time.perf_counter() - start_wall,
             len(train_part),
         )
+        warn_if_untrained(summary, _plain_copy(model, factory), num_classes=num_classes, threshold=c.target_threshold)
         if run_dir is not None:
             _write_json(run_dir / "sweep.json", sweep)
             _write_json(run_dir / "summary.json", summary)
