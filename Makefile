@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/rewa demo
+	$(VENV)/bin/rewa demo --threads 1
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto

@@ -27,6 +27,8 @@ LAYERS = [
     "rewa.optim", "rewa.optim.registry",
     # measuring and masking sparsity, steering it, saving it; scikit-learn estimators
     "rewa.sparsity", "rewa.controller", "rewa.export", "rewa.linear_model",
+    # the recommended training setup as torch objects
+    "rewa.recipe",
     # figures: results in (plain records), figures out
     "rewa.plotting",
     # experiments: config in, results out (datasets, models, presets and the run's config too)
@@ -54,7 +56,7 @@ SUBLAYERS = {
                       "rewa.plotting.theory", "rewa.plotting.training", "rewa.plotting"],
     "rewa.experiments": [
         "rewa.experiments._progress", "rewa.experiments.data", "rewa.experiments.models",
-        "rewa.experiments.presets", "rewa.experiments.problem", "rewa.experiments.recovery",
+        "rewa.experiments.outcome", "rewa.experiments.presets", "rewa.experiments.problem", "rewa.experiments.recovery",
         "rewa.experiments.synthetic.config", "rewa.experiments.synthetic.data",
         "rewa.experiments.synthetic.checkpoints", "rewa.experiments.synthetic.engine",
         "rewa.experiments.synthetic.lasso", "rewa.experiments.synthetic.figures", "rewa.experiments.synthetic",

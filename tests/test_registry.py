@@ -48,6 +48,18 @@ def test_every_required_method_is_registered_and_described():
         infos["sgd"].hyperparameters["lr"] = 1.0  # read-only view
 
 
+def test_list_methods_is_a_list_that_prints_a_table():
+    table = rewa.list_methods()
+    assert isinstance(table, list) and [m.name for m in table] == method_names()
+    for text in (str(table), repr(table)):
+        header, rule, *rows = text.splitlines()
+        assert header.split()[:2] == ["method", "description"] and set(rule) == {"-"}
+        assert [row.split()[0] for row in rows] == method_names()
+        assert "lr=0.001, K=9, M=2" in rows[method_names().index("rewa")]
+        assert "MethodInfo(" not in text
+    assert table[0].name == "sgd" and table[1:3] == list(table)[1:3]  # still a list for callers
+
+
 def test_unknown_name_and_hyperparameter_list_the_valid_ones():
     model = make_model()
     with pytest.raises(ValueError, match=r"unknown method 'rewa-sgd'; registered methods: sgd, adamw, rewa"):

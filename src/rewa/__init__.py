@@ -25,6 +25,7 @@ from .optim import (
 )
 from .optim.registry import create_optimizer, list_methods
 from .param_groups import param_groups
+from .recipe import recipe
 from .reparam import collapse, parametrize_model
 from .sparsity import FixedMask, SparsityReport, prune, sparsity_report
 
@@ -55,7 +56,7 @@ def __getattr__(name: str):
 __all__ = [
     # optimizers and how to build them
     "ReWA", "ReWAAdamW", "PWDSGD", "PWDAdamW", "PenalizedSGD",
-    "param_groups", "create_optimizer", "list_methods",
+    "param_groups", "create_optimizer", "list_methods", "recipe",
     # scikit-learn estimators
     *_ESTIMATORS,
     # training a model sparse, end to end

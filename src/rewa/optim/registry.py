@@ -47,7 +47,7 @@ from .pwd import PWDSGD, PWDAdamW
 from .rewa import ReWA
 from .rewa_adamw import ReWAAdamW
 
-__all__ = ["MethodInfo", "create_optimizer", "list_methods", "method_names"]
+__all__ = ["MethodInfo", "MethodTable", "create_optimizer", "list_methods", "method_names"]
 
 
 @dataclass(frozen=True)
@@ -307,16 +307,35 @@ def method_names() -> list[str]:
     return list(_METHODS)
 
 
-def list_methods() -> list[MethodInfo]:
-    """Each method with its description, reference, and hyperparameters with their defaults.
+class MethodTable(list):
+    """The list of :class:`MethodInfo` that :func:`list_methods` returns; it prints (``str`` and
+    ``repr``) as a table: one row per method with its description and hyperparameter defaults."""
+
+    def __str__(self) -> str:
+        rows = [("method", "description", "hyperparameters (defaults)")]
+        rows += [(m.name, m.description, ", ".join(f"{k}={v!r}" for k, v in m.hyperparameters.items())) for m in self]
+        widths = [max(len(row[i]) for row in rows) for i in range(2)]
+        lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def list_methods() -> MethodTable:
+    """Each method with its description, reference, and hyperparameters with their defaults:
+    a list of :class:`MethodInfo` that prints as a table.
 
     Example:
         >>> from rewa.optim.registry import list_methods
         >>> spred = next(m for m in list_methods() if m.name == "spred")
         >>> dict(spred.hyperparameters)
         {'lr': 0.001, 'weight_decay': 0.0001, 'momentum': 0.0, 'dampening': 0.0, 'nesterov': False}
+        >>> str(list_methods()).splitlines()[2].split()[:2]  # print(list_methods()): the table
+        ['sgd', 'torch.optim.SGD']
     """
-    return list(_TABLE)
+    return MethodTable(_TABLE)
 
 
 def create_optimizer(

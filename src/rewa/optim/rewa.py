@@ -59,6 +59,12 @@ class ReWA(OneKernelLatentOptimizer):
     ``eps > 0`` and ``M < 2``). ``K = 1, M = 0, eps = 0`` is ``torch.optim.SGD`` with the same
     ``weight_decay`` (bit for bit).
 
+    The defaults are Algorithm 1 as written (no momentum, no decay, the decay coupled as in
+    ``torch.optim.SGD``), one neutral setting for any problem. :func:`rewa.recipe` (what
+    ``rewa train --method rewa`` runs) differs where networks need it: ``lr = 0.2``,
+    ``momentum = 0.9``, the decay decoupled (the form whose total shrink the decay budget sets),
+    a weight decay from that budget, a cosine schedule and gradient clipping at 1.
+
     Args:
         params: parameters or param groups, as for ``torch.optim.SGD``. Every
             hyperparameter below may differ per group (see :func:`rewa.param_groups`).

@@ -61,6 +61,7 @@ from ..controller import TargetSparsityController
 from ..experiments._progress import progress_bar
 from ..experiments.data import TensorData, from_dataset, load_dataset, split_validation
 from ..experiments.models import make_model
+from ..experiments.outcome import warn_if_untrained
 from ..experiments.train_config import TrainConfig
 from ..optim import SparsityConfigWarning
 from ..optim.registry import create_optimizer
@@ -428,6 +429,12 @@ def _finish(run: _Run) -> TrainResult:
     if run.dist.main:
         sweep = sweep_records(run.evaluation)
         summary = summary_record(run.evaluation, run.state.metrics, seconds=run.wall_seconds(), device=run.device)
+        warn_if_untrained(
+            summary,
+            run.evaluation.plain(),
+            num_classes=run.plan.data.num_classes,
+            threshold=run.plan.config.target_threshold,
+        )
         if run.run_dir is not None:
             with signals_deferred():
                 write_json(run.run_dir / "sweep.json", sweep)

@@ -23,6 +23,7 @@ from ..experiments.train_config import (
     parse_schedule,
 )
 from ..optim.registry import list_methods
+from ..recipe import budget_weight_decay
 
 __all__ = ["DataFacts", "RunPlan", "resolve_plan", "RECORD_FORMAT", "RESUME_FREE_FIELDS"]
 
@@ -186,8 +187,8 @@ def resolve_plan(c: TrainConfig, data: DataFacts, *, model: str | None = None) -
     """The plan of run ``c`` on data with ``data``'s facts; ``model`` names a module passed in."""
     hp = method_hyperparameters(c)
     budget = decay_budget(c)
-    if budget is not None:  # the weight decay whose total shrink over the run is the budget
-        hp["weight_decay"] = budget / lr_sum(c, hp["lr"], data.steps_per_epoch)
+    if budget is not None:  # the budget's total shrink, capped: a short run keeps the objective's strength
+        hp["weight_decay"] = budget_weight_decay(budget, lr_sum(c, hp["lr"], data.steps_per_epoch))
     finetune_lr = None
     if c.finetune_epochs:
         finetune_lr = c.finetune_lr if c.finetune_lr is not None else hp["lr"] / 10
