@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import rewa
-from rewa.experiments import train as train_module
 from rewa.experiments.outcome import UntrainedWarning, near_chance, warn_if_untrained
 from rewa.experiments.train import METHOD_DEFAULTS, METHOD_LOOP_DEFAULTS, TrainConfig, lr_sum, train
 from rewa.recipe import (
@@ -19,6 +18,7 @@ from rewa.recipe import (
     budget_weight_decay,
     cosine_lr_sum,
 )
+from rewa.training import loop as train_module
 
 QUIET = dict(out="", progress=False, figures=False, device="cpu")
 
