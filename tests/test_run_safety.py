@@ -3,6 +3,7 @@ divergence, signals, a full disk, a hung peer. Each test failed on the code befo
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -397,3 +398,54 @@ def test_a_stopped_peer_ends_the_other_rank_with_an_error_naming_it(tmp_path):
     finally:
         ranks[1].kill()
         ranks[1].wait()
+
+
+def test_a_preset_run_resumes_with_the_explicit_options_it_stands_for(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    quick = ["--epochs", "2", "--max-steps-per-epoch", "2", "--no-progress", "--no-figures"]
+    assert main(["train", "--preset", "rewa-recipe", "--out", out, *quick]) == 0
+    capsys.readouterr()
+    # the preset's values given explicitly: the same plan, the same run (finished: nothing to train)
+    assert main(["train", "--out", out, "--resume", "--lr", "0.2", "--method", "rewa", "--decay-budget", "0.5"]) == 0
+    assert "is finished (2 of 2 epochs): nothing to train" in capsys.readouterr().err
+    assert main(["train", "--out", out, "--resume", "--preset", "rewa-recipe", "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", out, "--resume", "--grad-clip-norm", "0.5"]) == 2
+    assert "grad_clip_norm=0.5 (run: 1.0)" in capsys.readouterr().err
+
+
+def test_your_own_module_and_loss_on_your_own_data_through_rewa_train(tmp_path):
+    import rewa
+
+    class Net(torch.nn.Module):  # a module of the user's, not one of make_model's
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(12, 32)
+            self.head = torch.nn.Linear(32, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.hidden(x.flatten(1))))
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 2, 6, generator=gen)
+    y = x[:, 0, :3].argmax(1)
+    data = torch.utils.data.TensorDataset(x, y)
+    calls = []
+
+    def loss(logits, labels):
+        calls.append(len(labels))
+        return torch.nn.functional.cross_entropy(logits, labels)
+
+    torch.manual_seed(0)
+    net = Net()
+    config = rewa.TrainConfig(epochs=30, out=str(tmp_path / "run"), progress=False, figures=False)
+    result = rewa.train(config, model=net, train_data=data, test_data=data, loss=loss)
+    assert isinstance(result, rewa.TrainResult) and result.model is net and calls
+    assert result.summary["test_accuracy"] > 0.8 and result.summary["model"] == "module Net"
+    record = _strict_json((tmp_path / "run" / "config.json").read_text())
+    assert record["plan"]["model"] == "module Net" and record["plan"]["num_classes"] == 3
+    # the same module class resumes its own run; the finished run has nothing left to train
+    again = rewa.train(dataclasses.replace(config, resume=True), model=Net(), train_data=data, test_data=data)
+    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), net.state_dict().values()))
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        rewa.train(config, model="mlp")

@@ -342,7 +342,7 @@ def _epoch(run: _Run, epoch: int) -> tuple[float, float]:
     try:
         sums = _train_epoch(run, epoch)
     except FloatingPointError as error:  # an optimizer refused a non-finite gradient
-        raise _diverged(run, epoch, str(error)) from None
+        raise _diverged(run, epoch, str(error).rstrip(".")) from None
     totals = run.dist.all_sum(torch.stack([s.double() for s in sums]))
     loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
     if not math.isfinite(loss) or not _all_finite(run.model):
