@@ -351,6 +351,43 @@ def _validate(c: TrainConfig) -> None:
     for milestone in c.step_milestones:
         if not 0 < milestone <= c.epochs:
             raise ValueError(f"step_milestones value {milestone} must be in (0, epochs] = (0, {c.epochs}]")
+    _check_hyperparameters(c, valid, options, parsed)
+
+
+def _check_hyperparameters(c: TrainConfig, valid, options: dict, schedule: dict) -> None:
+    """Build the method's optimizer on a one-layer model, so that its own range checks (lr >= 0,
+    M <= K - 1, Adam's betas, ...) run now, before any data is loaded, for the hyperparameters
+    as given and for each scheduled value."""
+    import warnings
+
+    from torch import nn
+
+    from ..optim import SparsityConfigWarning
+    from ..optim.registry import create_optimizer
+
+    hp = {k: v for k, v in METHOD_DEFAULTS.get(c.method, {}).items() if k in valid}
+    hp.update({k: getattr(c, k) for k in SHORTCUT_HYPERPARAMETERS if getattr(c, k) is not None})
+    hp.update(options)
+    trials = [(None, hp)]
+    for name, points in schedule.items():
+        if name in valid:
+            trials += [(f"schedule {name}={value:g}", {**hp, name: value}) for _, value in points]
+    for what, values in trials:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SparsityConfigWarning)
+                opt = create_optimizer(c.method, nn.Linear(2, 2), **values)
+        except (TypeError, ValueError) as error:
+            where = f"at {what}" if what else "from its defaults, the shortcut fields and options"
+            raise ValueError(f"{error} (method {c.method!r}, {where})") from None
+        if what is None:
+            have = set(opt.param_groups[0]) - {"params"}
+            for name in schedule:
+                if name not in have:
+                    raise ValueError(
+                        f"schedule sets {name!r}, which the sparsified param groups of method {c.method!r} "
+                        f"do not have; they have: {', '.join(sorted(have))}"
+                    )
 
 
 def _method_info(name: str):
