@@ -81,23 +81,40 @@ def add_commands(subparsers) -> None:
 
 
 def _read_config_file(path: str) -> dict:
+    """The table of config fields in ``path``; ValueError naming the file when it cannot be read."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"--config {path!r}: no such file")
-    text = p.read_text()
-    if p.suffix == ".toml":
-        import tomllib
-
-        return tomllib.loads(text)
+    if p.suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ValueError(f"--config {path!r}: the suffix must be .toml, .json, .yaml or .yml")
     if p.suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             raise ValueError(f"--config {path!r}: YAML needs PyYAML (pip install pyyaml); or use TOML / JSON") from None
-        return yaml.safe_load(text) or {}
-    if p.suffix == ".json":
-        return json.loads(text)
-    raise ValueError(f"--config {path!r}: the suffix must be .toml, .json, .yaml or .yml")
+        kind, errors = "YAML", (yaml.YAMLError,)
+    else:
+        kind, errors = p.suffix[1:].upper(), ()
+    try:
+        text = p.read_text(encoding="utf-8")
+        if p.suffix == ".toml":
+            import tomllib
+
+            values = tomllib.loads(text)
+        elif p.suffix == ".json":
+            values = json.loads(text)
+        else:
+            values = yaml.safe_load(text)
+            values = {} if values is None else values  # an empty file
+    except (OSError, ValueError, *errors) as error:  # ValueError: decoding and syntax errors
+        detail = " ".join(str(error).split())  # one line
+        raise ValueError(f"--config {path!r} is not valid {kind}: {detail}") from None
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"--config {path!r}: the top level must be a table of config fields (NAME = VALUE), "
+            f"got a {type(values).__name__}"
+        )
+    return values
 
 
 def _train(args: argparse.Namespace) -> int:

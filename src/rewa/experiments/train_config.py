@@ -172,6 +172,10 @@ class TrainConfig:
     figures: bool = _opt(True, "write the figures (needs matplotlib)")
 
     def __post_init__(self):
+        for name in _TUPLE_FIELDS:  # lists (a config file's, JSON's) become tuples: equal after a round trip
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, _frozen(value))
         _validate(self)
 
     def to_dict(self) -> dict:
@@ -186,47 +190,163 @@ def _jsonable(value):
     return value
 
 
-def _validate(c: TrainConfig) -> None:
-    check.one_of("dataset", c.dataset, DATASETS)
-    check.one_of("model", c.model, ("auto", *MODELS))
-    check.one_of("method", c.method, method_names())
-    check.one_of("lr_schedule", c.lr_schedule, ("cosine", "step", "cyclic", "constant"))
-    check.one_of("schedule_per", c.schedule_per, ("epoch", "step"))
-    check.one_of("prune_scope", c.prune_scope, ("global", "layer"))
-    check.one_of("device", c.device, ("auto", "cpu", "cuda"))
-    for name in ("epochs", "batch_size", "eval_batch_size"):
-        check.integer(name, getattr(c, name))
-    for name in ("finetune_epochs", "zero_M_epochs", "num_workers", "max_steps_per_epoch", "seed"):
-        check.integer(name, getattr(c, name), 0)
-    check.in_half_open("val_fraction", c.val_fraction, 0, 1)
-    if c.num_classes is not None:
+_TUPLE_FIELDS = ("options", "schedule", "step_milestones", "sweep_thresholds")
+_BOOL_FIELDS = ("augment", "bf16", "channels_last", "resume", "progress", "figures")
+_STR_CHOICES = {
+    "dataset": tuple(DATASETS),
+    "model": ("auto", *MODELS),
+    "method": None,  # the registry's names, read when checked (methods may be registered later)
+    "lr_schedule": ("cosine", "step", "cyclic", "constant"),
+    "schedule_per": ("epoch", "step"),
+    "prune_scope": ("global", "layer"),
+    "device": ("auto", "cpu", "cuda"),
+}
+# lowest value of each integer field
+_INT_FIELDS = {
+    "epochs": 1,
+    "batch_size": 1,
+    "eval_batch_size": 1,
+    "finetune_epochs": 0,
+    "zero_M_epochs": 0,
+    "num_workers": 0,
+    "max_steps_per_epoch": 0,
+    "seed": 0,
+}
+# float fields: (low, high, low_open, high_open, may be None); -inf/inf: no bound (but finite)
+_INF = math.inf
+_FLOAT_FIELDS = {
+    "val_fraction": (0, 1, False, True, False),
+    "lr": (-_INF, _INF, True, True, True),  # the method checks its own ranges (at build)
+    "momentum": (-_INF, _INF, True, True, True),
+    "weight_decay": (-_INF, _INF, True, True, True),
+    "K": (-_INF, _INF, True, True, True),
+    "M": (-_INF, _INF, True, True, True),
+    "eps": (-_INF, _INF, True, True, True),
+    "label_smoothing": (0, 1, False, True, False),
+    "decay_budget": (0, _INF, False, True, True),
+    "grad_clip_norm": (0, _INF, False, True, True),
+    "warmup_epochs": (0, _INF, False, True, False),  # and <= epochs, below
+    "step_gamma": (0, _INF, True, True, False),
+    "target_sparsity": (0, 1, False, True, True),
+    "target_threshold": (0, _INF, True, True, False),
+    "prune_sparsity": (0, 1, False, True, True),
+    "finetune_lr": (0, _INF, True, True, True),
+    "finetune_weight_decay": (0, _INF, False, True, False),
+    "dist_timeout_s": (0, _INF, True, True, False),
+}
+
+
+def _frozen(value):
+    """Lists (at any depth) as tuples; a bare string stays one (refused by the checks)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_number(name: str, value, low=-_INF, high=_INF, low_open=True, high_open=True, optional=False) -> None:
+    if value is None and optional:
+        return
+    if low == -_INF and high == _INF:
+        allowed = "a finite number"
+    elif high == _INF:
+        allowed = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        allowed = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if not _is_number(value):
+        shown = "a number" if allowed == "a finite number" else allowed
+        raise ValueError(f"{name}={value!r} must be {shown}, got {type(value).__name__}")
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (math.isfinite(value) and above and below):
+        raise ValueError(f"{name}={value!r} must be {allowed}")
+
+
+def _check_types(c: TrainConfig) -> None:
+    """Each field's type and range, field by field; ValueError naming the field and the value."""
+    for name in _BOOL_FIELDS:
+        value = getattr(c, name)
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} must be true or false, got {type(value).__name__}")
+    for name in ("data_dir", "out", *_STR_CHOICES):
+        value = getattr(c, name)
+        if not isinstance(value, str):
+            raise ValueError(f"{name}={value!r} must be a string, got {type(value).__name__}")
+        allowed = method_names() if name == "method" else _STR_CHOICES.get(name)
+        if allowed is not None:
+            check.one_of(name, value, allowed)
+    if c.num_classes is not None:  # optional: the data's classes otherwise
+        if isinstance(c.num_classes, bool) or not isinstance(c.num_classes, int):
+            raise ValueError(
+                f"num_classes={c.num_classes!r} must be an integer >= 1, got {type(c.num_classes).__name__}"
+            )
         check.integer("num_classes", c.num_classes, 1)
-    if not (isinstance(c.dist_timeout_s, (int, float)) and 0 < c.dist_timeout_s < math.inf):
-        raise ValueError(f"dist_timeout_s={c.dist_timeout_s!r} must be a finite number of seconds > 0")
-    if not 0 <= c.warmup_epochs <= c.epochs:
+    for name, low in _INT_FIELDS.items():
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}={value!r} must be an integer >= {low}, got {type(value).__name__}")
+        check.integer(name, value, low)
+    for name, (low, high, low_open, high_open, optional) in _FLOAT_FIELDS.items():
+        _check_number(name, getattr(c, name), low, high, low_open, high_open, optional)
+    for name in _TUPLE_FIELDS:
+        value = getattr(c, name)
+        if not isinstance(value, tuple):
+            raise ValueError(f"{name}={value!r} must be a list, got {type(value).__name__}")
+    for i, t in enumerate(c.step_milestones):
+        if isinstance(t, bool) or not isinstance(t, int):
+            raise ValueError(f"step_milestones[{i}]={t!r} must be an integer epoch, got {type(t).__name__}")
+    for i, t in enumerate(c.sweep_thresholds):
+        _check_number(f"sweep_thresholds[{i}]", t, 0, _INF, False)
+    for i, entry in enumerate(c.schedule):
+        pair = isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+        if not (isinstance(entry, str) or pair):
+            raise ValueError(
+                f"schedule[{i}]={entry!r} must be a string NAME=EPOCH:VALUE,EPOCH:VALUE "
+                "or a pair (NAME, [(EPOCH, VALUE), ...])"
+            )
+    for i, item in enumerate(c.options):
+        pair = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+        if not (isinstance(item, str) or pair):
+            raise ValueError(f"options[{i}]={item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
+
+
+def _validate(c: TrainConfig) -> None:
+    _check_types(c)
+    if not c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
+    valid = _method_info(c.method).hyperparameters
+    for name in SHORTCUT_HYPERPARAMETERS:
+        value = getattr(c, name)
+        if value is not None and name not in valid:
+            raise ValueError(
+                f"{name}={value} is not a hyperparameter of method {c.method!r}; it has: {', '.join(valid)}"
+            )
+    options = method_options(c)  # checks the NAME=VALUE forms, repeats and shortcut conflicts
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"option(s) {', '.join(unknown)} are not hyperparameters of method {c.method!r}; it has: {', '.join(valid)}"
+        )
     if c.decay_budget is not None:
-        if not (isinstance(c.decay_budget, (int, float)) and 0 <= c.decay_budget < math.inf):
-            raise ValueError(f"decay_budget={c.decay_budget!r} must be a finite number >= 0")
         if c.weight_decay is not None:
             raise ValueError(
                 f"decay_budget={c.decay_budget} and weight_decay={c.weight_decay}: give only one "
+                "(decay_budget sets the weight decay)"
+            )
+        if "weight_decay" in options:
+            raise ValueError(
+                f"decay_budget={c.decay_budget} and options weight_decay={options['weight_decay']!r}: give only one "
                 "(decay_budget sets the weight decay)"
             )
         if c.target_sparsity is not None:
             raise ValueError("target_sparsity sets the weight decay itself: drop decay_budget")
         if "weight_decay" in parse_schedule(c.schedule):
             raise ValueError("decay_budget sets the weight decay: drop weight_decay from schedule")
-    if c.grad_clip_norm is not None and not (
-        isinstance(c.grad_clip_norm, (int, float)) and 0 <= c.grad_clip_norm < math.inf
-    ):
-        raise ValueError(f"grad_clip_norm={c.grad_clip_norm!r} must be a finite number >= 0 (0: off)")
-    if not 0 <= c.label_smoothing < 1:
-        raise ValueError(f"label_smoothing={c.label_smoothing} must be in [0, 1)")
-    if c.target_sparsity is not None and not 0 <= c.target_sparsity < 1:
-        raise ValueError(f"target_sparsity={c.target_sparsity} must be in [0, 1)")
-    if c.prune_sparsity is not None and not 0 <= c.prune_sparsity < 1:
-        raise ValueError(f"prune_sparsity={c.prune_sparsity} must be in [0, 1)")
+        if "weight_decay" not in valid:
+            raise ValueError(f"decay_budget sets the weight decay, which method {c.method!r} does not have")
     if c.finetune_epochs and c.prune_sparsity is None:
         raise ValueError(f"finetune_epochs={c.finetune_epochs} needs prune_sparsity (the mask to fine-tune with)")
     if c.prune_sparsity is not None and c.method in _reparameterizing():
@@ -242,12 +362,57 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError("schedule cannot set lr: use lr_schedule and warmup_epochs")
     if c.target_sparsity is not None and "weight_decay" in parsed:
         raise ValueError("target_sparsity sets the weight decay itself: drop weight_decay from schedule")
-    if not c.sweep_thresholds or any(not (t >= 0 and math.isfinite(t)) for t in c.sweep_thresholds):
+    if c.zero_M_epochs:
+        if "M" not in valid:
+            raise ValueError(f"zero_M_epochs={c.zero_M_epochs}: method {c.method!r} has no M")
+        if "M" in parsed:
+            raise ValueError("zero_M_epochs and a schedule for M: give only one")
+    if not c.sweep_thresholds:
         raise ValueError(f"sweep_thresholds={c.sweep_thresholds} must be a non-empty list of finite values >= 0")
     for milestone in c.step_milestones:
         if not 0 < milestone <= c.epochs:
             raise ValueError(f"step_milestones value {milestone} must be in (0, epochs] = (0, {c.epochs}]")
-    method_options(c)  # checks the NAME=VALUE forms
+    _check_hyperparameters(c, valid, options, parsed)
+
+
+def _check_hyperparameters(c: TrainConfig, valid, options: dict, schedule: dict) -> None:
+    """Build the method's optimizer on a one-layer model, so that its own range checks (lr >= 0,
+    M <= K - 1, Adam's betas, ...) run now, before any data is loaded, for the hyperparameters
+    as given and for each scheduled value."""
+    import warnings
+
+    from torch import nn
+
+    from ..optim import SparsityConfigWarning
+    from ..optim.registry import create_optimizer
+
+    hp = {k: v for k, v in METHOD_DEFAULTS.get(c.method, {}).items() if k in valid}
+    hp.update({k: getattr(c, k) for k in SHORTCUT_HYPERPARAMETERS if getattr(c, k) is not None})
+    hp.update(options)
+    trials = [(None, hp)]
+    for name, points in schedule.items():
+        if name in valid:
+            trials += [(f"schedule {name}={value:g}", {**hp, name: value}) for _, value in points]
+    for what, values in trials:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SparsityConfigWarning)
+                opt = create_optimizer(c.method, nn.Linear(2, 2), **values)
+        except (TypeError, ValueError) as error:
+            where = f"at {what}" if what else "from its defaults, the shortcut fields and options"
+            raise ValueError(f"{error} (method {c.method!r}, {where})") from None
+        if what is None:
+            have = set(opt.param_groups[0]) - {"params"}
+            for name in schedule:
+                if name not in have:
+                    raise ValueError(
+                        f"schedule sets {name!r}, which the sparsified param groups of method {c.method!r} "
+                        f"do not have; they have: {', '.join(sorted(have))}"
+                    )
+
+
+def _method_info(name: str):
+    return next(m for m in list_methods() if m.name == name)
 
 
 def grad_clip_norm(c: TrainConfig) -> float:
@@ -325,25 +490,69 @@ def parse_schedule(entries) -> dict[str, list[tuple[int, float]]]:
     """``("M=0:0,3:2",)`` -> ``{"M": [(0, 0.0), (3, 2.0)]}`` (from epoch 0 value 0, from epoch 3 value 2)."""
     out: dict[str, list[tuple[int, float]]] = {}
     for entry in entries:
+        form = f"schedule entry {entry!r} must look like NAME=EPOCH:VALUE,EPOCH:VALUE (e.g. M=0:0,3:2)"
         if isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], (list, tuple)):
-            name, points = entry[0], [tuple(p) for p in entry[1]]
-        else:
+            name, points = entry[0], entry[1]
+            if not isinstance(name, str) or not all(
+                isinstance(p, (list, tuple))
+                and len(p) == 2
+                and isinstance(p[0], int)
+                and not isinstance(p[0], bool)
+                and _is_number(p[1])
+                for p in points
+            ):
+                raise ValueError(f"schedule entry {entry!r} must be a pair (NAME, [(EPOCH, VALUE), ...])")
+        elif isinstance(entry, str):
             try:
-                name, text = str(entry).split("=", 1)
+                name, text = entry.split("=", 1)
                 points = [(int(e), float(v)) for e, v in (p.split(":") for p in text.split(","))]
             except ValueError:
-                raise ValueError(
-                    f"schedule entry {entry!r} must look like NAME=EPOCH:VALUE,EPOCH:VALUE (e.g. M=0:0,3:2)"
-                ) from None
+                raise ValueError(form) from None
+        else:
+            raise ValueError(form)
+        name = name.strip()
+        if not name.isidentifier():
+            raise ValueError(f"schedule entry {entry!r}: {name!r} is not a hyperparameter name")
+        if name in out:
+            raise ValueError(f"schedule sets {name!r} twice: give one entry per hyperparameter")
         epochs = [e for e, _ in points]
-        if epochs != sorted(set(epochs)) or epochs[0] != 0:
+        if not epochs or epochs != sorted(set(epochs)) or epochs[0] != 0:
             raise ValueError(f"schedule entry {entry!r}: epochs must increase and start at 0, got {epochs}")
-        out[name.strip()] = [(int(e), float(v)) for e, v in points]
+        bad = [v for _, v in points if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"schedule entry {entry!r}: value {bad[0]} must be finite")
+        out[name] = [(int(e), float(v)) for e, v in points]
     return out
 
 
+def _check_option_value(name: str, value, shown=None) -> None:
+    """A number (finite), bool, string, None or a list of those (e.g. Adam's betas)."""
+    shown = name if shown is None else shown
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_option_value(name, v, f"{shown}[{i}]")
+    elif _is_number(value):
+        if not math.isfinite(value):
+            raise ValueError(f"option {shown}={value!r} must be finite")
+    elif not (value is None or isinstance(value, (bool, str))):
+        raise ValueError(
+            f"option {shown}={value!r} must be a number, true/false, a string or a list of those, "
+            f"got {type(value).__name__}"
+        )
+
+
 def method_options(c: TrainConfig) -> dict:
-    out = {}
+    """``c.options`` as ``{name: value}``: the ``NAME=VALUE`` forms' values read as JSON (else a
+    string). Refused: a malformed item, a name given twice, a name also given as a shortcut
+    field (``K=3`` with ``options=("K=5",)``: which one would train is not clear), a non-finite
+    number.
+
+    Example:
+        >>> from rewa.experiments.train import TrainConfig, method_options
+        >>> method_options(TrainConfig(method="l1-prox", options=("strength=1e-5",)))
+        {'strength': 1e-05}
+    """
+    out: dict = {}
     for item in c.options:
         if isinstance(item, str):
             if "=" not in item:
@@ -353,9 +562,22 @@ def method_options(c: TrainConfig) -> dict:
                 value = json.loads(text)
             except json.JSONDecodeError:
                 value = text
-        else:
+        elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
             name, value = item
-        out[name.strip()] = value
+        else:
+            raise ValueError(f"option {item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
+        name = name.strip()
+        if not name.isidentifier():
+            raise ValueError(f"option {item!r}: {name!r} is not a hyperparameter name")
+        _check_option_value(name, value)
+        if name in out:
+            raise ValueError(f"option {name} given twice in options ({out[name]!r} and {value!r}): give it once")
+        if name in SHORTCUT_HYPERPARAMETERS and getattr(c, name) is not None:
+            raise ValueError(
+                f"{name}={getattr(c, name)!r} and options {name}={value!r}: give {name} once "
+                f"(as --{name.replace('_', '-')} or in options)"
+            )
+        out[name] = value
     return out
 
 
@@ -377,10 +599,7 @@ def resolve_config(preset: str | None = None, file_values: dict | None = None, *
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    for name in ("options", "schedule", "step_milestones", "sweep_thresholds"):
-        if name in values:
-            values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
-    return TrainConfig(**values)
+    return TrainConfig(**values)  # lists become tuples there; a bare string where a list belongs is refused
 
 
 # -- schedules ------------------------------------------------------------------------------
