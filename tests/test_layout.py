@@ -45,7 +45,7 @@ LAYERS = [
 
 # Finer order inside packages whose modules build on each other.
 SUBLAYERS = {
-    "rewa.training": ["rewa.training.files", "rewa.training.interrupts", "rewa.training.distributed",
+    "rewa.training": ["rewa.training.config", "rewa.training.files", "rewa.training.interrupts", "rewa.training.distributed",
                       "rewa.training.data_checks", "rewa.training.plan", "rewa.training.batches",
                       "rewa.training.schedules", "rewa.training.records", "rewa.training.run_dir",
                       "rewa.training.loop", "rewa.training"],
@@ -66,7 +66,7 @@ SUBLAYERS = {
         "rewa.experiments.theory.theorem_3_3", "rewa.experiments.theory.theorem_3_7",
         "rewa.experiments.theory.example_3_8", "rewa.experiments.theory.theorem_3_10",
         "rewa.experiments.theory.example_3_12", "rewa.experiments.theory.runner", "rewa.experiments.theory",
-        "rewa.experiments.train_config", "rewa.experiments",
+        "rewa.experiments",
     ],
 }  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Every sparsifying method's defaults in `rewa train` give a sparse network on digits (MLP, 30
 epochs): at least 10x compression at |w| <= 1e-2 with the pruned network's test accuracy within
-2 points of dense SGD's. The defaults were chosen on the validation split (train_config.py)."""
+2 points of dense SGD's. The defaults were chosen on the validation split (rewa/training/config.py)."""
 
 import pytest
 import torch

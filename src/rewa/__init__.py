@@ -37,7 +37,7 @@ _ESTIMATORS = ("ReWAClassifier", "ReWARegressor", "ReWARegressorCV")
 _TRAINING = {
     "train": "rewa.training.loop",
     "TrainResult": "rewa.training.loop",
-    "TrainConfig": "rewa.experiments.train_config",
+    "TrainConfig": "rewa.training.config",
 }
 
 

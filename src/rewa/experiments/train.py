@@ -6,24 +6,27 @@ this module re-exports what callers of the earlier path use.
 
 from __future__ import annotations
 
-from ..training.distributed import PeerTimeout
-from ..training.files import RunFileError
-from ..training.interrupts import TrainingInterrupted
-from ..training.loop import TrainingDiverged, TrainResult, train
-from ..training.plan import RESUME_FREE_FIELDS, RunPlan, resolve_plan
-from ..training.run_dir import check_run_dir, resume_command
-from .train_config import (
+from ..training.config import (
     METHOD_DEFAULTS,
     METHOD_LOOP_DEFAULTS,
     RUN_FILES,
+    SHORTCUT_HYPERPARAMETERS,
     STANDARD_THRESHOLDS,
     TrainConfig,
     decay_budget,
     grad_clip_norm,
     lr_factor,
     lr_sum,
+    method_options,
+    parse_schedule,
     resolve_config,
 )
+from ..training.distributed import PeerTimeout
+from ..training.files import RunFileError
+from ..training.interrupts import TrainingInterrupted
+from ..training.loop import TrainingDiverged, TrainResult, train
+from ..training.plan import RESUME_FREE_FIELDS, RunPlan, resolve_plan
+from ..training.run_dir import check_run_dir, resume_command
 
 __all__ = [
     "TrainConfig",
@@ -47,4 +50,7 @@ __all__ = [
     "decay_budget",
     "lr_sum",
     "RUN_FILES",
+    "SHORTCUT_HYPERPARAMETERS",
+    "method_options",
+    "parse_schedule",
 ]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..experiments.data import TensorData, as_float, augment_batch
-from ..experiments.train_config import TrainConfig
+from .config import TrainConfig
 from .distributed import Processes
 
 __all__ = ["Batches", "accuracy", "first_inputs", "input_shape"]

@@ -62,12 +62,12 @@ from ..experiments._progress import progress_bar
 from ..experiments.data import TensorData, from_dataset, load_dataset, split_validation
 from ..experiments.models import make_model
 from ..experiments.outcome import warn_if_untrained
-from ..experiments.train_config import TrainConfig
 from ..optim import SparsityConfigWarning
 from ..optim.registry import create_optimizer
 from ..param_groups import split_parameters
 from ..sparsity import FixedMask, prune
 from .batches import Batches, first_inputs, input_shape
+from .config import TrainConfig
 from .data_checks import check_features, check_labels, check_not_empty, check_readable, labels_of
 from .distributed import Processes, setup_processes
 from .files import write_json

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..experiments.train_config import (
+from ..optim.registry import list_methods
+from ..recipe import budget_weight_decay
+from .config import (
     METHOD_DEFAULTS,
     SHORTCUT_HYPERPARAMETERS,
     TrainConfig,
@@ -22,8 +24,6 @@ from ..experiments.train_config import (
     method_options,
     parse_schedule,
 )
-from ..optim.registry import list_methods
-from ..recipe import budget_weight_decay
 
 __all__ = ["DataFacts", "RunPlan", "resolve_plan", "RECORD_FORMAT", "RESUME_FREE_FIELDS"]
 

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from .. import _json
-from ..experiments.train_config import STANDARD_THRESHOLDS
 from ..sparsity import sparsity_report, threshold_sweep
 from .batches import accuracy
+from .config import STANDARD_THRESHOLDS
 from .plan import RunPlan
 
 __all__ = ["Evaluation", "epoch_record", "sweep_records", "summary_record", "plain_copy"]

@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..experiments.train_config import RUN_FILES
 from ..sparsity import FixedMask
+from .config import RUN_FILES
 from .distributed import Processes
 from .files import (
     RunFileError,

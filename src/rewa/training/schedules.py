@@ -5,7 +5,7 @@ The formulas of the learning-rate factor are :func:`rewa.experiments.train_confi
 
 from __future__ import annotations
 
-from ..experiments.train_config import lr_factor
+from .config import lr_factor
 from .plan import RunPlan
 
 __all__ = ["set_lr", "set_epoch_hyperparameters", "scheduled_value"]

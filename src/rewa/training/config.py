@@ -1,6 +1,6 @@
 """What a training run is asked to do: :class:`TrainConfig`, its checks, the per-method recipe
 defaults (learning rate, clipping, decay budget), ``rewa train``'s option forms, and the
-learning-rate schedules. :mod:`rewa.experiments.train` runs it."""
+learning-rate schedules. :mod:`rewa.training.loop` runs it."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import _check as check
+from ..experiments.data import DATASETS
+from ..experiments.models import MODELS
+from ..experiments.presets import preset as _preset
 from ..optim.registry import list_methods, method_names
 from ..recipe import DECAY_BUDGET, GRAD_CLIP_NORM, MAX_WEIGHT_DECAY, OPTIMIZER_DEFAULTS
-from .data import DATASETS
-from .models import MODELS
-from .presets import preset as _preset
 
 __all__ = [
     "STANDARD_THRESHOLDS",
@@ -289,8 +289,8 @@ def _check_types(c: TrainConfig) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name}={value!r} must be an integer >= {low}, got {type(value).__name__}")
         check.integer(name, value, low)
-    for name, (low, high, low_open, high_open, optional) in _FLOAT_FIELDS.items():
-        _check_number(name, getattr(c, name), low, high, low_open, high_open, optional)
+    for name, (f_low, f_high, low_open, high_open, optional) in _FLOAT_FIELDS.items():
+        _check_number(name, getattr(c, name), f_low, f_high, low_open, high_open, optional)
     for name in _TUPLE_FIELDS:
         value = getattr(c, name)
         if not isinstance(value, tuple):
@@ -389,7 +389,7 @@ def _check_hyperparameters(c: TrainConfig, valid, options: dict, schedule: dict)
     hp = {k: v for k, v in METHOD_DEFAULTS.get(c.method, {}).items() if k in valid}
     hp.update({k: getattr(c, k) for k in SHORTCUT_HYPERPARAMETERS if getattr(c, k) is not None})
     hp.update(options)
-    trials = [(None, hp)]
+    trials: list[tuple[str | None, dict]] = [(None, hp)]
     for name, points in schedule.items():
         if name in valid:
             trials += [(f"schedule {name}={value:g}", {**hp, name: value}) for _, value in points]
