@@ -412,7 +412,7 @@ def _train(c: TrainConfig, dist: _Dist, device, train_data, val_data, test_data)
         hp["weight_decay"] = budget / lr_sum(c, hp["lr"], steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SparsityConfigWarning)
-        opt = create_optimizer(c.method, model, **hp)
+        opt = create_optimizer(c.method, model, norm=c.norm, **hp)
     sparse_groups = _sparse_groups(opt, model)
     base_lrs = [g["lr"] for g in opt.param_groups]
     base_values = [dict(g) for g in sparse_groups]

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _check as check
 from ..optim.registry import list_methods, method_names
+from ..param_groups import NORM_CHOICES
 from .data import DATASETS
 from .models import MODELS
 from .presets import preset as _preset
@@ -100,6 +101,7 @@ class TrainConfig:
     M: float | None = _opt(None, "ReWA adaptive learning rate order M (default: the method's)")
     eps: float | None = _opt(None, "ReWA epsilon, or Adam's for adamw-type torch methods (default: the method's)")
     options: tuple = _opt((), "other hyperparameters of the method as NAME=VALUE (e.g. strength=1e-5)")
+    norm: str = _opt("dense", "normalization scales and shifts: dense, or sparsify (decayed like the weights)")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
     decay_budget: float | None = _opt(
         None,
@@ -179,6 +181,7 @@ def _validate(c: TrainConfig) -> None:
     check.one_of("lr_schedule", c.lr_schedule, ("cosine", "step", "cyclic", "constant"))
     check.one_of("schedule_per", c.schedule_per, ("epoch", "step"))
     check.one_of("prune_scope", c.prune_scope, ("global", "layer"))
+    check.one_of("norm", c.norm, NORM_CHOICES)
     check.one_of("device", c.device, ("auto", "cpu", "cuda"))
     for name in ("epochs", "batch_size", "eval_batch_size"):
         check.integer(name, getattr(c, name))
