@@ -104,7 +104,10 @@ def test_prune_lamp_differs_from_global_magnitude_as_computed_by_hand():
     # per layer, LAMP orders as |w| does
     assert all(
         torch.equal(a, b)
-        for a, b in zip(prune(net, sparsity=0.5, scope="layer", score="lamp").values(), prune(net, sparsity=0.5, scope="layer").values())
+        for a, b in zip(
+            prune(net, sparsity=0.5, scope="layer", score="lamp").values(),
+            prune(net, sparsity=0.5, scope="layer").values(),
+        )
     )
 
 

@@ -29,7 +29,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TensorData", "DatasetBundle", "load_dataset", "make_mnist1d", "DATASETS", "augment_batch", "split_validation"]
+__all__ = [
+    "TensorData",
+    "DatasetBundle",
+    "load_dataset",
+    "make_mnist1d",
+    "DATASETS",
+    "augment_batch",
+    "split_validation",
+]
 
 DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder")
 

@@ -31,9 +31,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable) -> nn.Module:
         >>> model.training, bool(model[1].running_mean.abs().sum() > 0)
         (False, True)
     """
-    norms = [
-        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-    ]
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     iterator = iter(batches)
     first = next(iterator, None)
     if first is None:
