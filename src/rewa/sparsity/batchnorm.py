@@ -53,6 +53,6 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable) -> nn.Module:
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        for m, mode in modes.items():
-            m.training = mode
+        for module, mode in modes.items():
+            module.training = mode
     return model
