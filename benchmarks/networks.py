@@ -1,33 +1,42 @@
-"""ReWA on networks against every peer method: accuracy vs compression, tuned on validation only.
+"""ReWA on networks against its peers at one tuning budget: accuracy vs compression, chosen on
+validation only, tested over seeds.
 
-Every run goes through :func:`rewa.experiments.train` (what ``rewa train`` runs). Per setting
-(dataset x model) and method:
+Protocol (every method alike):
 
-1. **Tuning** (seed 0): each method trains once per point of its grid; every method has the
-   same number of grid points (``--grid``, the budget), and each grid lists the method's key
-   hyperparameters (learning rate for the dense methods; the sparsity strength for the others,
-   see ``METHODS``). Selection uses the *validation* split only (a fraction of the training
-   data): dense methods by validation accuracy; sparse methods by the largest compression whose
-   validation accuracy is within 1 point of tuned dense SGD's, ties (also: none reaches it)
-   broken by the mean validation accuracy at compressions >= 10x.
-2. **Evaluation**: the chosen configuration trains with ``--seeds`` seeds (seed 0 included).
-   Each trained model is thresholded globally by magnitude (keep the ``n/c`` largest weights of
-   the sparsified tensors) at each compression ``c`` of ``COMPRESSIONS`` and scored on the
-   test split. The table reports, on the test split, the mean over seeds:
-   the largest ``c`` whose mean accuracy is within 0.5 / 1 point of dense SGD's mean test
-   accuracy, the accuracy at 10x / 50x / 100x, the fraction of exact zeros, and the training
-   time per epoch relative to dense SGD (the same process, side by side).
+1. **Search.** Each method gets the same number of trials (``--trials``), proposed by Optuna's
+   TPE sampler with a fixed seed, over the method's own hyperparameters, the learning rate
+   included (``SPACES``, next to the method list). Penalty strengths are searched as a *budget*
+   ``B = strength x sum_t lr_t`` (the total shrink an unused weight gets from the penalty alone),
+   so one range means the same at any run length and dataset size. A trial trains with seed 0;
+   its objective (what TPE sees) is the mean validation accuracy over the target compressions
+   and the four pruning columns.
+2. **Pruning columns.** Every trained network is pruned to each target compression
+   ``c in TARGETS`` (keep ``n / c`` of the conv and linear weights; batch-norm not counted) by
+   global magnitude and by LAMP (Lee et al. 2021, :func:`rewa.sparsity.prune`), batch-norm
+   statistics re-estimated after pruning (:func:`rewa.sparsity.recalibrate_batchnorm`), once
+   without and once with a short masked fine-tune (the same length and optimizer for every
+   method: SGD, momentum 0.9, cosine from ``FINETUNE_LR``, ``--finetune-fraction`` of the
+   training steps).
+3. **Choice on validation.** For each column and each ``c``, the trial with the best validation
+   accuracy at ``c``; for dense SGD's reference, the trial with the best unpruned validation
+   accuracy.
+4. **Test.** Each chosen trial is rerun with ``--seeds`` seeds (seed 0 is the trial itself);
+   the tables give test accuracy mean +- std over seeds.
 
-Magnitude pruning (``magnitude-prune``) is SGD, then one-shot magnitude pruning of every layer to
-the grid's sparsity (per layer: global pruning of a dense SGD network at 98% emptied whole
-layers) and fine-tuning with a fixed mask at the training learning rate for the last quarter of
-the epochs (the same total epochs as every other method). Penalty strengths are tuned as a
-budget (see ``_BUDGETS_*``).
+Every method trains with the same loop: cross-entropy, batch 64 (128 on MNIST-1D), cosine
+learning rate per step, gradient norm clipped to 1 (ReWA's recipe needs it; it is applied to
+every method). ``sgd`` pruned and fine-tuned *is* one-shot magnitude pruning (SGD, prune, masked
+fine-tune); it is one row. On the batch-norm networks every method also searches ``norm``
+(``rewa.param_groups(norm="dense" | "sparsify")``: normalization scales and shifts dense, or in
+the sparsified group with the method's penalty / decay / reparameterization).
 
-``--scale smoke`` checks the pipeline in seconds (it is what the tests run); ``quick`` and
-``full`` are the benchmark (``--settings`` and ``--epochs`` override a scale's settings and
-epochs, e.g. ``--settings digits-cnn mnist1d-cnn``). Results: ``OUT/results.json``, ``OUT/table.md`` and one
-``OUT/<setting>.png`` (accuracy vs compression) per setting.
+Batch-norm ablation (``--ablation``, on BN settings): the chosen ReWA trial rerun with its norm
+treatment flipped; accuracy with and without re-estimated statistics; the BN shifts and scales
+at the end of training.
+
+``--scale smoke`` checks the pipeline in seconds (the tests run it); ``quick`` is what the docs
+report on 2 CPU cores; ``full`` is for a GPU (more trials, epochs and settings).
+Results: ``OUT/results.json``, ``OUT/table.md``, ``OUT/<setting>.png`` (accuracy vs compression).
 
 Example: ``python benchmarks/networks.py --scale quick --threads 1 --out results/networks``
 """
@@ -36,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import math
 import statistics
@@ -46,373 +54,434 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from rewa.experiments.data import load_dataset, split_validation
-from rewa.experiments.presets import preset
-from rewa.experiments.train import TrainConfig, lr_factor, train
-from rewa.param_groups import split_parameters
+from rewa.experiments.data import load_dataset, make_mnist1d, split_validation
+from rewa.experiments.models import make_model
+from rewa.optim.registry import create_optimizer
+from rewa.sparsity import FixedMask, prune, recalibrate_batchnorm, sparsity_report
 
-COMPRESSIONS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
-RECIPE = "rewa-recipe"
-
-# name -> (TrainConfig fields shared by the grid, grid of per-point fields). Grids are ordered so
-# that the first G points are a sensible budget G (the middle of the range first).
-_SGD = dict(lr=0.05, momentum=0.9)
-
-
-def _recipe() -> dict:
-    fields = preset(RECIPE)
-    return {k: v for k, v in fields.items() if k not in ("dataset", "model", "epochs")}
+TARGETS = (10, 30, 100, 300)
+SCORES = ("magnitude", "lamp")
+COLUMNS = tuple((score, ft) for ft in (False, True) for score in SCORES)
+FINETUNE_LR = 0.05
+CLIP = 1.0
+RECAL_BATCHES = 20
 
 
-# Penalty strengths are given as a *budget* B: the strength times the sum of the learning rates
-# over the run, i.e. the total shrink an unused weight (or latent) receives from the penalty
-# alone. ``{"budget": (field, B)}`` becomes ``field = B / sum_t lr_t`` for the run's schedule,
-# dataset size and epochs, so one grid means the same on datasets with more steps per epoch.
-_BUDGETS_L1 = (0.1, 0.3, 0.03, 1.0)
-_BUDGETS_FACTORS = (0.03, 0.1, 0.01, 0.3)
-_BUDGETS_REWA = (0.5, 1.0, 0.25, 2.0)
+def column_name(column) -> str:
+    score, ft = column
+    return f"{score}{' + fine-tune' if ft else ''}"
 
-METHODS: dict[str, tuple[dict | None, list[dict]]] = {
-    "sgd": (
-        dict(method="sgd", momentum=0.9, weight_decay=1e-4),
-        [dict(lr=0.05), dict(lr=0.1), dict(lr=0.02), dict(lr=0.2)],
+
+# -- methods and their search spaces ------------------------------------------------------------
+# name -> (registry method, fixed hyperparameters, search space). A space entry is
+# ("log", low, high) (log-uniform), ("uniform", low, high) or ("cat", choices). "budget:<hp>"
+# searches B and sets hp = B / sum_t lr_t.
+_MOM = dict(momentum=0.9)
+_SGD_LR = ("log", 0.01, 0.5)
+METHODS: dict[str, tuple[str, dict, dict]] = {
+    "sgd": ("sgd", _MOM, {"lr": _SGD_LR, "weight_decay": ("log", 1e-5, 1e-3)}),
+    "l1-prox": ("l1-prox", _MOM, {"lr": _SGD_LR, "budget:strength": ("log", 3e-3, 1.0)}),
+    "l1-subgradient": ("l1-subgradient", _MOM, {"lr": _SGD_LR, "budget:strength": ("log", 3e-3, 1.0)}),
+    "pwd p=0.5": ("pwd-sgd", dict(_MOM, p=0.5), {"lr": _SGD_LR, "budget:lambda_p": ("log", 1e-3, 1.0)}),
+    "pwd p=1": ("pwd-sgd", dict(_MOM, p=1.0), {"lr": _SGD_LR, "budget:lambda_p": ("log", 3e-3, 1.0)}),
+    # ReWA: Configuration A (K 9, M 2, eps 0), a stronger A (M searched in [2, 4]: p = 1 + (1 - M)/K
+    # from 8/9 down to 6/9), Configuration B (eps > 0, M < 2), and ReWA on AdamW. Decoupled decay.
+    "rewa A (K9 M2)": (
+        "rewa",
+        dict(_MOM, K=9, M=2, eps=0.0, decoupled_weight_decay=True),
+        {"lr": ("log", 0.02, 1.0), "budget:weight_decay": ("log", 0.05, 5.0)},
     ),
-    "adamw": (dict(method="adamw", weight_decay=1e-2), [dict(lr=1e-3), dict(lr=3e-3), dict(lr=3e-4), dict(lr=1e-2)]),
-    "rewa (recipe)": (None, [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA]),
-    "rewa-adamw": (
-        dict(method="rewa-adamw", lr=3e-3, K=9, M=2, eps=0.0),
-        [dict(budget=("weight_decay", b)) for b in _BUDGETS_REWA],
+    "rewa A+ (K9 M 2-4)": (
+        "rewa",
+        dict(_MOM, K=9, eps=0.0, decoupled_weight_decay=True),
+        {"lr": ("log", 0.02, 1.0), "budget:weight_decay": ("log", 0.05, 5.0), "M": ("uniform", 2.0, 4.0)},
     ),
-    "l1-subgradient": (dict(method="l1-subgradient", **_SGD), [dict(budget=("strength", b)) for b in _BUDGETS_L1]),
-    "l1-prox": (dict(method="l1-prox", **_SGD), [dict(budget=("strength", b)) for b in _BUDGETS_L1]),
-    "pwd p=1": (
-        dict(method="pwd-sgd", options=(("p", 1.0),), **_SGD),
-        [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1],
+    "rewa B (K9 M<2 eps>0)": (
+        "rewa",
+        dict(_MOM, K=9, decoupled_weight_decay=True),
+        {
+            "lr": ("log", 0.02, 1.0),
+            "budget:weight_decay": ("log", 0.05, 5.0),
+            "M": ("uniform", 0.0, 1.9),
+            "eps": ("log", 1e-4, 1e-1),
+        },
     ),
-    "pwd p=0.5": (
-        dict(method="pwd-sgd", options=(("p", 0.5),), **_SGD),
-        [dict(budget=("lambda_p", b)) for b in _BUDGETS_L1],
-    ),
-    "hadamard K=3": (
-        dict(method="hadamard", options=(("K", 3),), **_SGD),
-        [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS],
-    ),
-    "spred": (dict(method="spred", **_SGD), [dict(budget=("weight_decay", b)) for b in _BUDGETS_FACTORS]),
-    "powerprop": (dict(method="powerprop", **_SGD), [dict(options=(("alpha", a),)) for a in (3.0, 4.0, 2.0, 5.0)]),
-    "magnitude-prune": (
-        dict(method="sgd", momentum=0.9, weight_decay=1e-4, lr=0.05, prune_scope="layer"),
-        [dict(prune_sparsity=s) for s in (0.98, 0.99, 0.95, 0.995)],
+    "rewa-adamw (K9 M2)": (
+        "rewa-adamw",
+        dict(K=9, M=2, eps=0.0),
+        {"lr": ("log", 3e-4, 3e-2), "budget:weight_decay": ("log", 0.05, 5.0)},
     ),
 }
+REWA_ROWS = tuple(name for name in METHODS if name.startswith("rewa"))
+
+
+def _mnist1d_20k():
+    return make_mnist1d(25000)  # 20,000 train / 5,000 test
+
 
 SETTINGS = {
-    "digits-mlp": ("digits", "mlp"),
-    "digits-cnn": ("digits", "cnn"),
-    "mnist1d-mlp": ("mnist1d", "mlp"),
-    "mnist1d-cnn": ("mnist1d", "cnn"),
-    # the small CNN with batch-norm after each convolution (its scales and shifts stay dense)
-    "digits-cnn-bn": ("digits", "cnn-bn"),
-    "mnist1d-cnn-bn": ("mnist1d", "cnn-bn"),
+    # name -> (data, model, batch size)
+    "digits-mlp": (lambda: load_dataset("digits"), "mlp", 64),
+    "digits-cnn": (lambda: load_dataset("digits"), "cnn", 64),
+    "mnist1d20k-mlp": (_mnist1d_20k, "mlp", 128),
+    "mnist1d20k-resnet": (_mnist1d_20k, "resnet-small", 128),
+    "digits-resnet": (lambda: load_dataset("digits"), "resnet-small", 64),
 }
 
 SCALES = {
-    # epochs, grid points per method, seeds, settings, methods (None: all)
     "smoke": dict(
         epochs=1,
-        grid=1,
-        seeds=1,
+        trials=2,
+        seeds=2,
         settings=("digits-mlp",),
-        methods=("sgd", "rewa (recipe)", "l1-prox"),
-        max_steps_per_epoch=3,
-        timing_rounds=1,
+        methods=("sgd", "rewa A (K9 M2)", "l1-prox"),
+        max_steps=3,
+        ablation=False,
     ),
+    # what the docs report, sized for about 80 minutes on one CPU thread (MNIST-1D has 8x the steps)
     "quick": dict(
-        epochs=30,
-        grid=3,
-        seeds=3,
-        settings=("digits-mlp", "mnist1d-mlp"),
-        methods=None,
-        max_steps_per_epoch=0,
-        timing_rounds=3,
+        epochs={"digits-mlp": 20, "digits-cnn": 20, "digits-resnet": 20, "mnist1d20k-mlp": 10, "mnist1d20k-resnet": 10},
+        trials=12,
+        seeds=5,
+        settings=("digits-mlp", "digits-resnet", "mnist1d20k-mlp", "digits-cnn"),
+        methods=tuple(m for m in METHODS if m != "pwd p=1"),
+        max_steps=0,
+        ablation=True,
     ),
     "full": dict(
-        epochs=60, grid=4, seeds=3, settings=tuple(SETTINGS), methods=None, max_steps_per_epoch=0, timing_rounds=3
+        epochs=60, trials=32, seeds=5, settings=tuple(SETTINGS), methods=tuple(METHODS), max_steps=0, ablation=True
     ),
 }
 
 
-def lr_sum(fields: dict, epochs: int, n_train: int, max_steps_per_epoch: int) -> float:
-    """``sum_t lr_t`` over a run: base lr x steps per epoch x the schedule's per-epoch factors.
-
-    The same sum as :func:`rewa.experiments.train.lr_sum` (which ``decay_budget`` uses) for the
-    schedules used here (set per epoch).
-    """
-    batch = fields.get("batch_size", 64)
-    steps = math.ceil(n_train / batch)
-    if max_steps_per_epoch:
-        steps = min(steps, max_steps_per_epoch)
-    factors = [
-        lr_factor(fields.get("lr_schedule", "cosine"), e, fields.get("warmup_epochs", 0.0), epochs)
-        for e in range(epochs)
-    ]
-    return fields["lr"] * steps * sum(factors)
+# -- one run ------------------------------------------------------------------------------------
 
 
-def method_config(
-    name: str, point: dict, *, dataset: str, model: str, epochs: int, seed: int, max_steps_per_epoch: int, n_train: int
-) -> TrainConfig:
-    shared, _ = METHODS[name]
-    fields = dict(_recipe()) if shared is None else dict(shared)
-    point = dict(point)
-    budget = point.pop("budget", None)
-    fields.update(point)
-    if "prune_sparsity" in fields:  # the last quarter of the epochs fine-tunes with a fixed mask
-        finetune = max(1, epochs // 4)
-        fields.update(finetune_epochs=finetune, finetune_lr=fields["lr"])
-        epochs = max(1, epochs - finetune)
-    if budget is not None and "decay_budget" in fields:  # the recipe: rewa train converts it itself
-        fields["decay_budget"] = budget[1]
-    elif budget is not None:
-        key, total_shrink = budget
-        value = total_shrink / lr_sum(fields, epochs, n_train, max_steps_per_epoch)
-        if key in ("weight_decay",):
-            fields[key] = value
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class Setting:
+    """Data of one setting, split once: train / validation (20% of train, fixed) / test."""
+
+    def __init__(self, name: str, max_steps: int):
+        make, self.model_name, self.batch = SETTINGS[name]
+        bundle = make()
+        self.name, self.input_shape, self.classes = name, bundle.input_shape, bundle.num_classes
+        self.train, self.val = split_validation(bundle.train, 0.2, 12345)
+        self.test = bundle.test
+        n = len(self.train)
+        self.steps = n // self.batch if not max_steps else min(max_steps, n // self.batch)
+        self.bn = has_batchnorm(make_model(self.model_name, self.input_shape, self.classes))
+
+    def batches(self, generator: torch.Generator, steps: int):
+        """``steps`` shuffled training batches (epochs of full batches, reshuffled each epoch)."""
+        n = len(self.train)
+        done = 0
+        while done < steps:
+            order = torch.randperm(n, generator=generator)
+            for i in range(n // self.batch):
+                if done == steps:
+                    return
+                yield self.train.batch(order[i * self.batch : (i + 1) * self.batch])
+                done += 1
+
+    def recal_batches(self):
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(7))
+        k = min(RECAL_BATCHES, len(self.train) // self.batch)
+        return [self.train.batch(order[i * self.batch : (i + 1) * self.batch])[0] for i in range(k)]
+
+
+def cosine_factors(total: int) -> list[float]:
+    return [0.5 * (1 + math.cos(math.pi * t / total)) for t in range(total)]
+
+
+def hyperparameters(name: str, params: dict, total_steps: int) -> tuple[str, dict, str]:
+    """(registry method, hyperparameters, norm) of trial ``params`` for a run of ``total_steps``."""
+    method, fixed, _ = METHODS[name]
+    hp = dict(fixed)
+    norm = params.get("norm", "dense")
+    lr_total = params["lr"] * sum(cosine_factors(total_steps))
+    for key, value in params.items():
+        if key == "norm":
+            continue
+        if key.startswith("budget:"):
+            hp[key.split(":", 1)[1]] = value / lr_total
         else:
-            fields["options"] = tuple(fields.get("options", ())) + ((key, value),)
-    if "zero_M_epochs" in fields:
-        fields["zero_M_epochs"] = min(fields["zero_M_epochs"], epochs - 1)
-    return TrainConfig(
-        dataset=dataset,
-        model=model,
-        epochs=epochs,
-        seed=seed,
-        out="",
-        progress=False,
-        figures=False,
-        max_steps_per_epoch=max_steps_per_epoch,
-        device="cpu",
-        **fields,
-    )
+            hp[key] = value
+    return method, hp, norm
 
 
 @torch.no_grad()
-def _accuracy(model, data) -> float:
+def accuracy(model: nn.Module, data) -> float:
     model.eval()
     x, y = data.batch(torch.arange(len(data)))
     return float((model(x).argmax(1) == y).float().mean())
 
 
-@torch.no_grad()
-def compression_curve(model, val, test) -> dict:
-    """Accuracy on val and test after keeping the n/c largest |w| of the sparsified tensors."""
-    weights = [p for _, p in split_parameters(model)[0]]
-    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights]).sort(descending=True).values
-    n = magnitudes.numel()
-    out = {"compression": [], "val": [], "test": []}
-    for c in COMPRESSIONS:
-        keep = max(1, n // c)
-        pruned = copy.deepcopy(model)
-        if keep < n:
-            cut = magnitudes[keep - 1]
-            for _, p in split_parameters(pruned)[0]:
-                p.mul_((p.abs() >= cut).to(p.dtype))
-        out["compression"].append(c)
-        out["val"].append(_accuracy(pruned, val))
-        out["test"].append(_accuracy(pruned, test))
-    out["exact_zero_fraction"] = float((magnitudes == 0).float().mean())
+def train_steps(model, opt, setting: Setting, steps: int, seed: int) -> bool:
+    """Cosine-scheduled steps with clipping; False if the loss or weights went non-finite."""
+    base = [g["lr"] for g in opt.param_groups]
+    factors = cosine_factors(steps)
+    model.train()
+    generator = torch.Generator().manual_seed(seed)
+    for t, (x, y) in enumerate(setting.batches(generator, steps)):
+        for g, lr in zip(opt.param_groups, base):
+            g["lr"] = lr * factors[t]
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def norm_state(model: nn.Module) -> dict:
+    """Batch-norm shifts and scales at the end of training (for the BN ablation)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return {}
+    scales = torch.cat([m.weight.detach().abs() for m in norms])
+    shifts = torch.cat([m.bias.detach().abs() for m in norms])
+    return {
+        "max_abs_shift": float(shifts.max()),
+        "median_scale": float(scales.median()),
+        "scales_below_1e-2": float((scales < 1e-2).float().mean()),
+    }
+
+
+def evaluate(model: nn.Module, setting: Setting, finetune_steps: int, seed: int) -> dict:
+    """Val/test accuracy of ``model`` pruned to each target by each score, with and without
+    the masked fine-tune; BN statistics re-estimated after pruning (and the accuracy without)."""
+    out: dict = {
+        "dense": {"val": accuracy(model, setting.val), "test": accuracy(model, setting.test)},
+        "norm": norm_state(model),
+        "zeros": float(sparsity_report(model).sparsity),
+    }
+    recal = setting.recal_batches() if setting.bn else None
+    for score in SCORES:
+        for c in TARGETS:
+            pruned = copy.deepcopy(model)
+            masks = prune(pruned, sparsity=1 - 1 / c, score=score, apply=True)
+            entry = {}
+            if recal is not None:
+                entry["no_recal"] = {"val": accuracy(pruned, setting.val), "test": accuracy(pruned, setting.test)}
+                recalibrate_batchnorm(pruned, recal)
+            entry["val"], entry["test"] = accuracy(pruned, setting.val), accuracy(pruned, setting.test)
+            out[f"{score}/{c}"] = entry
+            if finetune_steps:
+                opt = torch.optim.SGD(pruned.parameters(), lr=FINETUNE_LR, momentum=0.9)
+                fixed = FixedMask(pruned, masks).attach(opt)
+                ok = train_steps(pruned, opt, setting, finetune_steps, seed + 1000)
+                fixed.remove()
+                if recal is not None:
+                    recalibrate_batchnorm(pruned, recal)
+                ft = {"val": accuracy(pruned, setting.val), "test": accuracy(pruned, setting.test)} if ok else None
+                out[f"{score}+ft/{c}"] = ft or {"val": 0.0, "test": 0.0}
     return out
 
 
-def max_compression(accuracies, reference: float, tolerance: float) -> float:
-    """Largest compression whose accuracy is >= reference - tolerance (fractions; 0 if none)."""
-    ok = [c for c, a in zip(COMPRESSIONS, accuracies) if a >= reference - tolerance]
-    return max(ok) if ok else 0
+def key(column, c) -> str:
+    score, ft = column
+    return f"{score}{'+ft' if ft else ''}/{c}"
 
 
-def run_one(config: TrainConfig, val, test) -> dict:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = train(config, train_data=_TRAIN[0], val_data=val, test_data=test)
-        except (FloatingPointError, RuntimeError) as error:  # a failed run counts as diverged
-            return {
-                "config": config.to_dict(),
-                "diverged": True,
-                "error": f"{type(error).__name__}: {error}",
-                "epoch_seconds": math.nan,
-            }
-    model = result.model
-    finite = all(torch.isfinite(p).all() for p in model.parameters())
-    record = {
-        "config": config.to_dict(),
-        "diverged": not finite,
-        "epoch_seconds": statistics.mean(m["epoch_seconds"] for m in result.metrics),
-        "weight_decay": result.metrics[0].get("weight_decay"),
-    }  # as resolved (decay_budget)
-    if finite:
-        record.update(compression_curve(model, val, test))
-    return record
+def run(name: str, params: dict, setting: Setting, epochs: int, seed: int, finetune_fraction: float) -> dict:
+    """Train method ``name`` with ``params`` and evaluate every column; a failed run is marked."""
+    steps = epochs * setting.steps
+    method, hp, norm = hyperparameters(name, params, steps)
+    torch.manual_seed(seed)
+    model = make_model(setting.model_name, setting.input_shape, setting.classes)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            opt = create_optimizer(method, model, norm=norm, **hp)
+            ok = train_steps(model, opt, setting, steps, seed)
+    except (FloatingPointError, RuntimeError, ValueError) as error:
+        ok, err = False, f"{type(error).__name__}: {error}"
+    else:
+        err = "" if ok else "non-finite weights"
+    seconds = time.perf_counter() - t0
+    if not ok:
+        return {"diverged": True, "error": err, "seconds": seconds}
+    result = evaluate(model, setting, max(1, round(finetune_fraction * steps)) if finetune_fraction else 0, seed)
+    result.update(diverged=False, seconds=time.perf_counter() - t0, train_seconds=seconds)
+    return result
 
 
-_TRAIN: list = [None]
+def val_of(result: dict, k: str) -> float:
+    return 0.0 if result["diverged"] else result[k]["val"]
 
 
-def _chosen(record: dict) -> dict:
-    """The tuned hyperparameter's value in the optimizer's own units."""
-    point, config = record["point"], record["config"]
-    key = (
-        point["budget"][0]
-        if "budget" in point
-        else next(k for k in point if k != "options")
-        if any(k != "options" for k in point)
-        else None
-    )
-    options = dict(config.get("options", []))
-    if key is None:
-        return {k: v for k, v in options.items() if k in dict(point.get("options", ()))}
-    if key == "weight_decay":
-        return {key: record["weight_decay"]}
-    return {key: config[key] if key in config else options[key]}
+def objective_value(result: dict) -> float:
+    if result["diverged"]:
+        return 0.0
+    return statistics.mean(result[key(col, c)]["val"] for col in COLUMNS for c in TARGETS if key(col, c) in result)
 
 
-def epoch_times(settings_runs: list[tuple[str, TrainConfig]], val, test, rounds: int = 3) -> dict[str, float]:
-    """Median seconds of a training epoch per method, the methods interleaved round-robin.
-
-    Timed side by side in one process so that the load of the machine hits every method alike;
-    each timing run trains 2 epochs and the second is timed (the first creates the state).
-    """
-    times: dict[str, list[float]] = {name: [] for name, _ in settings_runs}
-    for _ in range(rounds):
-        for name, config in settings_runs:
-            timing = dataclasses.replace(
-                config, epochs=2, finetune_epochs=0, prune_sparsity=None, zero_M_epochs=min(config.zero_M_epochs, 1)
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    result = train(timing, train_data=_TRAIN[0], val_data=val, test_data=test)
-                except (FloatingPointError, RuntimeError):
-                    continue
-            times[name].append(result.metrics[-1]["epoch_seconds"])
-    return {name: statistics.median(t) if t else math.nan for name, t in times.items()}
+# -- search, choice, test -----------------------------------------------------------------------
 
 
-def _mean_curve(records, split):
-    return [statistics.mean(r[split][i] for r in records) for i in range(len(COMPRESSIONS))]
+def search(name: str, setting: Setting, scale: dict, log) -> list[dict]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = dict(METHODS[name][2])
+    if setting.bn:
+        space["norm"] = ("cat", ("dense", "sparsify"))
+    trials = scale["trials"]
+    sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=max(2, trials // 3))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    records = []
+    for i in range(trials):
+        trial = study.ask()
+        params = {}
+        for hp, spec in space.items():
+            if spec[0] == "log":
+                params[hp] = trial.suggest_float(hp, spec[1], spec[2], log=True)
+            elif spec[0] == "uniform":
+                params[hp] = trial.suggest_float(hp, spec[1], spec[2])
+            else:
+                params[hp] = trial.suggest_categorical(hp, list(spec[1]))
+        result = run(name, params, setting, scale["epochs"], 0, scale["finetune_fraction"])
+        study.tell(trial, objective_value(result))
+        records.append({"params": params, "result": result})
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        status = "diverged" if result["diverged"] else f"dense val {100 * result['dense']['val']:.1f}"
+        if not result["diverged"]:
+            status += f", lamp+ft@100 val {100 * result.get('lamp+ft/100', result['lamp/100'])['val']:.1f}"
+        log(f"  [{setting.name}] {name} trial {i}: {shown}: {status} ({result['seconds']:.1f} s)")
+    return records
 
 
-def run_setting(setting: str, scale: dict, methods: list[str], log) -> dict:
-    dataset, model = SETTINGS[setting]
-    bundle = load_dataset(dataset)
-    train_part, val = split_validation(bundle.train, 0.2, 12345)
-    _TRAIN[0] = train_part
-    common = dict(
-        dataset=dataset,
-        model=model,
-        epochs=scale["epochs"],
-        max_steps_per_epoch=scale["max_steps_per_epoch"],
-        n_train=len(train_part),
-    )
-    ordered = ["sgd"] + [m for m in methods if m != "sgd"]
-    out = {}
-    chosen_configs = []
-    ref_val = None
-    for name in ordered:
-        grid = METHODS[name][1][: scale["grid"]]
-        trials = []
-        for point in grid:
-            t0 = time.perf_counter()
-            rec = run_one(method_config(name, point, seed=0, **common), val, test=bundle.test)
-            rec["point"] = point
-            trials.append(rec)
-            log(
-                f"  [{setting}] tune {name} {point}: "
-                + (f"diverged {rec.get('error', '')}" if rec["diverged"] else f"val dense {100 * rec['val'][0]:.1f}")
-                + f" ({time.perf_counter() - t0:.1f} s)"
-            )
-        ok = [t for t in trials if not t["diverged"]]
-        if not ok:
-            out[name] = {"diverged": True, "grid": [t["point"] for t in trials]}
-            continue
-        if name in ("sgd", "adamw"):
-            best = max(ok, key=lambda t: t["val"][0])
-        else:
+def choose(records: list[dict]) -> dict:
+    """Index of the chosen trial per column/target (validation only), and the dense one."""
+    chosen = {"dense": max(range(len(records)), key=lambda i: val_of(records[i]["result"], "dense"))}
+    for col in COLUMNS:
+        for c in TARGETS:
+            k = key(col, c)
+            if all(r["result"].get(k) is None for r in records if not r["result"]["diverged"]):
+                continue
+            chosen[k] = max(range(len(records)), key=lambda i: val_of(records[i]["result"], k))
+    return chosen
 
-            def score(t):  # the largest compression within 1 point, then the accuracy at high compression
-                high = [a for c, a in zip(COMPRESSIONS, t["val"]) if c >= 10]
-                return (max_compression(t["val"], ref_val, 0.01), statistics.mean(high))
 
-            best = max(ok, key=score)
-        if name == "sgd":
-            ref_val = best["val"][0]
-        runs = [best]
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def run_method(name: str, setting: Setting, scale: dict, log) -> dict:
+    records = search(name, setting, scale, log)
+    chosen = choose(records)
+    reruns: dict[int, list[dict]] = {}
+    for i in sorted(set(chosen.values())):
+        runs = [records[i]["result"]]
         for seed in range(1, scale["seeds"]):
-            runs.append(run_one(method_config(name, best["point"], seed=seed, **common), val, test=bundle.test))
-        diverged = sum(r["diverged"] for r in runs)
-        good = [r for r in runs if not r["diverged"]]
-        chosen = _chosen(best)
-        out[name] = {
-            "point": best["point"],
-            "chosen": chosen,
-            "grid": [t["point"] for t in trials],
-            "diverged_seeds": diverged,
-            "test_curve": _mean_curve(good, "test") if good else None,
-            "val_curve": _mean_curve(good, "val") if good else None,
-            "exact_zero_fraction": statistics.mean(r["exact_zero_fraction"] for r in good) if good else None,
-            "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in good),
-            "per_seed_test": [r.get("test") for r in runs],
+            runs.append(run(name, records[i]["params"], setting, scale["epochs"], seed, scale["finetune_fraction"]))
+        reruns[i] = runs
+        log(f"  [{setting.name}] {name}: trial {i} rerun with {scale['seeds']} seeds")
+    summary = {}
+    for k, i in chosen.items():
+        good = [r for r in reruns[i] if not r["diverged"]]
+        tests = [r[k]["test"] for r in good]
+        summary[k] = {
+            "trial": i,
+            "test": mean_std(tests) if tests else None,
+            "diverged_seeds": len(reruns[i]) - len(good),
         }
-        log(f"  [{setting}] {name}: chose {best['point']}, {diverged} of {len(runs)} seeds diverged")
-        chosen_configs.append(
-            (
-                name,
-                TrainConfig(
-                    **{
-                        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-                        for k, v in best["config"].items()
-                    }
-                ),
-            )
-        )
-    for name, seconds in epoch_times(chosen_configs, val, bundle.test, scale["timing_rounds"]).items():
-        out[name]["epoch_seconds"] = seconds
+        if good and "no_recal" in good[0].get(k, {}):
+            summary[k]["test_no_recal"] = mean_std([r[k]["no_recal"]["test"] for r in good])
+    return {
+        "trials": records,
+        "chosen": chosen,
+        "summary": summary,
+        "reruns": {str(i): runs for i, runs in reruns.items()},
+    }
+
+
+def ablation(setting: Setting, results: dict, scale: dict, log) -> dict:
+    """BN treatment of ReWA A: its trial chosen at 100x (LAMP + fine-tune) rerun with norm flipped."""
+    name = "rewa A (K9 M2)"
+    if name not in results or not setting.bn:
+        return {}
+    k = key(("lamp", True), 100)
+    i = results[name]["chosen"].get(k)
+    if i is None:
+        return {}
+    params = dict(results[name]["trials"][i]["params"])
+    out = {}
+    for norm in ("dense", "sparsify"):
+        if params.get("norm") == norm:
+            runs = results[name]["reruns"][str(i)]
+        else:
+            flipped = dict(params, norm=norm)
+            runs = [
+                run(name, flipped, setting, scale["epochs"], seed, scale["finetune_fraction"])
+                for seed in range(scale["seeds"])
+            ]
+            log(f"  [{setting.name}] ablation: {name} with norm={norm}, {scale['seeds']} seeds")
+        good = [r for r in runs if not r["diverged"]]
+        out[norm] = {
+            "params": dict(params, norm=norm),
+            "diverged_seeds": len(runs) - len(good),
+            "dense_test": mean_std([r["dense"]["test"] for r in good]) if good else None,
+            **{
+                kk: mean_std([r[kk]["test"] for r in good]) if good else None
+                for kk in (key(col, c) for col in COLUMNS for c in TARGETS)
+            },
+            "norm_state": [r["norm"] for r in good],
+        }
     return out
 
 
-def _describe(chosen: dict):
-    for key, value in chosen.items():
-        yield f"{key}={value:.3g}"
+# -- report -------------------------------------------------------------------------------------
 
 
-def table(setting: str, results: dict) -> str:
-    sgd = results["sgd"]
-    ref = sgd["test_curve"][0]
-    lines = [
-        f"### {setting}",
-        "",
-        f"dense SGD test accuracy {100 * ref:.2f}% (mean of its seeds); compression = weights / nonzeros "
-        "after global magnitude thresholding",
-        "",
-        "| method | chosen | max comp. within 0.5 pt | within 1 pt | acc @10x | @50x | @100x | exact zeros | "
-        "epoch time / SGD (median, interleaved) | diverged seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        if r.get("test_curve") is None:
-            lines.append(f"| {name} | all diverged | | | | | | | | |")
-            continue
-        curve = r["test_curve"]
-        at = lambda c: f"{100 * curve[COMPRESSIONS.index(c)]:.1f}"  # noqa: E731
-        mc = lambda tol: max_compression(curve, ref, tol / 100)  # noqa: E731
-        chosen = ", ".join(_describe(r["chosen"]))
-        if "budget" in r["point"]:
-            chosen += f" (budget {r['point']['budget'][1]:g})"
-        lines.append(
-            f"| {name} | {chosen} | {mc(0.5)}x | {mc(1.0)}x | {at(10)} | {at(50)} | {at(100)} | "
-            f"{r['exact_zero_fraction']:.3f} | {r['epoch_seconds'] / sgd['epoch_seconds']:.2f} | "
-            f"{r['diverged_seeds']} |"
-        )
+def _fmt(ms) -> str:
+    return "diverged" if ms is None else f"{100 * ms[0]:.1f} ± {100 * ms[1]:.1f}"
+
+
+def table(setting: str, results: dict, seeds: int) -> str:
+    lines = [f"### {setting}", ""]
+    sgd = results.get("sgd")
+    if sgd:
+        i = sgd["chosen"]["dense"]
+        dense = [r["dense"]["test"] for r in sgd["reruns"][str(i)] if not r["diverged"]]
+        lines.append(f"dense SGD (reference, chosen on validation): test {_fmt(mean_std(dense))}% over {seeds} seeds")
+        lines.append("")
+    for col in COLUMNS:
+        lines += [
+            f"**{column_name(col)}** (test accuracy %, mean ± std over {seeds} seeds; BN statistics re-estimated)",
+            "",
+            "| method | " + " | ".join(f"{c}x" for c in TARGETS) + " |",
+            "|---|" + "---|" * len(TARGETS),
+        ]
+        best = {}
+        for c in TARGETS:
+            vals = [
+                (r["summary"][key(col, c)]["test"] or (0, 0))[0]
+                for r in results.values()
+                if key(col, c) in r["summary"]
+            ]
+            best[c] = max(vals) if vals else None
+        for name, r in results.items():
+            cells = []
+            for c in TARGETS:
+                s = r["summary"].get(key(col, c))
+                if s is None:
+                    cells.append("")
+                    continue
+                text = _fmt(s["test"])
+                if s["test"] is not None and s["test"][0] == best[c]:
+                    text = f"**{text}**"
+                if s["diverged_seeds"]:
+                    text += f" ({s['diverged_seeds']} div.)"
+                cells.append(text)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -422,22 +491,39 @@ def figure(setting: str, results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, r in results.items():
-        if r.get("test_curve") is None:
-            continue
-        style = dict(lw=2.5, color="black") if name.startswith("rewa (") else dict(lw=1.2)
-        ax.plot(COMPRESSIONS, [100 * a for a in r["test_curve"]], marker=".", label=name, **style)
-    ax.axhline(100 * results["sgd"]["test_curve"][0] - 1, ls=":", color="gray", label="dense SGD - 1 pt")
-    ax.set_xscale("log")
-    ax.set_xlabel("compression (weights / nonzeros)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(max(0, 100 * results["sgd"]["test_curve"][0] - 30), 100)
-    ax.set_title(f"{setting}: accuracy vs compression (mean of seeds)")
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.8), sharey=True)
+    for ax, col in zip(axes, COLUMNS):
+        for name, r in results.items():
+            pts = [(c, r["summary"][key(col, c)]["test"]) for c in TARGETS if key(col, c) in r["summary"]]
+            pts = [(c, t) for c, t in pts if t is not None]
+            if not pts:
+                continue
+            style = dict(lw=2.2) if name.startswith("rewa") else dict(lw=1.0, ls="--")
+            ax.errorbar(
+                [c for c, _ in pts],
+                [100 * t[0] for _, t in pts],
+                yerr=[100 * t[1] for _, t in pts],
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=name,
+                **style,
+            )
+        ax.set_xscale("log")
+        ax.set_title(column_name(col), fontsize=9)
+        ax.set_xlabel("compression")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"{setting}: test accuracy of the trial chosen on validation at each compression")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def epochs_of(scale: dict, setting: str) -> int:
+    epochs = scale["epochs"]
+    return int(epochs[setting]) if isinstance(epochs, dict) else int(epochs)
 
 
 def main(argv=None) -> int:
@@ -445,54 +531,62 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", choices=tuple(SCALES), default="quick")
     parser.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), help="override the scale's settings")
     parser.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="override the scale's methods")
-    parser.add_argument("--epochs", type=int, help="override the scale's epochs")
-    parser.add_argument("--grid", type=int, help="grid points per method (the same for every method)")
-    parser.add_argument("--seeds", type=int, help="seeds of the evaluation runs")
+    parser.add_argument("--epochs", type=int, help="training epochs of every run")
+    parser.add_argument("--trials", type=int, help="Optuna trials per method (the same for every method)")
+    parser.add_argument("--seeds", type=int, help="seeds of the test reruns (seed 0 is the trial)")
+    parser.add_argument("--finetune-fraction", type=float, default=0.1, help="masked fine-tune, x training steps")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the batch-norm ablation")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/networks")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    scale = dict(SCALES[args.scale])
-    for key in ("epochs", "grid", "seeds"):
-        if getattr(args, key) is not None:
-            scale[key] = getattr(args, key)
-    if not 1 <= scale["grid"] <= 4:
-        parser.error(f"--grid={scale['grid']} must be in [1, 4] (the grids have 4 points)")
+    scale = dict(SCALES[args.scale], finetune_fraction=args.finetune_fraction)
+    for name in ("epochs", "trials", "seeds"):
+        if getattr(args, name) is not None:
+            scale[name] = getattr(args, name)
+    if scale["trials"] < 1 or scale["seeds"] < 1 or (args.epochs is not None and args.epochs < 1):
+        parser.error(
+            f"--trials, --seeds, --epochs must be >= 1, got {scale['trials']}, {scale['seeds']}, {args.epochs}"
+        )
     settings = args.settings or scale["settings"]
-    methods = args.methods or scale["methods"] or list(METHODS)
+    methods = args.methods or scale["methods"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     print(
-        f"scale {args.scale}: epochs {scale['epochs']}, grid {scale['grid']} points per method, "
-        f"seeds {scale['seeds']}, threads {args.threads}; settings {', '.join(settings)}"
+        f"scale {args.scale}: epochs {scale['epochs']}, {scale['trials']} trials per method, {scale['seeds']} seeds, "
+        f"fine-tune {scale['finetune_fraction']:g} x steps, threads {args.threads}; settings {', '.join(settings)}",
+        flush=True,
     )
-    everything = {
+    everything: dict = {
         "scale": args.scale,
-        **{k: scale[k] for k in ("epochs", "grid", "seeds")},
-        "threads": args.threads,
-        "compressions": COMPRESSIONS,
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        **{k: scale[k] for k in ("epochs", "trials", "seeds", "finetune_fraction")},
+        "targets": TARGETS,
+        "spaces": {m: METHODS[m][2] for m in methods},
         "settings": {},
     }
     start = time.perf_counter()
-    # one throwaway run first, so that no method's epoch time carries the first run's start-up costs
-    _TRAIN[0] = load_dataset("digits").train
-    train(
-        TrainConfig(
-            dataset="digits", epochs=1, max_steps_per_epoch=2, out="", progress=False, figures=False, device="cpu"
-        ),
-        train_data=_TRAIN[0],
-    )
-    for setting in settings:
-        results = run_setting(setting, scale, methods, log)
-        everything["settings"][setting] = results
-        text = table(setting, results)
+    for name in settings:
+        setting = Setting(name, scale["max_steps"])
+        here = dict(scale, epochs=epochs_of(scale, name))
+        results = {}
+        for method in methods:
+            results[method] = run_method(method, setting, here, log)
+            everything["settings"][name] = {"methods": results, "epochs": here["epochs"]}
+            (out / "results.json").write_text(json.dumps(everything, indent=1, default=str))
+        if scale["ablation"] and not args.no_ablation:
+            everything["settings"][name]["ablation"] = ablation(setting, results, here, log)
+        text = table(name, results, scale["seeds"])
         print(text + "\n", flush=True)
-        (out / "table.md").write_text("\n\n".join(table(s, r) for s, r in everything["settings"].items()) + "\n")
+        (out / "table.md").write_text(
+            "\n\n".join(table(s, r["methods"], scale["seeds"]) for s, r in everything["settings"].items()) + "\n"
+        )
         (out / "results.json").write_text(json.dumps(everything, indent=1, default=str))
         if not args.no_figures:
-            figure(setting, results, out / f"{setting}.png")
+            figure(name, results, out / f"{name}.png")
+        log(f"[{name}] done at {time.perf_counter() - start:.0f} s")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -27,7 +27,18 @@ _POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size")
 _NON_NEGATIVE_INTS = ("finetune_epochs", "zero_M_epochs", "num_workers", "max_steps_per_epoch", "seed")
 _SHORTCUTS = ("lr", "momentum", "weight_decay", "K", "M", "eps")
 _UNIT_INTERVAL = ("val_fraction", "label_smoothing", "target_sparsity", "prune_sparsity")
-_STRINGS = ("dataset", "data_dir", "model", "method", "lr_schedule", "schedule_per", "prune_scope", "device", "out")
+_STRINGS = (
+    "dataset",
+    "data_dir",
+    "model",
+    "method",
+    "lr_schedule",
+    "schedule_per",
+    "prune_scope",
+    "norm",
+    "device",
+    "out",
+)
 
 # (field, bad value, what the message must show of it)
 BAD = (
@@ -46,7 +57,10 @@ BAD = (
     + [("num_classes", bad, repr(bad)) for bad in (0, -1, True, 2.0, "3")]
     + [("warmup_epochs", bad, repr(bad)) for bad in (-1, nan, inf, 11, "1", None, True)]
     + [(name, bad, repr(bad)) for name in _STRINGS for bad in (3, None, True, ["cpu"])]
-    + [(name, "nope", "'nope'") for name in ("dataset", "model", "method", "lr_schedule", "device", "prune_scope")]
+    + [
+        (name, "nope", "'nope'")
+        for name in ("dataset", "model", "method", "lr_schedule", "device", "prune_scope", "norm")
+    ]
     + [
         ("sweep_thresholds", "abc", "'abc'"),
         ("sweep_thresholds", ["abc"], "'abc'"),

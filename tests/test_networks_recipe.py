@@ -93,14 +93,16 @@ def test_decay_budget_rejects_bad_combinations(fields, message):
         TrainConfig(method="rewa", **fields)
 
 
-def test_benchmark_budget_uses_the_same_sum_of_learning_rates():
+def test_benchmark_budget_uses_the_sum_of_the_learning_rates_its_loop_applies():
     module = _benchmark()
-    fields = dict(lr=0.2, lr_schedule="cosine", warmup_epochs=0.0, batch_size=64)
-    for epochs, n in ((30, 1078), (7, 3200)):
-        steps = math.ceil(n / 64)
-        assert module.lr_sum(fields, epochs, n, 0) == pytest.approx(
-            lr_sum(TrainConfig(epochs=epochs), 0.2, steps), rel=1e-12
-        )
+    setting = module.Setting("digits-mlp", max_steps=5)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    applied = []
+    opt.register_step_post_hook(lambda o, args, kwargs: applied.append(o.param_groups[0]["lr"]))
+    assert module.train_steps(model, opt, setting, 7, seed=0)
+    _, hp, _ = module.hyperparameters("rewa A (K9 M2)", {"lr": 0.2, "budget:weight_decay": 0.5}, 7)
+    assert len(applied) == 7 and hp["weight_decay"] == pytest.approx(0.5 / sum(applied), rel=1e-12)
 
 
 @pytest.mark.parametrize("method", ["sgd", "adamw", "l1-prox", "rewa-adamw"])
@@ -167,6 +169,7 @@ def test_clipping_bounds_the_first_step():
 
 
 def _benchmark():
+    pytest.importorskip("optuna")  # the search (the `bench` extra)
     if "networks_benchmark" not in sys.modules:
         spec = importlib.util.spec_from_file_location("networks_benchmark", BENCHMARK)
         module = importlib.util.module_from_spec(spec)
@@ -179,11 +182,24 @@ def test_networks_benchmark_smoke(tmp_path):
     module = _benchmark()
     assert module.main(["--scale", "smoke", "--out", str(tmp_path), "--no-figures"]) == 0
     text = (tmp_path / "table.md").read_text()
-    for name in ("| sgd |", "| rewa (recipe) |", "| l1-prox |"):
+    for name in ("| sgd |", "| rewa A (K9 M2) |", "| l1-prox |", "**lamp + fine-tune**", "**magnitude**"):
         assert name in text
-    assert (tmp_path / "results.json").exists()
-    # every method has the same grid budget
-    assert len({len(grid) for _, grid in module.METHODS.values()}) == 1
+    results = __import__("json").loads((tmp_path / "results.json").read_text())
+    methods = results["settings"]["digits-mlp"]["methods"]
+    # the same number of trials for every method; the rerun of each chosen trial has every seed
+    assert {len(m["trials"]) for m in methods.values()} == {2}
+    assert all(len(runs) == 2 for m in methods.values() for runs in m["reruns"].values())
+    assert set(methods["sgd"]["summary"]) >= {"dense", "lamp/100", "magnitude+ft/300"}
+
+
+def test_networks_benchmark_search_spaces_include_the_learning_rate():
+    module = _benchmark()
+    for name, (_, _, space) in module.METHODS.items():
+        assert "lr" in space and space["lr"][0] == "log", name
+    assert module.METHODS["rewa A+ (K9 M 2-4)"][2]["M"] == ("uniform", 2.0, 4.0)
+    method, hp, norm = module.hyperparameters("l1-prox", {"lr": 0.1, "budget:strength": 0.5}, 4)
+    # budget / sum of the cosine lr over 4 steps: 0.1 * (1 + 0.854 + 0.5 + 0.146) = 0.25
+    assert method == "l1-prox" and hp["strength"] == pytest.approx(2.0) and norm == "dense"
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 40)])
@@ -200,24 +216,12 @@ def test_cnn_bn_is_the_cnn_with_batch_norm_kept_dense(shape):
     assert bn(torch.randn(4, *shape)).shape == (4, 10)
 
 
-def test_networks_benchmark_runs_a_cnn_bn_setting(tmp_path):
+def test_networks_benchmark_runs_a_batch_norm_resnet_setting(tmp_path):
     module = _benchmark()
-    assert module.SETTINGS["digits-cnn-bn"] == ("digits", "cnn-bn")
-    assert (
-        module.main(
-            [
-                "--scale",
-                "smoke",
-                "--settings",
-                "digits-cnn-bn",
-                "--methods",
-                "sgd",
-                "rewa (recipe)",
-                "--out",
-                str(tmp_path),
-                "--no-figures",
-            ]
-        )
-        == 0
-    )
-    assert "### digits-cnn-bn" in (tmp_path / "table.md").read_text()
+    args = ["--scale", "smoke", "--settings", "digits-resnet", "--methods", "rewa A (K9 M2)", "--trials", "1"]
+    assert module.main([*args, "--seeds", "1", "--out", str(tmp_path), "--no-figures"]) == 0
+    assert "### digits-resnet" in (tmp_path / "table.md").read_text()
+    results = __import__("json").loads((tmp_path / "results.json").read_text())
+    trial = results["settings"]["digits-resnet"]["methods"]["rewa A (K9 M2)"]["trials"][0]
+    assert trial["params"]["norm"] in ("dense", "sparsify")  # searched on batch-norm networks
+    assert "no_recal" in trial["result"]["lamp/10"]  # the accuracy before re-estimating BN statistics

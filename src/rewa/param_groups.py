@@ -3,6 +3,9 @@
 By default the weights of ordinary layers (Linear, Conv, Embedding, ... : tensors with two or
 more dimensions) are sparsified, and biases and every parameter of a normalization layer stay
 dense: pruning a bias or a scale buys little compression and costs accuracy.
+``norm="sparsify"`` puts the normalization scales and shifts in the sparsified group instead
+(reparameterized and decayed with the weights, as the paper's ResNet code trained them); they
+are still not counted as weights by :mod:`rewa.sparsity`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-__all__ = ["NORM_LAYERS", "DENSE_DEFAULTS", "split_parameters", "param_groups"]
+__all__ = ["NORM_LAYERS", "NORM_CHOICES", "DENSE_DEFAULTS", "split_parameters", "param_groups"]
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
     t
@@ -25,18 +28,29 @@ NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
     if t is not None
 )
 
+# Where the parameters of normalization layers go: the dense group, or the sparsified one.
+NORM_CHOICES = ("dense", "sparsify")
+
 # The dense group: no reparameterization (plain SGD / AdamW) and no decay.
 DENSE_DEFAULTS: Mapping[str, float] = {"K": 1, "M": 0, "eps": 0.0, "weight_decay": 0.0}
 
 
+def check_norm(norm: object) -> str:
+    if norm not in NORM_CHOICES:
+        raise ValueError(f"norm={norm!r} must be one of {', '.join(map(repr, NORM_CHOICES))}")
+    return str(norm)
+
+
 def split_parameters(
-    model: nn.Module, *, include_bias_and_norm: bool = False
+    model: nn.Module, *, include_bias_and_norm: bool = False, norm: str = "dense"
 ) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
     """``(sparse, dense)``: named trainable parameters, each listed once, in model order.
 
     A parameter is sparsified when it has at least two dimensions and does not belong to a
-    normalization layer, or for every parameter when ``include_bias_and_norm`` is true.
+    normalization layer, or when it belongs to a normalization layer and ``norm="sparsify"``,
+    or for every parameter when ``include_bias_and_norm`` is true.
     """
+    check_norm(norm)
     sparse, dense, seen = [], [], set()
     for module_name, module in model.named_modules():
         is_norm = isinstance(module, NORM_LAYERS)
@@ -45,7 +59,7 @@ def split_parameters(
                 continue
             seen.add(id(p))
             full_name = f"{module_name}.{name}" if module_name else name
-            if include_bias_and_norm or (p.ndim >= 2 and not is_norm):
+            if include_bias_and_norm or (is_norm and norm == "sparsify") or (p.ndim >= 2 and not is_norm):
                 sparse.append((full_name, p))
             else:
                 dense.append((full_name, p))
@@ -56,6 +70,7 @@ def param_groups(
     model: nn.Module,
     *,
     include_bias_and_norm: bool = False,
+    norm: str = "dense",
     dense: Mapping[str, object] | None = None,
     sparse: Mapping[str, object] | None = None,
     dense_defaults: Mapping[str, object] = DENSE_DEFAULTS,
@@ -65,6 +80,9 @@ def param_groups(
     Args:
         model: the module whose trainable parameters are grouped.
         include_bias_and_norm: sparsify every parameter (one group).
+        norm: ``"dense"`` (normalization scales and shifts in the dense group) or
+            ``"sparsify"`` (in the sparsified group: reparameterized and decayed like the
+            weights; biases of other layers stay dense).
         dense: hyperparameters of the dense group; defaults to :data:`DENSE_DEFAULTS`
             (``K = 1, M = 0, eps = 0, weight_decay = 0``). Keys given replace the defaults.
         sparse: hyperparameters of the sparsified group (the optimizer's defaults otherwise).
@@ -78,8 +96,10 @@ def param_groups(
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 1))
         >>> [len(g["params"]) for g in rewa.param_groups(model)]
         [2, 4]
+        >>> [len(g["params"]) for g in rewa.param_groups(model, norm="sparsify")]
+        [4, 2]
     """
-    sparse_params, dense_params = split_parameters(model, include_bias_and_norm=include_bias_and_norm)
+    sparse_params, dense_params = split_parameters(model, include_bias_and_norm=include_bias_and_norm, norm=norm)
     if not sparse_params and not dense_params:
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     groups = []

@@ -32,7 +32,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TensorData", "DatasetBundle", "load_dataset", "DATASETS", "augment_batch", "split_validation"]
+__all__ = [
+    "TensorData",
+    "DatasetBundle",
+    "load_dataset",
+    "make_mnist1d",
+    "DATASETS",
+    "augment_batch",
+    "split_validation",
+]
 
 DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder")
 
@@ -156,7 +164,7 @@ def _digits() -> DatasetBundle:
     )
 
 
-def _mnist1d() -> DatasetBundle:
+def _mnist1d(num_samples: int = 5000) -> DatasetBundle:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as error:
@@ -166,7 +174,9 @@ def _mnist1d() -> DatasetBundle:
     # The generator reseeds numpy's and python's global generators: keep the caller's streams.
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        data = make_dataset(get_dataset_args())  # local generation; 4000 train / 1000 test
+        args = get_dataset_args()
+        args.num_samples = num_samples  # 80% train / 20% test; the standard set has 5000
+        data = make_dataset(args)  # local generation
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
@@ -357,6 +367,14 @@ def _imagefolder(data_dir: str) -> DatasetBundle:
     if train.classes != test.classes:
         raise ValueError(f"class folders of train/ and val/ differ in {data_dir!r}; {expected}")
     return DatasetBundle("imagefolder", train, test, (3, 224, 224), len(train.classes), augment="imagenet")
+
+
+def make_mnist1d(num_samples: int = 5000) -> DatasetBundle:
+    """MNIST-1D generated locally with ``num_samples`` samples (80% train, 20% test), the other
+    generator arguments standard (``num_samples=5000`` is the ``mnist1d`` dataset)."""
+    if not (isinstance(num_samples, int) and num_samples >= 10):
+        raise ValueError(f"num_samples={num_samples!r} must be an integer >= 10 (one per class)")
+    return _mnist1d(num_samples)
 
 
 def load_dataset(name: str, data_dir: str = "") -> DatasetBundle:

@@ -6,6 +6,10 @@ import beside every torch build, so nothing is taken from it).
   1-d convolutions for inputs ``(C, L)``, 2-d for ``(C, H, W)``.
 * ``cnn-bn``: ``cnn`` with batch-norm after each convolution (before its ReLU; the convolutions
   then have no bias). :func:`rewa.param_groups` keeps the batch-norm scales and shifts dense.
+* ``resnet-small``: a small ResNet with batch-norm (the paper's family, sized for 8x8 digits
+  and MNIST-1D): a 3x3 stem of 16 channels, three basic blocks of 16, 32, 64 channels (strides
+  1, 2, 2; a 1x1 convolution with batch-norm on the shortcut where the shape changes), global
+  average pooling and a linear classifier; 1-d for inputs ``(C, L)``, 2-d for ``(C, H, W)``.
 * ``resnet18``: the CIFAR ResNet-18 (He et al. 2016; 3x3 stem with stride 1, no max-pool),
   basic blocks [2, 2, 2, 2].
 * ``resnet50``: the ImageNet ResNet-50 (7x7 stem, stride 2, 3x3 max-pool), bottlenecks
@@ -24,7 +28,7 @@ from torch import nn
 
 __all__ = ["MODELS", "make_model"]
 
-MODELS = ("mlp", "cnn", "cnn-bn", "resnet18", "resnet50")
+MODELS = ("mlp", "cnn", "cnn-bn", "resnet-small", "resnet18", "resnet50")
 
 
 def _mlp(input_shape, classes: int) -> nn.Module:
@@ -128,6 +132,46 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class _SmallBlock(nn.Module):
+    """A basic block (two 3x3 convolutions with batch-norm) in 1-d or 2-d."""
+
+    def __init__(self, conv, norm, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = conv(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = norm(cout)
+        self.conv2 = conv(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = norm(cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(conv(cin, cout, 1, stride, bias=False), norm(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """``resnet-small``: stem 16, blocks (16, 32, 64) with strides (1, 2, 2), pool, linear."""
+
+    def __init__(self, input_shape: tuple[int, ...], classes: int, widths: tuple[int, ...] = (16, 32, 64)):
+        super().__init__()
+        if len(input_shape) not in (2, 3):
+            raise ValueError(f"model 'resnet-small' needs inputs (C, L) or (C, H, W), got shape {tuple(input_shape)}")
+        one_d = len(input_shape) == 2
+        conv, norm = (nn.Conv1d, nn.BatchNorm1d) if one_d else (nn.Conv2d, nn.BatchNorm2d)
+        self.stem = nn.Sequential(conv(input_shape[0], widths[0], 3, 1, 1, bias=False), norm(widths[0]), nn.ReLU())
+        blocks, cin = [], widths[0]
+        for i, width in enumerate(widths):
+            blocks.append(_SmallBlock(conv, norm, cin, width, 1 if i == 0 else 2))
+            cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool1d(1) if one_d else nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
 def _init(model: nn.Module) -> nn.Module:
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
@@ -152,6 +196,8 @@ def make_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.
         return _init(_mlp(input_shape, num_classes))
     if name in ("cnn", "cnn-bn"):
         return _init(_cnn(input_shape, num_classes, batch_norm=name == "cnn-bn"))
+    if name == "resnet-small":
+        return _init(SmallResNet(input_shape, num_classes))
     if name in ("resnet18", "resnet50"):
         if len(input_shape) != 3:
             raise ValueError(f"model {name!r} needs image inputs (C, H, W), got shape {input_shape}")

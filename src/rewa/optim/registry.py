@@ -40,7 +40,7 @@ from torch.optim import Optimizer
 
 from .. import _check as check
 from .. import reparam
-from ..param_groups import DENSE_DEFAULTS, param_groups, split_parameters
+from ..param_groups import DENSE_DEFAULTS, check_norm, param_groups, split_parameters
 from ._checked import TORCH_DUPLICATE_WARNING, refuse_repeated_parameters
 from .penalized import PenalizedSGD
 from .pwd import PWDSGD, PWDAdamW
@@ -249,7 +249,9 @@ _TABLE = (
 _METHODS: dict[str, MethodInfo] = {row.name: row for row in _TABLE}
 
 
-def _build(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict) -> Optimizer:
+def _build(
+    row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict, norm: str
+) -> Optimizer:
     """``row.optimizer`` on the sparse and dense groups of a module (parameters or groups given
     directly pass through)."""
     if row.check is not None:
@@ -257,7 +259,11 @@ def _build(row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bo
         row.check({**hp, **dense_hp})
     if isinstance(model_or_params, nn.Module):
         groups = param_groups(
-            model_or_params, include_bias_and_norm=include_bias_and_norm, dense=dense_hp, dense_defaults=row.dense
+            model_or_params,
+            include_bias_and_norm=include_bias_and_norm,
+            norm=norm,
+            dense=dense_hp,
+            dense_defaults=row.dense,
         )
     else:
         groups = list(model_or_params)
@@ -276,7 +282,7 @@ def _built(row: MethodInfo, groups: list, hp: dict) -> Optimizer:
 
 
 def _build_reparameterized(
-    row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict
+    row: MethodInfo, model_or_params, hp: dict, include_bias_and_norm: bool, dense_hp: dict, norm: str
 ) -> Optimizer:
     """Register the parametrization on the model's sparsified weights, then ``row.optimizer``
     (SGD) on the factors and the dense group. Every hyperparameter is checked (the
@@ -284,6 +290,11 @@ def _build_reparameterized(
     if not isinstance(model_or_params, nn.Module):
         raise TypeError(
             f"this method reparameterizes the model: pass the nn.Module, not {type(model_or_params).__name__}"
+        )
+    if norm != "dense":
+        raise ValueError(
+            f"norm={norm!r} with method {row.name!r}: reparameterizing methods keep normalization "
+            "parameters dense; use include_bias_and_norm=True to reparameterize every parameter"
         )
     model = model_or_params
     make = row.parametrization
@@ -343,6 +354,7 @@ def create_optimizer(
     model_or_params: nn.Module | Iterable,
     *,
     include_bias_and_norm: bool = False,
+    norm: str = "dense",
     dense: Mapping[str, object] | None = None,
     **hyperparameters,
 ) -> Optimizer:
@@ -355,6 +367,9 @@ def create_optimizer(
             reparameterize need the module and modify it in place (undo with
             :func:`rewa.reparam.collapse`).
         include_bias_and_norm: sparsify biases and normalization parameters too.
+        norm: ``"dense"`` or ``"sparsify"``: normalization scales and shifts in the dense group,
+            or in the sparsified group with the method's penalty, decay or reparameterization
+            (:func:`rewa.param_groups`); not supported by the reparameterizing methods.
         dense: hyperparameters of the dense group (biases and norms), e.g.
             ``dense={"lr": 1e-2, "weight_decay": 1e-4}``. Keys are the method's
             hyperparameter names; each replaces, for that group only, what the group would
@@ -374,6 +389,7 @@ def create_optimizer(
         >>> [(g["lr"], g["weight_decay"], g["K"]) for g in opt.param_groups]
         [(0.05, 0.001, 9), (0.01, 0.0, 1)]
     """
+    check_norm(norm)
     method = _METHODS.get(name)
     if method is None:
         raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(_METHODS)}")
@@ -395,5 +411,7 @@ def create_optimizer(
             f"dense={dense!r} needs the nn.Module (it builds the dense group); with parameters or "
             "groups given directly, set each group's hyperparameters in the group"
         )
+    if norm != "dense" and not isinstance(model_or_params, nn.Module):
+        raise ValueError(f"norm={norm!r} needs the nn.Module (it decides which group holds the norm layers)")
     build = _build_reparameterized if method.reparameterizes else _build
-    return build(method, model_or_params, {**valid, **hyperparameters}, include_bias_and_norm, dense)
+    return build(method, model_or_params, {**valid, **hyperparameters}, include_bias_and_norm, dense, norm)

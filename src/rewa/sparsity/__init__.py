@@ -17,7 +17,8 @@ Compression ratio (paper, Section 4, after Tanaka et al. 2020): number of counte
 by the number of counted weights with ``|w| > threshold``.
 """
 
-from .masks import FixedMask, attach_masks, make_masks_permanent, prune
+from .batchnorm import recalibrate_batchnorm
+from .masks import FixedMask, attach_masks, lamp_scores, make_masks_permanent, prune
 from .measure import SparsityReport, SweepPoint, SweepResult, TensorSparsity, sparsity_report, threshold_sweep
 from .selection import SparsifiedTensor, counted_tensors, sparsified_tensors
 
@@ -30,8 +31,10 @@ __all__ = [
     "TensorSparsity",
     "attach_masks",
     "counted_tensors",
+    "lamp_scores",
     "make_masks_permanent",
     "prune",
+    "recalibrate_batchnorm",
     "sparsified_tensors",
     "sparsity_report",
     "threshold_sweep",

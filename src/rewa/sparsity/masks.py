@@ -13,7 +13,7 @@ from torch.nn.utils import prune as torch_prune
 from .. import _check as check
 from .selection import SparsifiedTensor, counted_tensors, sparsified_tensors
 
-__all__ = ["FixedMask", "attach_masks", "make_masks_permanent", "prune"]
+__all__ = ["FixedMask", "attach_masks", "lamp_scores", "make_masks_permanent", "prune"]
 
 
 # -- prune -----------------------------------------------------------------------------------
@@ -28,6 +28,21 @@ def _kept_by_magnitude(magnitudes: Tensor, n_prune: int) -> Tensor:
     return keep
 
 
+def lamp_scores(weights: Tensor) -> Tensor:
+    """LAMP scores of one tensor (Lee et al. 2021): ``w_i^2 / sum_{j >= i} w_j^2``, entries
+    sorted by ascending ``w^2``. The largest entry scores 1; comparable across layers, so one
+    global cut on them gives each layer its own magnitude threshold."""
+    squares = weights.detach().reshape(-1).to(torch.float64).square()
+    order = torch.argsort(squares, stable=True)
+    ascending = squares[order]
+    tail = ascending.flip(0).cumsum(0).flip(0)  # sum of the entries at and after each position
+    # an all-zero tail (0 / 0) scores 0: those entries are zeros and go first
+    scores_sorted = torch.where(tail > 0, ascending / tail.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+    scores = torch.empty_like(scores_sorted)
+    scores[order] = scores_sorted
+    return scores.view_as(weights)
+
+
 @torch.no_grad()
 def prune(
     model: nn.Module,
@@ -35,6 +50,7 @@ def prune(
     threshold: float | None = None,
     sparsity: float | None = None,
     scope: str = "global",
+    score: str = "magnitude",
     include_bias_and_norm: bool = False,
     apply: bool = False,
 ) -> dict[str, Tensor]:
@@ -46,6 +62,10 @@ def prune(
       counted tensors together. These are the rules of ``torch.nn.utils.prune.l1_unstructured``
       and ``global_unstructured(..., pruning_method=L1Unstructured)``, and the masks equal theirs
       (ties between equal magnitudes may be broken differently).
+    * ``score="lamp"`` (with ``sparsity=``): rank by LAMP scores (:func:`lamp_scores`, Lee et
+      al. 2021) instead of ``|w|``. Within a tensor the order is that of ``|w|``; globally the
+      cut adapts per layer and never empties a layer below 1 - its largest entry scores 1.
+      With ``scope="layer"`` it equals magnitude pruning.
 
     Masks are keyed by tensor name and have the tensor's dtype and device, like torch's
     ``weight_mask`` buffers, so they can be attached with :func:`attach_masks`
@@ -67,8 +87,14 @@ def prune(
         )
     if scope not in ("global", "layer"):
         raise ValueError(f"scope={scope!r} must be 'global' or 'layer'")
+    if score not in ("magnitude", "lamp"):
+        raise ValueError(f"score={score!r} must be 'magnitude' or 'lamp'")
+    if score == "lamp" and threshold is not None:
+        raise ValueError("score='lamp' ranks weights for sparsity=; a threshold= applies to |w| (score='magnitude')")
     entries = counted_tensors(model, include_bias_and_norm)
     magnitudes = [e.effective().detach().abs() for e in entries]
+    if score == "lamp":
+        magnitudes = [lamp_scores(m) for m in magnitudes]
     if threshold is not None:
         t = float(check.at_least("threshold", threshold, 0))
         keeps = [m > t for m in magnitudes]

@@ -16,6 +16,7 @@ from ..experiments.data import DATASETS
 from ..experiments.models import MODELS
 from ..experiments.presets import preset as _preset
 from ..optim.registry import list_methods, method_names
+from ..param_groups import NORM_CHOICES
 from ..recipe import DECAY_BUDGET, GRAD_CLIP_NORM, MAX_WEIGHT_DECAY, OPTIMIZER_DEFAULTS
 
 __all__ = [
@@ -110,6 +111,7 @@ class TrainConfig:
     M: float | None = _opt(None, "ReWA adaptive learning rate order M (default: the method's)")
     eps: float | None = _opt(None, "ReWA epsilon, or Adam's for adamw-type torch methods (default: the method's)")
     options: tuple = _opt((), "other hyperparameters of the method as NAME=VALUE (e.g. strength=1e-5)")
+    norm: str = _opt("dense", "normalization scales and shifts: dense, or sparsify (decayed like the weights)")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
     decay_budget: float | None = _opt(
         None,
@@ -199,6 +201,7 @@ _STR_CHOICES = {
     "lr_schedule": ("cosine", "step", "cyclic", "constant"),
     "schedule_per": ("epoch", "step"),
     "prune_scope": ("global", "layer"),
+    "norm": tuple(NORM_CHOICES),
     "device": ("auto", "cpu", "cuda"),
 }
 # lowest value of each integer field

@@ -272,7 +272,7 @@ def _prepare(c: TrainConfig, dist: Processes, device, given_model, datasets, los
     plan = resolve_plan(c, facts, model=custom_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SparsityConfigWarning)
-        opt = create_optimizer(c.method, model, **plan.hyperparameters)
+        opt = create_optimizer(c.method, model, norm=c.norm, **plan.hyperparameters)
     net = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
