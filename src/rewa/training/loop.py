@@ -145,7 +145,11 @@ def train(
     dist, device = setup_processes(c.device, c.dist_timeout_s)
     try:
         with handle_signals(), dist.timeouts_named():
-            return _train(c, dist, device, model, (train_data, val_data, test_data), loss)
+            result = _train(c, dist, device, model, (train_data, val_data, test_data), loss)
+            if dist.initialized_here:
+                # every rank past its last collective before gloo/nccl are torn down
+                torch.distributed.barrier()
+            return result
     finally:
         if dist.initialized_here:
             torch.distributed.destroy_process_group()
