@@ -1,4 +1,4 @@
-"""ReWA's recommended recipe on networks (issue 13): gradient clipping, defaults, preset, benchmark."""
+"""ReWA's recommended recipe on networks: gradient clipping, defaults, preset, benchmark."""
 
 import importlib.util
 import math
@@ -225,3 +225,33 @@ def test_networks_benchmark_runs_a_batch_norm_resnet_setting(tmp_path):
     trial = results["settings"]["digits-resnet"]["methods"]["rewa A (K9 M2)"]["trials"][0]
     assert trial["params"]["norm"] in ("dense", "sparsify")  # searched on batch-norm networks
     assert "no_recal" in trial["result"]["lamp/10"]  # the accuracy before re-estimating BN statistics
+
+
+def _recipe_check():
+    _benchmark()  # networks.py, which the check imports by file
+    path = BENCHMARK.with_name("recipe_check.py")
+    if "recipe_check_benchmark" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("recipe_check_benchmark", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["recipe_check_benchmark"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["recipe_check_benchmark"]
+
+
+def test_recipe_check_chooses_on_validation_and_keeps_the_decay_per_step(tmp_path):
+    module = _recipe_check()
+    assert module.main(["--smoke", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    record = __import__("json").loads((tmp_path / "results.json").read_text())
+    scores = record["scores"]
+    assert record["chosen"] == max(scores, key=scores.get)
+    # a fixed candidate's decay does not depend on the run's length; today's capped budget does
+    digits = module.networks.Setting("digits-mlp", 0)
+    fixed = "A lr 0.25, wd 0.01"
+    assert (
+        module.trial_params(fixed, digits, 2)["weight_decay"] == module.trial_params(fixed, digits, 60)["weight_decay"]
+    )
+    short, long = (module.trial_params(module.TODAY, digits, e)["weight_decay"] for e in (2, 60))
+    assert short == 0.01 and long < 0.01
+    # batch-norm networks train with their norm parameters sparsified
+    assert module.trial_params(fixed, module.networks.Setting("digits-resnet", 3), 1)["norm"] == "sparsify"
+    assert "Run length" in (tmp_path / "table.md").read_text()
