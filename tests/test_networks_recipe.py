@@ -255,3 +255,18 @@ def test_recipe_check_chooses_on_validation_and_keeps_the_decay_per_step(tmp_pat
     # batch-norm networks train with their norm parameters sparsified
     assert module.trial_params(fixed, module.networks.Setting("digits-resnet", 3), 1)["norm"] == "sparsify"
     assert "Run length" in (tmp_path / "table.md").read_text()
+
+
+def test_networks_layers_traces_every_weight_and_the_kept_fraction(tmp_path):
+    _benchmark()
+    path = BENCHMARK.with_name("networks_layers.py")
+    spec = importlib.util.spec_from_file_location("networks_layers_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--smoke", "--out", str(tmp_path)]) == 0
+    (result,) = __import__("json").loads((tmp_path / "results.json").read_text())
+    kept = result["trace"]["kept_at_100x"]
+    assert set(kept) == set(result["sizes"]) == set(result["trace"]["history"][-1])
+    # global pruning to 100x keeps 1% of all counted weights, however it spreads them
+    total = sum(result["sizes"].values())
+    assert sum(kept[n] * result["sizes"][n] for n in kept) == pytest.approx(total / 100, abs=1)
