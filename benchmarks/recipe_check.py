@@ -42,6 +42,8 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "A lr 0.25, wd 0.007": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.007}),
     "A lr 0.25, wd 0.01": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.01}),
     "A lr 0.25, wd 0.014": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.014}),
+    # added after a first pass chose 0.014, then the largest decay of the list
+    "A lr 0.25, wd 0.02": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.02}),
     "A+ M3 lr 0.5, wd 0.003": ("rewa A+ (K9 M 2-4)", {"lr": 0.5, "M": 3.0, "decay": 0.003}),
     "A+ M3 lr 0.5, wd 0.006": ("rewa A+ (K9 M 2-4)", {"lr": 0.5, "M": 3.0, "decay": 0.006}),
 }
