@@ -28,6 +28,7 @@ MOVED = [
     ("rewa.experiments", "run_figure", "rewa.paper"),
     ("rewa.experiments", "run_target_sparsity_demo", "rewa.paper"),
     ("rewa.experiments", "SparseRegression", "rewa.paper"),
+    ("rewa.experiments", "decay_from_appendix", "rewa.paper"),
     ("rewa.experiments.theory", "TheoryConfig", "rewa.paper.theory"),
     ("rewa.experiments.theory", "check_example_3_2", "rewa.paper.theory"),
     ("rewa.experiments.synthetic", "run_sweep", "rewa.paper.synthetic"),
