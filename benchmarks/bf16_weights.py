@@ -6,7 +6,7 @@ for test accuracy within 0.5 point and weight sparsity (``|w| <= threshold``) wi
 
 Both runs start from the same float32 initialization (the bf16 model is its rounded copy),
 see the same batches in the same order, and use the same optimizer settings
-(:class:`rewa.experiments.digits.DigitsConfig`'s defaults: ReWA-AdamW, K = 9, M = 2, unless
+(:class:`rewa.paper.digits.DigitsConfig`'s defaults: ReWA-AdamW, K = 9, M = 2, unless
 changed below). In the bfloat16 run the forward and backward passes are in bfloat16 too (the
 inputs are cast), so the gradients are bfloat16-rounded. Accuracy is averaged over ``--seeds``.
 
@@ -24,7 +24,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from rewa.experiments.digits import DigitsConfig, _make_optimizer, evaluate_accuracy, load_digits_split, make_mlp
+from rewa.paper.digits import DigitsConfig, _make_optimizer, evaluate_accuracy, load_digits_split, make_mlp
 from rewa.sparsity import sparsity_report
 
 

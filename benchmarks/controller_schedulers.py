@@ -1,6 +1,6 @@
 """The target-sparsity controller under the learning-rate schedules people use, on digits.
 
-MLP 64-300-100-10 (``rewa.experiments.digits``), ReWA-AdamW (K=9, M=2, lr 3e-3), controller
+MLP 64-300-100-10 (``rewa.paper.digits``), ReWA-AdamW (K=9, M=2, lr 3e-3), controller
 called once per epoch, threshold 1e-3; schedules stepped once per epoch: constant, cosine
 (``CosineAnnealingLR(T_max=epochs)``), step (``StepLR(step_size=epochs // 3, gamma=0.1)``) and
 warm-up then cosine (``LinearLR`` over 10% of the epochs, then cosine, via ``SequentialLR``).
@@ -43,7 +43,7 @@ def make_scheduler(name: str, opt, epochs: int):
 
 def run(schedule: str, target: float, epochs: int, seed: int = 0) -> dict:
     import rewa
-    from rewa.experiments.digits import evaluate_accuracy, load_digits_split, make_mlp
+    from rewa.paper.digits import evaluate_accuracy, load_digits_split, make_mlp
 
     torch.manual_seed(seed)
     X_train, y_train, X_test, y_test = load_digits_split(0.25, seed)

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from rewa.experiments.synthetic import (
+from rewa.paper.synthetic import (
     Method,
     SyntheticConfig,
     figure1_methods,
@@ -109,7 +109,7 @@ def full(figure: int, seeds, epochs: int, scale: str, out: str | None, study_see
             f"{row['sparsity@1e-06_mean']:.4f}  @1e-3 {row['sparsity@0.001_mean']:.4f}"
         )
     if out is not None:
-        from rewa.plotting.synthetic import plot_w0_by_seed, save_figures
+        from rewa.paper.plotting.synthetic import plot_w0_by_seed, save_figures
 
         for path in save_figures(result, out):
             print(f"  wrote {path}")

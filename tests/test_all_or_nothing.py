@@ -269,7 +269,7 @@ def test_no_zero_saddle_warning_when_zeros_can_move():
 
 def test_sparsity_warning_follows_sparsity_configuration():
     """K=1.5, M=0, eps=0.1: Configuration B by letter but q = 1.33, p = 1.67: not sparse."""
-    assert not rewa.theory.sparsity_configuration(1.5, 0, 0.1).sparse
+    assert not rewa.implicit.sparsity_configuration(1.5, 0, 0.1).sparse
     with pytest.warns(rewa.SparsityConfigWarning, match="q = \\(2 - M\\)/K = 1.333"):
         rewa.ReWA([nn.Parameter(torch.ones(2))], K=1.5, M=0, eps=0.1)
     with warnings.catch_warnings():

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rewa.controller import TargetSparsityController
-from rewa.experiments.digits import DigitsConfig, run_digits
+from rewa.paper.digits import DigitsConfig, run_digits
 from rewa.param_groups import param_groups
 
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from rewa.experiments.synthetic.checkpoints import CheckpointWarning, load_checkpoint
 from rewa.export import FORMAT, FORMAT_VERSION, SparseCheckpointError, export_sparse, load_sparse
+from rewa.paper.synthetic.checkpoints import CheckpointWarning, load_checkpoint
 
 
 def exported(tmp_path):

@@ -129,7 +129,7 @@ def test_bf16_weights_train_like_float32_weights_on_digits():
     pytest.importorskip("sklearn")
     from dataclasses import replace
 
-    from rewa.experiments.digits import DigitsConfig, _make_optimizer, evaluate_accuracy, load_digits_split, make_mlp
+    from rewa.paper.digits import DigitsConfig, _make_optimizer, evaluate_accuracy, load_digits_split, make_mlp
     from rewa.sparsity import sparsity_report
 
     config = replace(DigitsConfig(), hidden=(64,), epochs=10, weight_decay=0.3)

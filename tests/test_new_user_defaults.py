@@ -20,7 +20,7 @@ def test_rewa_adamw_defaults_are_the_papers_adamw_setting():
     for o in (opt, registry_opt):
         sparse = o.param_groups[0]
         assert (sparse["K"], sparse["M"], sparse["eps"]) == (9, 2, 0.0)
-        assert rewa.theory.lp_exponent(sparse["K"], sparse["M"]) < 1
+        assert rewa.implicit.lp_exponent(sparse["K"], sparse["M"]) < 1
 
 
 def test_rewa_adamw_warns_on_settings_that_do_not_sparsify():

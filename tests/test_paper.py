@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import rewa
-from rewa.experiments.recovery import RecoveryConfig, run_recovery
 from rewa.optim.reference import (
     ReWAAdamWReference,
     ReWAReference,
@@ -17,6 +16,7 @@ from rewa.optim.reference import (
     rewa_adamw_step,
     rewa_sgd_step,
 )
+from rewa.paper.recovery import RecoveryConfig, run_recovery
 
 SGD_CONFIGS = [
     dict(K=9, M=2, eps=0.0, weight_decay=0.1),

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from rewa.cli import main
-from rewa.experiments.theory import (
+from rewa.paper.theory import (
     CHECKS,
     ClaimRecord,
     TheoryConfig,

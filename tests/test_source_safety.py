@@ -172,7 +172,7 @@ def test_non_finite_numbers_are_written_as_null_with_a_note():
 
 
 def test_the_command_line_records_are_standard_json(tmp_path):
-    from rewa.cli import _write_json
+    from rewa.paper.cli import _write_json
 
     path = _write_json({"requested": 0.99, "compression": math.inf}, tmp_path, "record.json")
     out = _standard(path.read_text())

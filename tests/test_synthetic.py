@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from rewa.experiments.synthetic import (
+from rewa.paper.synthetic import (
     THRESHOLDS,
     Method,
     SyntheticConfig,
@@ -73,7 +73,7 @@ def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path):
 
 def test_resume_mid_sweep(tmp_path, monkeypatch):
     """Interrupt after epoch 1 of 2 and resume: identical to the uninterrupted run."""
-    import rewa.experiments.synthetic.engine as synthetic  # the engine draws each epoch's order
+    import rewa.paper.synthetic.engine as synthetic  # the engine draws each epoch's order
 
     full = run_sweep(METHODS[:1], (3,), TINY, progress=False)
     path = tmp_path / "s.ckpt"
@@ -114,7 +114,7 @@ def test_quick_figure2_writes_csv_json_and_png(tmp_path):
     labels = {row["label"] for row in data["summary"]}
     assert any(label.startswith("Lasso") for label in labels) and any("SGD-l1" in label for label in labels)
     assert len(data["runs"]) == 2 * (len(result.sweep.methods) + 1)
-    from rewa.plotting.synthetic import plot_figure2, save_figures
+    from rewa.paper.plotting.synthetic import plot_figure2, save_figures
 
     fig = plot_figure2(result)
     assert len(fig.axes) == 4
@@ -123,7 +123,7 @@ def test_quick_figure2_writes_csv_json_and_png(tmp_path):
 
 
 def test_figure1_heat_map_leaves_invalid_cells_blank():
-    from rewa.plotting.synthetic import plot_figure1
+    from rewa.paper.plotting.synthetic import plot_figure1
 
     config = SyntheticConfig(d=30, n_train=25, n_test=30, epochs=1, lr=1e-3)
     result = run_figure(1, "quick", seeds=(0,), progress=False, config=config)

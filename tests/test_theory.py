@@ -1,4 +1,4 @@
-"""Unit tests of rewa.theory against hand-derived values and numerical derivatives."""
+"""Unit tests of rewa.implicit and rewa.paper.formulas against hand-derived values and numerical derivatives."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import rewa
-from rewa import theory
 from rewa.functional import power_map, rewa_sgd
+from rewa.paper import formulas as theory  # re-exports rewa.implicit's names
 
 # ----------------------------------------------------------------------------------------
 # p(K, M) and Proposition 3.4
@@ -18,7 +18,8 @@ from rewa.functional import power_map, rewa_sgd
 
 
 def test_lp_exponent_is_the_one_formula():
-    assert rewa.optim.rewa.sparsity_problem is theory.sparsity_problem  # Proposition 3.4 lives once
+    # Proposition 3.4 lives once, in the library; the paper's formulas re-export it
+    assert rewa.optim.rewa.sparsity_problem is rewa.implicit.sparsity_problem is theory.sparsity_problem
     assert theory.lp_exponent(9, 4) == pytest.approx(2 / 3)
     assert theory.lp_exponent(3, 2) == pytest.approx(2 / 3)
     assert theory.lp_exponent(1, 0) == 2

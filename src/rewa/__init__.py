@@ -6,10 +6,12 @@ acts like l_p regularization with ``p = 1 + (1 - M)/K``.
 
 The top level holds what a training script needs; the rest is in the submodules
 (:mod:`rewa.functional` for the kernels, :mod:`rewa.optim` for every optimizer,
-:mod:`rewa.penalties`, :mod:`rewa.reparam`, :mod:`rewa.sparsity`, :mod:`rewa.export`, ...).
+:mod:`rewa.penalties`, :mod:`rewa.implicit`, :mod:`rewa.reparam`, :mod:`rewa.sparsity`,
+:mod:`rewa.export`, ...). The paper's reproduction is :mod:`rewa.paper`, which the library
+never imports.
 """
 
-from . import functional, theory
+from . import functional, implicit
 from ._version import __version__
 from .controller import TargetSparsityController, TargetSparsityWarning
 from .export import export_sparse, load_sparse
@@ -50,6 +52,10 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_TRAINING[name]), name)
+    if name == "theory":  # its earlier path: the module forwards each name with a DeprecationWarning
+        import importlib
+
+        return importlib.import_module("rewa.theory")
     raise AttributeError(f"module 'rewa' has no attribute {name!r}")
 
 
@@ -67,5 +73,5 @@ __all__ = [
     # warnings
     "SparsityConfigWarning", "ZeroSaddleWarning", "FusedFallbackWarning", "TargetSparsityWarning",
     # namespaces
-    "functional", "theory", "__version__",
+    "functional", "implicit", "__version__",
 ]  # fmt: skip

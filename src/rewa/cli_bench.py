@@ -161,7 +161,8 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
 
 def table2(epochs: int, d: int) -> list[dict]:
     """Paper Table 2: time and memory of training the synthetic problem, ReWA vs SGD-l1."""
-    from rewa.experiments.synthetic import SyntheticConfig, cosine_lr, epoch_order, make_problem
+    # Table 2 times the paper's own problem: the one import of the paper outside its commands
+    from rewa.paper.synthetic import SyntheticConfig, cosine_lr, epoch_order, make_problem
     from rewa.penalties import L1
 
     from .optim import ReWA, SparsityConfigWarning

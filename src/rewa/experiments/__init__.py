@@ -1,27 +1,20 @@
-"""Experiments as library functions: a config in, results out."""
+"""The training layer's datasets, models and presets (:mod:`rewa.experiments.data`,
+:mod:`rewa.experiments.models`, :mod:`rewa.experiments.presets`).
 
-from .digits import DigitsConfig, DigitsResult, run_digits, run_target_sparsity_demo
-from .problem import SparseRegression, make_regression
-from .recovery import RecoveryConfig, RecoveryResult, run_recovery
-from .synthetic import FigureResult, Method, SyntheticConfig, decay_from_appendix, run_figure, run_sweep
-from .theory import TheoryConfig, run_theory
+The paper's reproduction that used to live here is :mod:`rewa.paper`; its names still resolve
+from this package with a ``DeprecationWarning``.
+"""
 
-__all__ = [
-    "DigitsConfig",
-    "DigitsResult",
-    "FigureResult",
-    "Method",
-    "RecoveryConfig",
-    "RecoveryResult",
-    "SparseRegression",
-    "SyntheticConfig",
-    "TheoryConfig",
-    "decay_from_appendix",
-    "make_regression",
-    "run_digits",
-    "run_figure",
-    "run_recovery",
-    "run_sweep",
-    "run_target_sparsity_demo",
-    "run_theory",
-]
+from __future__ import annotations
+
+from .. import _moved
+
+__getattr__ = _moved.forward(
+    __name__,
+    ("rewa.paper",),
+    names=(
+        "DigitsConfig", "DigitsResult", "FigureResult", "Method", "RecoveryConfig", "RecoveryResult",
+        "SparseRegression", "SyntheticConfig", "TheoryConfig", "decay_from_appendix", "make_regression",
+        "run_digits", "run_figure", "run_recovery", "run_sweep", "run_target_sparsity_demo", "run_theory",
+    ),
+)  # fmt: skip

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from torch import Tensor
 
 from .. import _check as check
-from ..theory import sparsity_problem
+from ..implicit import sparsity_problem
 from . import _fused
 from ._checked import caller_stacklevel
 from ._functional import rewa_sgd, rewa_sgd_bound

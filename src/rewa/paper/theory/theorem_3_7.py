@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ... import theory
+from .. import formulas as theory
 from .records import ClaimRecord, TheoryConfig
 
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ... import theory
+from .. import formulas as theory
 from .records import ClaimRecord, TheoryConfig
 
 
@@ -31,7 +31,7 @@ def check_example_3_12(config: TheoryConfig) -> ClaimRecord:
     """Example 3.12: over ``||theta - u 1||^2 <= (d-1) u^2`` the l0 and l_p (p <= 1/2) solutions
     have one nonzero and the l1 solution has d.
 
-    The closed-form solutions of :func:`rewa.theory.constrained_solution` are checked to be
+    The closed-form solutions of :func:`rewa.paper.formulas.constrained_solution` are checked to be
     feasible and to have those support sizes; dense boundary grids (d = 2, 3) and random
     boundary samples (d = 10, 100) find no point with a smaller objective, and for d = 2, 3
     the grid minimizer has the claimed support (``|theta_i| > 0.02 u``).

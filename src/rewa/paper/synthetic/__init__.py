@@ -51,7 +51,7 @@ Reference:
     Adaptive Learning Rate (ICML 2026), Section 4.1, Figures 1-2, Appendix D.1.
 
 Example:
-    >>> from rewa.experiments.synthetic import Method, SyntheticConfig, run_sweep
+    >>> from rewa.paper.synthetic import Method, SyntheticConfig, run_sweep
     >>> config = SyntheticConfig(d=200, n_train=100, n_test=200, epochs=20, lr=2e-3)
     >>> result = run_sweep([Method(K=9, M=2), Method(K=1, M=0, weight_decay=0.0, l1=0.25)],
     ...                    seeds=(0, 1), config=config, progress=False)

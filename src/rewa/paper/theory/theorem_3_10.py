@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 
-from ... import theory
+from .. import formulas as theory
 from .records import ClaimRecord, TheoryConfig
 from .stepping import step_once
 

@@ -11,8 +11,8 @@ import torch
 
 from ... import _check as check
 from ..._math import latent_from_weight, power_map, rewa_direction, rewa_update_
+from ...experiments._progress import progress_bar
 from ...penalties import L1
-from .._progress import progress_bar
 from .checkpoints import load_checkpoint, save_checkpoint, sweep_key
 from .config import THRESHOLDS, Method, RunResult, SyntheticConfig, SyntheticSweepResult
 from .data import cosine_lr, epoch_order, make_problem, test_batches

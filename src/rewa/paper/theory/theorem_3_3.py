@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ... import theory
 from ..._math import power_map
+from .. import formulas as theory
 from .records import ClaimRecord, TheoryConfig
 from .stepping import step_
 

@@ -4,14 +4,14 @@ Each ``check_*`` function takes a :class:`TheoryConfig` and returns a :class:`Cl
 the inputs, the measured numbers, the paper's statement, what was checked, and pass/fail.
 Trajectories come from the library's own update code (:class:`rewa.optim.rewa.ReWA` or
 :func:`rewa.optim.rewa_sgd`), so the checks exercise what ships; the closed
-forms come from :mod:`rewa.theory`.
+forms come from :mod:`rewa.paper.formulas`.
 
 Where the paper's statement and its proof disagree, or a statement does not hold as printed,
 the record says so in ``discrepancies`` and checks the corrected statement instead; the
 summary table shows both.
 
 Example:
-    >>> from rewa.experiments.theory import TheoryConfig, check_example_3_2
+    >>> from rewa.paper.theory import TheoryConfig, check_example_3_2
     >>> check_example_3_2(TheoryConfig(quick=True)).passed
     True
 """

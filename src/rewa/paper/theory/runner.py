@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ... import _json
-from .._progress import progress_bar
+from ...experiments._progress import progress_bar
 from .example_3_2 import check_example_3_2
 from .example_3_8 import check_example_3_8
 from .example_3_12 import check_example_3_12
@@ -90,7 +90,7 @@ def write_theory_results(results: TheoryResults, out_dir: str | Path, figures: b
     if figures:
         import matplotlib.pyplot as plt
 
-        from ...plotting.theory import theory_figures
+        from ..plotting.theory import theory_figures
 
         for name, figure in theory_figures(results).items():
             path = out / f"{name}.png"

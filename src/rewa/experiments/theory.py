@@ -1,0 +1,10 @@
+"""Deprecated: the Section 3 checks moved to :mod:`rewa.paper.theory`.
+
+This old path forwards each name there with a ``DeprecationWarning``.
+"""
+
+from __future__ import annotations
+
+from .. import _moved
+
+__getattr__ = _moved.forward(__name__, ("rewa.paper.theory",))
