@@ -141,7 +141,11 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(str(error)) from error  # the command prints ValueErrors as one clear line
     except PeerTimeout as error:
         print(f"rewa train: error: {error}", file=sys.stderr)
-        return 1
+        # gloo's threads still wait on the stopped peer and can hold the interpreter's exit for
+        # minutes; every file was written atomically before, so nothing is left to clean up
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     except TrainingInterrupted as interrupted:
         if main_process:
             print(f"rewa train: {interrupted.message}", file=sys.stderr)
