@@ -91,6 +91,12 @@ def test_every_page_is_in_the_site_nav():
     assert all((DOCS / page).exists() for page in nav), sorted(p for p in nav if not (DOCS / p).exists())
 
 
+def test_every_figure_is_shown_on_a_page():
+    shown = {(p.parent / t.split("#", 1)[0]).resolve() for p in [README, *PAGES] for t in links(p.read_text())}
+    unused = [str(f.relative_to(ROOT)) for f in sorted((DOCS / "figures").iterdir()) if f.resolve() not in shown]
+    assert not unused, f"figures no page shows (remove them or link them): {unused}"
+
+
 @pytest.mark.parametrize("path", [README, *PAGES], ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_words_of_the_code_s_history(path):
     found = stale_words(path.read_text())
