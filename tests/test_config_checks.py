@@ -202,6 +202,7 @@ def test_a_bad_value_in_a_config_file_is_one_line_and_exit_2(case, suffix, tmp_p
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_the_command_line_prints_one_line_without_a_traceback(tmp_path):
     """In a fresh process: exit 2, one line, no traceback (TOML's augment = "no" and resume = "false")."""
     for text, name in (('augment = "no"\n', "augment='no'"), ('out = "r"\nresume = "false"\n', "resume='false'")):

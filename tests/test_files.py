@@ -136,6 +136,7 @@ def test_export_does_not_hold_a_serialized_dense_copy(tmp_path):
     assert peak < 1024 * 1024
 
 
+@pytest.mark.slow
 def test_sigterm_during_export_leaves_no_temporary_file(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, torch

@@ -24,6 +24,9 @@ from tests.asserts import assert_optimizer_state_unchanged
 
 warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
 
+# every test here builds fused optimizers, which compile kernels
+pytestmark = pytest.mark.slow
+
 # Tolerances: the compiled kernel contracts multiplies and adds differently from the eager ops.
 TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rtol=2e-5, atol=1e-7)}
 

@@ -34,7 +34,7 @@ def _backward(model, opt, x):
     model(x).square().mean().backward()
 
 
-@pytest.mark.parametrize("foreach", [False, True, "fused"])
+@pytest.mark.parametrize("foreach", [False, True, pytest.param("fused", marks=pytest.mark.slow)])
 def test_a_latent_rebound_through_data_is_measured_and_the_overflowing_step_refused(foreach):
     model, opt, x = _trained(foreach)
     y = opt.state[model.weight]["y"]
@@ -48,7 +48,7 @@ def test_a_latent_rebound_through_data_is_measured_and_the_overflowing_step_refu
     assert torch.equal(model.weight, before)
 
 
-@pytest.mark.parametrize("foreach", [False, True, "fused"])
+@pytest.mark.parametrize("foreach", [False, True, pytest.param("fused", marks=pytest.mark.slow)])
 def test_weights_rebound_through_data_are_taken_in(foreach):
     model, opt, x = _trained(foreach)
     opt.param_groups[0]["weight_decay"] = 0.0

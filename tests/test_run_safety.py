@@ -248,6 +248,7 @@ def test_resume_finds_the_run_however_its_path_is_spelled_and_after_a_move(tmp_p
     assert _strict_json(Path("moved", "config.json").read_text())["config"]["out"] == "moved"
 
 
+@pytest.mark.slow
 def test_resume_from_out_alone_after_sigkill_and_explicit_differences_refused(tmp_path):
     out = tmp_path / "run"
     args = ["--epochs", "40", "--method", "sgd", "--out", str(out), "--no-progress", "--no-figures", "--threads", "1"]

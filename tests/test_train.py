@@ -240,6 +240,7 @@ def _in_process(argv):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     args = ["--epochs", "8", "--batch-size", "32", "--method", "rewa", "--M", "2"]
     _in_process([*args, "--out", str(tmp_path / "whole")])
@@ -264,6 +265,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     _assert_bitwise_equal(a["model"], b["model"])
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     args = ["--epochs", "2", "--batch-size", "64", "--method", "rewa", "--M", "2", "--weight-decay", "1e-3"]
     _in_process([*args, "--out", str(tmp_path / "one")])

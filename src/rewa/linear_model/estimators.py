@@ -293,8 +293,12 @@ class ReWARegressor(RegressorMixin, _ReWALinearModel):
         random_state: seed of the mini-batch order of ``"sgd"``.
 
     Attributes:
-        coef_ (ndarray of shape (n_features,) or (n_targets, n_features)), intercept_,
-        n_iter_ (iterations run), n_features_in_, alpha_ (the alpha used), alpha_max_.
+        coef_: ndarray of shape ``(n_features,)`` or ``(n_targets, n_features)``.
+        intercept_: the intercept (a float for one target, else one per target).
+        n_iter_: iterations run.
+        n_features_in_: number of features seen by ``fit``.
+        alpha_: the alpha used.
+        alpha_max_: the smallest alpha at which ``w = 0`` is stationary.
     """
 
     _loss = "squared"
@@ -348,8 +352,11 @@ class ReWAClassifier(ClassifierMixin, _ReWALinearModel):
             (one-vs-rest logistic losses); ignored with two classes.
 
     Attributes:
-        classes_, coef_ (ndarray (1, n_features) for two classes, else (n_classes, n_features)),
-        intercept_, n_iter_, n_features_in_.
+        classes_: the class labels seen by ``fit``.
+        coef_: ndarray of shape ``(1, n_features)`` for two classes, else ``(n_classes, n_features)``.
+        intercept_: the intercepts.
+        n_iter_: iterations run.
+        n_features_in_: number of features seen by ``fit``.
 
     Example:
         >>> from sklearn.datasets import load_breast_cancer
@@ -460,7 +467,12 @@ class ReWARegressorCV(RegressorMixin, BaseEstimator):
     smallest mean validation MSE, and refits on all data.
 
     Attributes:
-        alpha_, alphas_, mse_path_ (n_alphas, n_folds), coef_, intercept_, best_estimator_.
+        alpha_: the chosen alpha.
+        alphas_: the alphas tried.
+        mse_path_: validation MSE of shape ``(n_alphas, n_folds)``.
+        coef_: the coefficients refitted on all data at ``alpha_``.
+        intercept_: the intercept of that refit.
+        best_estimator_: the refitted ``ReWARegressor``.
     """
 
     _parameter_constraints: dict = {
