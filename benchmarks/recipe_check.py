@@ -5,7 +5,7 @@ The candidates are fixed in ``CANDIDATES`` before the runs (derived from the equ
 of ``networks.py``, so this check is extra ReWA runs *outside* that budget: it picks the
 library's default, it does not enter the comparison with the peers). Each candidate keeps its
 weight decay ``lambda`` fixed per step (the strength of the regularizer in ``f + lambda R``),
-except ``today`` (the capped budget ``min(0.01, 0.5 / sum_t lr_t)``), so a candidate solves the
+except ``recipe`` (the capped budget ``min(0.01, 0.5 / sum_t lr_t)``), so a candidate solves the
 same problem at any run length.
 
 Every run uses ``networks.run``: the same loop, pruning columns, BN re-estimation and masked
@@ -14,7 +14,7 @@ score is its mean validation accuracy over the settings, the 4 target compressio
 pruning columns (the objective ``networks.py`` searches with), averaged over ``--seeds`` seeds;
 the one with the highest score is chosen. Test accuracy is reported, never used.
 
-The run-length check trains the chosen candidate and ``today`` on the digits MLP for each of
+The run-length check trains the chosen candidate and ``recipe`` on the digits MLP for each of
 ``--lengths`` epochs and reports unpruned and pruned (LAMP + fine-tune) test accuracy.
 
 Example: ``python benchmarks/recipe_check.py --threads 1 --out results/recipe_check``
@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import networks  # noqa: E402
 
 # name -> (networks.METHODS row, trial parameters); "decay" is the per-step weight decay, or
-# ("capped budget", B, cap) for today's recipe.
+# ("capped budget", B, cap) for the library's recipe.
 CANDIDATES: dict[str, tuple[str, dict]] = {
-    "today: A lr 0.2, min(0.01, 0.5/sum lr)": ("rewa A (K9 M2)", {"lr": 0.2, "decay": ("capped budget", 0.5, 0.01)}),
+    "recipe: A lr 0.2, min(0.01, 0.5/sum lr)": ("rewa A (K9 M2)", {"lr": 0.2, "decay": ("capped budget", 0.5, 0.01)}),
     "A lr 0.25, wd 0.004": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.004}),
     "A lr 0.25, wd 0.007": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.007}),
     "A lr 0.25, wd 0.01": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.01}),

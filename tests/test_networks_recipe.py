@@ -244,7 +244,7 @@ def test_recipe_check_chooses_on_validation_and_keeps_the_decay_per_step(tmp_pat
     record = __import__("json").loads((tmp_path / "results.json").read_text())
     scores = record["scores"]
     assert record["chosen"] == max(scores, key=scores.get)
-    # a fixed candidate's decay does not depend on the run's length; today's capped budget does
+    # a fixed candidate's decay does not depend on the run's length; the recipe's capped budget does
     digits = module.networks.Setting("digits-mlp", 0)
     fixed = "A lr 0.25, wd 0.01"
     assert (
