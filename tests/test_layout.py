@@ -275,6 +275,7 @@ def test_the_paper_lives_in_rewa_paper_and_old_paths_only_forward():
             assert not _in_paper(module)
 
 
+@pytest.mark.slow  # a fresh interpreter imports every library module
 def test_importing_the_library_loads_nothing_of_the_paper():
     """Every module outside rewa.paper (forwarders included: they import on first use) is
     imported in a fresh interpreter; none may pull in rewa.paper."""

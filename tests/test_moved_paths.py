@@ -92,6 +92,7 @@ def test_the_library_paths_that_stayed_do_not_warn():
         from rewa.plotting.training import plot_training_curves  # noqa: F401
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_import_rewa_neither_warns_nor_loads_the_paper():
     code = (
         "import warnings, sys\nwarnings.simplefilter('error')\nimport rewa, rewa.cli, rewa.training\n"
