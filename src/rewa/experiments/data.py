@@ -15,6 +15,9 @@ Nothing here downloads anything.
   crafted file cannot run code.
 * ``imagefolder``: ``data_dir/train/<class>/*.jpg`` and ``data_dir/val/<class>/*.jpg``
   (ImageNet layout), decoded with Pillow per sample in DataLoader workers.
+* ``text``: characters of Python's ``pydoc_data.topics`` or of the UTF-8 file ``data_dir``,
+  contiguous 90/5/5 train / validation / test parts, windows of ``context`` tokens with
+  next-token targets (:mod:`rewa.experiments.text`).
 
 Small datasets are :class:`TensorData`: tensors in memory, batches cut by indexing (no
 per-sample Python work), augmentation done on whole batches (:func:`augment_batch`).
@@ -42,7 +45,7 @@ __all__ = [
     "split_validation",
 ]
 
-DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder", "text")
 
 # Per-channel statistics of the CIFAR training sets (pixels in [0, 1]).
 _CIFAR_STATS = {
@@ -102,6 +105,9 @@ class DatasetBundle:
     input_shape: tuple[int, ...]
     num_classes: int
     augment: str = "none"  # "none" | "cifar" (crop 4 + flip) | "imagenet" (done by the Dataset)
+    val: object | None = None  # a validation split of the dataset's own (text: contiguous)
+    vocab: object | None = None  # text: the CharVocab of the training split
+    targets: str = "class"  # "class": one label per sample; "next-token": one per position
 
 
 def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:
@@ -369,6 +375,17 @@ def _imagefolder(data_dir: str) -> DatasetBundle:
     return DatasetBundle("imagefolder", train, test, (3, 224, 224), len(train.classes), augment="imagenet")
 
 
+def _text(data_dir: str, context: int) -> DatasetBundle:
+    from .text import builtin_text, read_text_file, text_splits
+
+    if data_dir:
+        source, text = repr(data_dir), read_text_file(data_dir, context)
+    else:
+        source, text = "pydoc_data.topics", builtin_text()
+    train, val, test, vocab = text_splits(text, context, source=source)
+    return DatasetBundle("text", train, test, (context,), len(vocab), val=val, vocab=vocab, targets="next-token")
+
+
 def make_mnist1d(num_samples: int = 5000) -> DatasetBundle:
     """MNIST-1D generated locally with ``num_samples`` samples (80% train, 20% test), the other
     generator arguments standard (``num_samples=5000`` is the ``mnist1d`` dataset)."""
@@ -377,8 +394,9 @@ def make_mnist1d(num_samples: int = 5000) -> DatasetBundle:
     return _mnist1d(num_samples)
 
 
-def load_dataset(name: str, data_dir: str = "") -> DatasetBundle:
-    """The dataset ``name`` (one of :data:`DATASETS`) with its test split.
+def load_dataset(name: str, data_dir: str = "", *, context: int = 128) -> DatasetBundle:
+    """The dataset ``name`` (one of :data:`DATASETS`) with its test split; ``context``: the
+    tokens per sample of ``text``.
 
     Example:
         >>> from rewa.experiments.data import load_dataset
@@ -394,6 +412,8 @@ def load_dataset(name: str, data_dir: str = "") -> DatasetBundle:
         return _cifar(name, os.path.expanduser(data_dir))
     if name == "imagefolder":
         return _imagefolder(os.path.expanduser(data_dir))
+    if name == "text":
+        return _text(data_dir, context)
     raise ValueError(f"dataset={name!r} must be one of {DATASETS}")
 
 
