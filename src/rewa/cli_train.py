@@ -18,7 +18,13 @@ from .training.files import json_text, read_json
 
 __all__ = ["add_commands", "compare_runs"]
 
-_TUPLE_FIELDS = {"options": str, "schedule": str, "step_milestones": int, "sweep_thresholds": float}
+_TUPLE_FIELDS = {
+    "options": str,
+    "model_options": str,
+    "schedule": str,
+    "step_milestones": int,
+    "sweep_thresholds": float,
+}
 
 
 def _field_type(f):
