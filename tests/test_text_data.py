@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rewa.experiments.data import DATASETS, load_dataset
-from rewa.experiments.text import UNKNOWN_ID, CharVocab, TokenWindows, builtin_text, min_characters, text_splits
+from rewa.experiments.data import DATASETS, TokenWindows, load_dataset, text_splits
+from rewa.experiments.text import UNKNOWN_ID, CharVocab, builtin_text, min_characters
 
 
 def test_builtin_text_is_python_docs_split_in_order():

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .text import TEXT_SPLITS, CharVocab, builtin_text, min_characters, read_text_file
+
 __all__ = [
     "TensorData",
     "DatasetBundle",
@@ -43,6 +45,8 @@ __all__ = [
     "DATASETS",
     "augment_batch",
     "split_validation",
+    "TokenWindows",
+    "text_splits",
 ]
 
 DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder", "text")
@@ -375,8 +379,41 @@ def _imagefolder(data_dir: str) -> DatasetBundle:
     return DatasetBundle("imagefolder", train, test, (3, 224, 224), len(train.classes), augment="imagenet")
 
 
+class TokenWindows(TensorData):
+    """Windows of ``context`` tokens of one stream (``x``) and their next tokens (``y``), both
+    ``(n, context)`` int64 views of ``tokens`` (no copy); batches gather only their rows."""
+
+    def __init__(self, tokens: Tensor, context: int, stride: int | None = None):
+        self.tokens, self.context, self.stride = tokens, int(context), int(stride or context)
+        if len(tokens) < self.context + 1:
+            raise ValueError(f"{len(tokens)} tokens hold no window of context={self.context} plus its next token")
+        super().__init__(
+            tokens[:-1].unfold(0, self.context, self.stride), tokens[1:].unfold(0, self.context, self.stride)
+        )
+
+    def to(self, device) -> TokenWindows:
+        return TokenWindows(self.tokens.to(device), self.context, self.stride)
+
+
+def text_splits(
+    text: str, context: int, *, source: str = "the text"
+) -> tuple[TokenWindows, TokenWindows, TokenWindows, CharVocab]:
+    """``(train, val, test, vocab)`` of ``text``: contiguous 90/5/5 parts as windows, the
+    vocabulary from the training part."""
+    if not isinstance(context, int) or isinstance(context, bool) or context < 1:
+        raise ValueError(f"context={context!r} must be an integer >= 1")
+    need = min_characters(context)
+    if len(text) < need:
+        raise ValueError(f"{source} holds {len(text)} characters; context={context} needs at least {need}")
+    n_train = int(len(text) * TEXT_SPLITS[0])
+    n_val = int(len(text) * TEXT_SPLITS[1])
+    parts = text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :]
+    vocab = CharVocab.from_text(parts[0])
+    train, val, test = (TokenWindows(vocab.encode(part), context) for part in parts)
+    return train, val, test, vocab
+
+
 def _text(data_dir: str, context: int) -> DatasetBundle:
-    from .text import builtin_text, read_text_file, text_splits
 
     if data_dir:
         source, text = repr(data_dir), read_text_file(data_dir, context)

@@ -10,12 +10,12 @@ given to ``rewa generate``) maps to it, and is counted as a miss, never dropped.
 
 A sample is a window of ``context`` consecutive token ids; its target is the same window shifted
 by one (the next character at each position). Windows do not overlap (stride ``context``), so an
-epoch reads each training character once; they are views of one token stream (no copy).
+epoch reads each training character once; they are views of one token stream (no copy):
+:class:`rewa.experiments.data.TokenWindows`, cut by :func:`rewa.experiments.data.text_splits`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,17 +23,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data import TensorData
-
 __all__ = [
     "TEXT_SPLITS",
     "UNKNOWN_ID",
     "CharVocab",
-    "TokenWindows",
     "builtin_text",
     "min_characters",
     "read_text_file",
-    "text_splits",
 ]
 
 TEXT_SPLITS = (0.90, 0.05, 0.05)  # train, validation, test: contiguous, in this order
@@ -90,22 +86,6 @@ class CharVocab:
             raise ValueError(f"{where}: {error}") from None
 
 
-class TokenWindows(TensorData):
-    """Windows of ``context`` tokens of one stream (``x``) and their next tokens (``y``), both
-    ``(n, context)`` int64 views of ``tokens`` (no copy); batches gather only their rows."""
-
-    def __init__(self, tokens: Tensor, context: int, stride: int | None = None):
-        self.tokens, self.context, self.stride = tokens, int(context), int(stride or context)
-        if len(tokens) < self.context + 1:
-            raise ValueError(f"{len(tokens)} tokens hold no window of context={self.context} plus its next token")
-        super().__init__(
-            tokens[:-1].unfold(0, self.context, self.stride), tokens[1:].unfold(0, self.context, self.stride)
-        )
-
-    def to(self, device) -> TokenWindows:
-        return TokenWindows(self.tokens.to(device), self.context, self.stride)
-
-
 def builtin_text() -> str:
     """The text of ``pydoc_data.topics`` (topics in sorted order, joined by blank lines)."""
     from pydoc_data.topics import topics
@@ -149,25 +129,3 @@ def read_text_file(path: str, context: int) -> str:
             f"(each of validation and test, {TEXT_SPLITS[1]:.0%}, must hold one window of context + 1)"
         )
     return text
-
-
-def text_splits(
-    text: str, context: int, *, source: str = "the text"
-) -> tuple[TokenWindows, TokenWindows, TokenWindows, CharVocab]:
-    """``(train, val, test, vocab)`` of ``text``: contiguous 90/5/5 parts as windows, the
-    vocabulary from the training part."""
-    if not isinstance(context, int) or isinstance(context, bool) or context < 1:
-        raise ValueError(f"context={context!r} must be an integer >= 1")
-    need = min_characters(context)
-    if len(text) < need:
-        raise ValueError(f"{source} holds {len(text)} characters; context={context} needs at least {need}")
-    n_train = int(len(text) * TEXT_SPLITS[0])
-    n_val = int(len(text) * TEXT_SPLITS[1])
-    parts = text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :]
-    vocab = CharVocab.from_text(parts[0])
-    train, val, test = (TokenWindows(vocab.encode(part), context) for part in parts)
-    return train, val, test, vocab
-
-
-def vocab_json_text(vocab: CharVocab) -> str:
-    return json.dumps(vocab.to_json(), ensure_ascii=False, indent=1)
