@@ -40,7 +40,7 @@ LAYERS = [
     # public namespaces
     "rewa.functional", "rewa",
     # the command line
-    "rewa._cli_options", "rewa.cli_bench", "rewa.cli_train", "rewa.cli", "rewa.__main__",
+    "rewa._cli_options", "rewa.cli_bench", "rewa.cli_train", "rewa.cli_generate", "rewa.cli", "rewa.__main__",
 ]  # fmt: skip
 
 # Finer order inside packages whose modules build on each other.
@@ -48,14 +48,15 @@ SUBLAYERS = {
     "rewa.training": ["rewa.training.config", "rewa.training.files", "rewa.training.interrupts", "rewa.training.distributed",
                       "rewa.training.data_checks", "rewa.training.plan", "rewa.training.batches",
                       "rewa.training.schedules", "rewa.training.records", "rewa.training.run_dir",
-                      "rewa.training.loop", "rewa.training"],
+                      "rewa.training.loop", "rewa.training.generate", "rewa.training"],
     "rewa.sparsity": ["rewa.sparsity.selection", "rewa.sparsity.measure", "rewa.sparsity.masks", "rewa.sparsity"],
     "rewa.linear_model": ["rewa.linear_model.datafits", "rewa.linear_model.solver", "rewa.linear_model.estimators",
                           "rewa.linear_model"],
     "rewa.plotting": ["rewa.plotting._pyplot", "rewa.plotting.sparsity", "rewa.plotting.synthetic",
                       "rewa.plotting.theory", "rewa.plotting.training", "rewa.plotting"],
     "rewa.experiments": [
-        "rewa.experiments._progress", "rewa.experiments.data", "rewa.experiments.models",
+        "rewa.experiments._progress", "rewa.experiments.text", "rewa.experiments.data", "rewa.experiments.gpt",
+        "rewa.experiments.models",
         "rewa.experiments.outcome", "rewa.experiments.presets", "rewa.experiments.problem", "rewa.experiments.recovery",
         "rewa.experiments.synthetic.config", "rewa.experiments.synthetic.data",
         "rewa.experiments.synthetic.checkpoints", "rewa.experiments.synthetic.engine",

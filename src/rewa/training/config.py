@@ -34,6 +34,7 @@ __all__ = [
     "lr_sum",
     "method_options",
     "model_options",
+    "parse_model_options",
     "parse_schedule",
     "resolve_config",
 ]
@@ -616,23 +617,7 @@ def model_options(c: TrainConfig) -> dict:
         >>> model_options(TrainConfig(dataset="text", model_options=("layers=2", "sparsify=attention,mlp")))
         {'layers': 2, 'sparsify': 'attention,mlp'}
     """
-    out: dict = {}
-    for item in c.model_options:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise ValueError(f"model option {item!r} must look like NAME=VALUE")
-            name, text = item.split("=", 1)
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
-        else:
-            name, value = item
-        name = name.strip()
-        if name in out:
-            raise ValueError(f"model option {name} given twice ({out[name]!r} and {value!r}): give it once")
-        _check_option_value(name, value)
-        out[name] = value
+    out = parse_model_options(c.model_options)
     model = c.model if c.model != "auto" else ("gpt" if c.dataset == "text" else "auto")
     if out and model != "gpt":
         raise ValueError(
@@ -642,6 +627,31 @@ def model_options(c: TrainConfig) -> dict:
         from ..experiments.gpt import gpt_options
 
         gpt_options(out)
+    return out
+
+
+def parse_model_options(items) -> dict:
+    """``("layers=2", ("tie", False))`` -> ``{"layers": 2, "tie": False}`` (values read as JSON,
+    else a string); a malformed item or a name given twice is refused."""
+    out: dict = {}
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise ValueError(f"model option {item!r} must look like NAME=VALUE")
+            name, text = item.split("=", 1)
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+        elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+            name, value = item
+        else:
+            raise ValueError(f"model option {item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
+        name = name.strip()
+        if name in out:
+            raise ValueError(f"model option {name} given twice ({out[name]!r} and {value!r}): give it once")
+        _check_option_value(name, value)
+        out[name] = value
     return out
 
 
