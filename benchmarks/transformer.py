@@ -421,6 +421,40 @@ def figure(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def parse_fixed(text: str) -> tuple[str, dict]:
+    """``"adamw:lr=0.01,weight_decay=0.05"`` -> ``("adamw", {"lr": 0.01, "weight_decay": 0.05})``;
+    the names must be the method's search space (budgets as ``budget:<hp>``)."""
+    name, _, rest = text.partition(":")
+    if name not in METHODS:
+        raise ValueError(f"--fixed {text!r}: method {name!r} must be one of {', '.join(METHODS)}")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key_, _, value = item.partition("=")
+        params[key_] = float(value)
+    if set(params) != set(METHODS[name][2]):
+        raise ValueError(f"--fixed {text!r}: give exactly {', '.join(METHODS[name][2])}")
+    return name, params
+
+
+def run_fixed(configs: list[tuple[str, dict]], setting: Setting, scale: dict, log) -> list[dict]:
+    """Each configuration over the seeds, no search: a check beside the protocol."""
+    out = []
+    for name, params in configs:
+        runs = [run(name, params, setting, seed) for seed in range(scale["seeds"])]
+        good = [r for r in runs if not r["diverged"]]
+        row = {"method": name, "params": params, "diverged_seeds": len(runs) - len(good), "runs": runs}
+        for k in ("dense", *map(key, TARGETS)):
+            row[k] = {
+                "test_ppl": mean_std([math.exp(r[k]["test"]) for r in good]) if good else None,
+                "val_ppl": mean_std([math.exp(r[k]["val"]) for r in good]) if good else None,
+            }
+        out.append(row)
+        shown = ", ".join(f"{k}={v:.3g}" for k, v in params.items())
+        cells = ", ".join(f"{k} {_fmt(row[k]['test_ppl'])}" for k in ("dense", *map(key, TARGETS)))
+        log(f"  fixed {name} ({shown}): test perplexity {cells}")
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", choices=tuple(SCALES), default="tiny")
@@ -432,7 +466,19 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default="results/transformer")
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="METHOD:NAME=VALUE,...",
+        help="no search: run this configuration over --seeds seeds (a check beside the protocol, e.g. "
+        "adamw at another method's learning rate); writes OUT/fixed.json",
+    )
     args = parser.parse_args(argv)
+    try:
+        fixed = [parse_fixed(text) for text in args.fixed]
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
     scale = dict(SCALES[args.scale])
     for name in ("steps", "trials", "seeds"):
@@ -452,6 +498,14 @@ def main(argv=None) -> int:
         f"{scale['steps']} steps, {scale['trials']} trials per method, {scale['seeds']} seeds, threads {args.threads}",
         flush=True,
     )
+    if fixed:
+        start = time.perf_counter()
+        rows = run_fixed(fixed, setting, scale, log)
+        record = {"scale": args.scale, "argv": list(sys.argv[1:] if argv is None else argv), "fixed": rows}
+        record["wall_seconds"] = time.perf_counter() - start
+        (out / "fixed.json").write_text(json.dumps(record, indent=1, default=str))
+        print(f"total {record['wall_seconds']:.0f} s")
+        return 0
     everything: dict = {
         "scale": args.scale,
         "argv": list(sys.argv[1:] if argv is None else argv),

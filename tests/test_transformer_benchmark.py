@@ -50,3 +50,13 @@ def test_smoke_scale_runs_every_stage(tmp_path):
         assert r["median_step_seconds"] > 0
     table = (tmp_path / "table.md").read_text()
     assert "| magnitude pruning |" in table and "time / step vs AdamW" in table and "- 90%: best" in table
+
+
+def test_a_fixed_configuration_runs_over_the_seeds_without_a_search(tmp_path):
+    bench = _module()
+    argv = ["--scale", "smoke", "--out", str(tmp_path), "--fixed", "adamw:lr=0.003,weight_decay=0.01"]
+    assert bench.main(argv) == 0
+    row = json.loads((tmp_path / "fixed.json").read_text())["fixed"][0]
+    assert row["method"] == "adamw" and len(row["runs"]) == 2 and row["90%"]["test_ppl"][0] > 1
+    with pytest.raises(SystemExit):
+        bench.main(["--scale", "smoke", "--out", str(tmp_path), "--fixed", "adamw:lr=0.003"])
