@@ -159,3 +159,4 @@ def test_rewa_train_text_gpt_on_the_command_line(tmp_path, capsys):
         warnings.simplefilter("ignore")
         assert main(argv) == 0
     assert (out / "vocab.json").is_file() and "val_perplexity" in json.loads((out / "summary.json").read_text())
+    assert "perplexity val " in capsys.readouterr().out
