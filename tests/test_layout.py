@@ -51,7 +51,7 @@ LAYERS = [
     # (see PAPER_IMPORTS below for the two command-line modules that reach it)
     "rewa.paper",
     # the command line
-    "rewa.cli_bench", "rewa.cli_train", "rewa.cli", "rewa.__main__",
+    "rewa.cli_bench", "rewa.cli_train", "rewa.cli_generate", "rewa.cli", "rewa.__main__",
 ]  # fmt: skip
 
 # Finer order inside packages whose modules build on each other.
@@ -59,14 +59,15 @@ SUBLAYERS = {
     "rewa.training": ["rewa.training.config", "rewa.training.files", "rewa.training.interrupts", "rewa.training.distributed",
                       "rewa.training.data_checks", "rewa.training.plan", "rewa.training.batches",
                       "rewa.training.schedules", "rewa.training.records", "rewa.training.run_dir",
-                      "rewa.training.loop", "rewa.training"],
+                      "rewa.training.loop", "rewa.training.generate", "rewa.training"],
     "rewa.sparsity": ["rewa.sparsity.selection", "rewa.sparsity.measure", "rewa.sparsity.masks", "rewa.sparsity"],
     "rewa.linear_model": ["rewa.linear_model.datafits", "rewa.linear_model.solver", "rewa.linear_model.estimators",
                           "rewa.linear_model"],
     "rewa.plotting": ["rewa.plotting._pyplot", "rewa.plotting.sparsity", "rewa.plotting.synthetic",
                       "rewa.plotting.theory", "rewa.plotting.training", "rewa.plotting"],
     "rewa.experiments": [
-        "rewa.experiments._progress", "rewa.experiments.data", "rewa.experiments.models",
+        "rewa.experiments._progress", "rewa.experiments.text", "rewa.experiments.data", "rewa.experiments.gpt",
+        "rewa.experiments.models",
         "rewa.experiments.outcome", "rewa.experiments.presets",
         # earlier paths of the paper's modules (forward to rewa.paper)
         "rewa.experiments.recovery", "rewa.experiments.synthetic", "rewa.experiments.digits",

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_bench import add_commands as add_bench_commands  # bench
 
     add_bench_commands(commands)
+    from .cli_generate import add_commands as add_generate_commands  # generate
+
+    add_generate_commands(commands)
     return parser
 
 

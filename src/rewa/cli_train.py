@@ -18,7 +18,13 @@ from .training.files import json_text, read_json
 
 __all__ = ["add_commands", "compare_runs"]
 
-_TUPLE_FIELDS = {"options": str, "schedule": str, "step_milestones": int, "sweep_thresholds": float}
+_TUPLE_FIELDS = {
+    "options": str,
+    "model_options": str,
+    "schedule": str,
+    "step_milestones": int,
+    "sweep_thresholds": float,
+}
 
 
 def _field_type(f):
@@ -165,6 +171,10 @@ def _train(args: argparse.Namespace) -> int:
         f"  final loss {s['loss']:.4f}; accuracy train {acc(s['train_accuracy'])}, val {acc(s['val_accuracy'])}, "
         f"test {acc(s['test_accuracy'])}"
     )
+    if s.get("val_perplexity") is not None or s.get("test_perplexity") is not None:  # a language model
+        ppl = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+        rate = f"{s['tokens_per_second']:,.0f}" if s.get("tokens_per_second") else "n/a"
+        print(f"  perplexity val {ppl(s.get('val_perplexity'))}, test {ppl(s.get('test_perplexity'))}; {rate} tokens/s")
     for t, sp in s["sparsity"].items():
         print(f"  |w| <= {t:<6}: sparsity {sp:.2%}, compression {s['compression'][t]:.1f}x")
     split = "test_accuracy" if s["test_accuracy"] is not None else "val_accuracy"

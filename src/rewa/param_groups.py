@@ -6,6 +6,12 @@ dense: pruning a bias or a scale buys little compression and costs accuracy.
 ``norm="sparsify"`` puts the normalization scales and shifts in the sparsified group instead
 (reparameterized and decayed with the weights, as the paper's ResNet code trained them); they
 are still not counted as weights by :mod:`rewa.sparsity`.
+
+A module may name matrices that stay dense by defining ``dense_parameter_names()`` (the names
+of its parameters, relative to it; like timm's ``no_weight_decay()``): the GPT of
+:mod:`rewa.experiments.gpt` keeps its embeddings and head dense this way. Those tensors are
+then dense for every optimizer and sparsity tool (``include_bias_and_norm=True`` still takes
+every parameter). :func:`dense_names_by_role` builds such a set from parameter roles.
 """
 
 from __future__ import annotations
@@ -14,7 +20,16 @@ from collections.abc import Mapping
 
 from torch import nn
 
-__all__ = ["NORM_LAYERS", "NORM_CHOICES", "DENSE_DEFAULTS", "split_parameters", "param_groups"]
+__all__ = [
+    "NORM_LAYERS",
+    "NORM_CHOICES",
+    "DENSE_DEFAULTS",
+    "SPARSIFY_ROLES",
+    "declared_dense_names",
+    "dense_names_by_role",
+    "split_parameters",
+    "param_groups",
+]
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
     t
@@ -35,6 +50,38 @@ NORM_CHOICES = ("dense", "sparsify")
 DENSE_DEFAULTS: Mapping[str, float] = {"K": 1, "M": 0, "eps": 0.0, "weight_decay": 0.0}
 
 
+# The roles of a Transformer's matrices that may be sparsified (the rest: norms, biases).
+SPARSIFY_ROLES = ("attention", "mlp", "embeddings", "head")
+_MATRIX_ROLES = SPARSIFY_ROLES
+
+
+def dense_names_by_role(roles: Mapping[str, str], sparsify) -> set[str]:
+    """The names of the matrices whose role is not in ``sparsify`` (norms and biases are dense
+    by :func:`split_parameters`' own rule, so they are not listed).
+
+    Example:
+        >>> roles = {"emb.weight": "embeddings", "q.weight": "attention", "fc.weight": "mlp", "fc.bias": "bias"}
+        >>> sorted(dense_names_by_role(roles, ("attention", "mlp")))
+        ['emb.weight']
+        >>> sorted(dense_names_by_role(roles, ("attention",)))
+        ['emb.weight', 'fc.weight']
+    """
+    unknown = sorted(set(sparsify) - set(SPARSIFY_ROLES))
+    if unknown:
+        raise ValueError(f"sparsify role(s) {', '.join(map(repr, unknown))} must be among {', '.join(SPARSIFY_ROLES)}")
+    return {name for name, role in roles.items() if role in _MATRIX_ROLES and role not in sparsify}
+
+
+def declared_dense_names(model: nn.Module) -> set[str]:
+    """Full names of the parameters that ``model``'s modules declare dense (``dense_parameter_names()``)."""
+    out: set[str] = set()
+    for module_name, module in model.named_modules():
+        declare = getattr(module, "dense_parameter_names", None)
+        if callable(declare):
+            out |= {f"{module_name}.{n}" if module_name else n for n in declare()}
+    return out
+
+
 def check_norm(norm: object) -> str:
     if norm not in NORM_CHOICES:
         raise ValueError(f"norm={norm!r} must be one of {', '.join(map(repr, NORM_CHOICES))}")
@@ -46,11 +93,13 @@ def split_parameters(
 ) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
     """``(sparse, dense)``: named trainable parameters, each listed once, in model order.
 
-    A parameter is sparsified when it has at least two dimensions and does not belong to a
-    normalization layer, or when it belongs to a normalization layer and ``norm="sparsify"``,
-    or for every parameter when ``include_bias_and_norm`` is true.
+    A parameter is sparsified when it has at least two dimensions, does not belong to a
+    normalization layer and is not declared dense by its module (:func:`declared_dense_names`),
+    or when it belongs to a normalization layer and ``norm="sparsify"``, or for every parameter
+    when ``include_bias_and_norm`` is true.
     """
     check_norm(norm)
+    kept_dense = declared_dense_names(model)
     sparse, dense, seen = [], [], set()
     for module_name, module in model.named_modules():
         is_norm = isinstance(module, NORM_LAYERS)
@@ -59,7 +108,8 @@ def split_parameters(
                 continue
             seen.add(id(p))
             full_name = f"{module_name}.{name}" if module_name else name
-            if include_bias_and_norm or (is_norm and norm == "sparsify") or (p.ndim >= 2 and not is_norm):
+            matrix = p.ndim >= 2 and not is_norm and full_name not in kept_dense
+            if include_bias_and_norm or (is_norm and norm == "sparsify") or matrix:
                 sparse.append((full_name, p))
             else:
                 dense.append((full_name, p))

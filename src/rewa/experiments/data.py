@@ -15,6 +15,9 @@ Nothing here downloads anything.
   crafted file cannot run code.
 * ``imagefolder``: ``data_dir/train/<class>/*.jpg`` and ``data_dir/val/<class>/*.jpg``
   (ImageNet layout), decoded with Pillow per sample in DataLoader workers.
+* ``text``: characters of Python's ``pydoc_data.topics`` or of the UTF-8 file ``data_dir``,
+  contiguous 90/5/5 train / validation / test parts, windows of ``context`` tokens with
+  next-token targets (:mod:`rewa.experiments.text`).
 
 Small datasets are :class:`TensorData`: tensors in memory, batches cut by indexing (no
 per-sample Python work), augmentation done on whole batches (:func:`augment_batch`).
@@ -32,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .text import TEXT_SPLITS, CharVocab, builtin_text, min_characters, read_text_file
+
 __all__ = [
     "TensorData",
     "DatasetBundle",
@@ -40,9 +45,11 @@ __all__ = [
     "DATASETS",
     "augment_batch",
     "split_validation",
+    "TokenWindows",
+    "text_splits",
 ]
 
-DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder", "text")
 
 # Per-channel statistics of the CIFAR training sets (pixels in [0, 1]).
 _CIFAR_STATS = {
@@ -102,6 +109,9 @@ class DatasetBundle:
     input_shape: tuple[int, ...]
     num_classes: int
     augment: str = "none"  # "none" | "cifar" (crop 4 + flip) | "imagenet" (done by the Dataset)
+    val: object | None = None  # a validation split of the dataset's own (text: contiguous)
+    vocab: object | None = None  # text: the CharVocab of the training split
+    targets: str = "class"  # "class": one label per sample; "next-token": one per position
 
 
 def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:
@@ -369,6 +379,50 @@ def _imagefolder(data_dir: str) -> DatasetBundle:
     return DatasetBundle("imagefolder", train, test, (3, 224, 224), len(train.classes), augment="imagenet")
 
 
+class TokenWindows(TensorData):
+    """Windows of ``context`` tokens of one stream (``x``) and their next tokens (``y``), both
+    ``(n, context)`` int64 views of ``tokens`` (no copy); batches gather only their rows."""
+
+    def __init__(self, tokens: Tensor, context: int, stride: int | None = None):
+        self.tokens, self.context, self.stride = tokens, int(context), int(stride or context)
+        if len(tokens) < self.context + 1:
+            raise ValueError(f"{len(tokens)} tokens hold no window of context={self.context} plus its next token")
+        super().__init__(
+            tokens[:-1].unfold(0, self.context, self.stride), tokens[1:].unfold(0, self.context, self.stride)
+        )
+
+    def to(self, device) -> TokenWindows:
+        return TokenWindows(self.tokens.to(device), self.context, self.stride)
+
+
+def text_splits(
+    text: str, context: int, *, source: str = "the text"
+) -> tuple[TokenWindows, TokenWindows, TokenWindows, CharVocab]:
+    """``(train, val, test, vocab)`` of ``text``: contiguous 90/5/5 parts as windows, the
+    vocabulary from the training part."""
+    if not isinstance(context, int) or isinstance(context, bool) or context < 1:
+        raise ValueError(f"context={context!r} must be an integer >= 1")
+    need = min_characters(context)
+    if len(text) < need:
+        raise ValueError(f"{source} holds {len(text)} characters; context={context} needs at least {need}")
+    n_train = int(len(text) * TEXT_SPLITS[0])
+    n_val = int(len(text) * TEXT_SPLITS[1])
+    parts = text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :]
+    vocab = CharVocab.from_text(parts[0])
+    train, val, test = (TokenWindows(vocab.encode(part), context) for part in parts)
+    return train, val, test, vocab
+
+
+def _text(data_dir: str, context: int) -> DatasetBundle:
+
+    if data_dir:
+        source, text = repr(data_dir), read_text_file(data_dir, context)
+    else:
+        source, text = "pydoc_data.topics", builtin_text()
+    train, val, test, vocab = text_splits(text, context, source=source)
+    return DatasetBundle("text", train, test, (context,), len(vocab), val=val, vocab=vocab, targets="next-token")
+
+
 def make_mnist1d(num_samples: int = 5000) -> DatasetBundle:
     """MNIST-1D generated locally with ``num_samples`` samples (80% train, 20% test), the other
     generator arguments standard (``num_samples=5000`` is the ``mnist1d`` dataset)."""
@@ -377,8 +431,9 @@ def make_mnist1d(num_samples: int = 5000) -> DatasetBundle:
     return _mnist1d(num_samples)
 
 
-def load_dataset(name: str, data_dir: str = "") -> DatasetBundle:
-    """The dataset ``name`` (one of :data:`DATASETS`) with its test split.
+def load_dataset(name: str, data_dir: str = "", *, context: int = 128) -> DatasetBundle:
+    """The dataset ``name`` (one of :data:`DATASETS`) with its test split; ``context``: the
+    tokens per sample of ``text``.
 
     Example:
         >>> from rewa.experiments.data import load_dataset
@@ -394,6 +449,8 @@ def load_dataset(name: str, data_dir: str = "") -> DatasetBundle:
         return _cifar(name, os.path.expanduser(data_dir))
     if name == "imagefolder":
         return _imagefolder(os.path.expanduser(data_dir))
+    if name == "text":
+        return _text(data_dir, context)
     raise ValueError(f"dataset={name!r} must be one of {DATASETS}")
 
 

@@ -15,6 +15,10 @@ import beside every torch build, so nothing is taken from it).
 * ``resnet50``: the ImageNet ResNet-50 (7x7 stem, stride 2, 3x3 max-pool), bottlenecks
   [3, 4, 6, 3], stride on the 3x3 convolution (torchvision's "v1.5").
 
+* ``gpt``: a small GPT for token inputs ``(context,)``, logits ``(batch, context, vocab)``
+  (:mod:`rewa.experiments.gpt`; its sizes are ``options``: ``layers``, ``heads``, ``width``,
+  ``mlp_ratio``, ``dropout``, ``bias``, ``tie``, ``sparsify``; GPT-2 initialization).
+
 Convolutions and linear layers get Kaiming-normal weights (fan-in, ReLU), as in the paper's
 code (Appendix D.7: "Initialization: Kaiming"); biases start at 0, batch-norm at (1, 0).
 """
@@ -28,7 +32,7 @@ from torch import nn
 
 __all__ = ["MODELS", "make_model"]
 
-MODELS = ("mlp", "cnn", "cnn-bn", "resnet-small", "resnet18", "resnet50")
+MODELS = ("mlp", "cnn", "cnn-bn", "resnet-small", "resnet18", "resnet50", "gpt")
 
 
 def _mlp(input_shape, classes: int) -> nn.Module:
@@ -181,8 +185,9 @@ def _init(model: nn.Module) -> nn.Module:
     return model
 
 
-def make_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """The model ``name`` (one of :data:`MODELS`) for inputs of ``input_shape`` (no batch dim).
+def make_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:
+    """The model ``name`` (one of :data:`MODELS`) for inputs of ``input_shape`` (no batch dim);
+    ``options``: the sizes of ``gpt`` (the other models have none).
 
     Example:
         >>> import torch
@@ -192,6 +197,14 @@ def make_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.
         (torch.Size([2, 10]), 11173962)
     """
     input_shape = tuple(int(s) for s in input_shape)
+    if options and name != "gpt":
+        raise ValueError(f"model {name!r} takes no options, got {', '.join(sorted(options))}")
+    if name == "gpt":
+        from .gpt import GPT
+
+        if len(input_shape) != 1:
+            raise ValueError(f"model 'gpt' needs token inputs of shape (context,), got shape {input_shape}")
+        return GPT(input_shape[0], num_classes, **options)
     if name == "mlp":
         return _init(_mlp(input_shape, num_classes))
     if name in ("cnn", "cnn-bn"):

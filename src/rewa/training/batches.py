@@ -11,7 +11,7 @@ from ..experiments.data import TensorData, as_float, augment_batch
 from .config import TrainConfig
 from .distributed import Processes
 
-__all__ = ["Batches", "accuracy", "first_inputs", "input_shape"]
+__all__ = ["Batches", "accuracy", "first_inputs", "input_shape", "loss_and_accuracy"]
 
 
 class Batches:
@@ -72,24 +72,37 @@ class Batches:
             yield as_float(x, self.data.mean, self.data.std), self.data.y[mine], len(batch)
 
 
+def _eval_batches(data, c: TrainConfig) -> Iterable:
+    if isinstance(data, TensorData):
+        return (data.batch(idx) for idx in torch.arange(len(data), device=data.x.device).split(c.eval_batch_size))
+    return torch.utils.data.DataLoader(data, batch_size=c.eval_batch_size, num_workers=c.num_workers)
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, data, c: TrainConfig, device, autocast) -> float:
+    """The fraction of labels predicted (per sample, or per position for ``(N, T)`` labels)."""
+    return loss_and_accuracy(model, data, c, device, autocast, with_loss=False)[1]
+
+
+@torch.no_grad()
+def loss_and_accuracy(model: nn.Module, data, c: TrainConfig, device, autocast, *, with_loss: bool = True):
+    """``(mean cross-entropy per label, accuracy)`` on a split in one pass (loss ``None`` unless
+    ``with_loss``); one host sync at the end."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     total = 0
-    batches: Iterable
-    if isinstance(data, TensorData):
-        batches = ((data.batch(idx)) for idx in torch.arange(len(data), device=data.x.device).split(c.eval_batch_size))
-    else:
-        batches = torch.utils.data.DataLoader(data, batch_size=c.eval_batch_size, num_workers=c.num_workers)
-    for x, y in batches:
+    for x, y in _eval_batches(data, c):
         x, y = x.to(device), y.to(device)
         if c.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast():
-            correct += (model(x).argmax(1) == y).sum()
-        total += len(y)
-    return float(correct) / total
+            logits = model(x)
+        correct += (logits.argmax(-1) == y).sum()
+        if with_loss:
+            loss_sum += nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), reduction="sum")
+        total += y.numel()
+    return (float(loss_sum) / total if with_loss else None), float(correct) / total
 
 
 def input_shape(part) -> tuple:

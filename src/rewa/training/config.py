@@ -23,6 +23,7 @@ __all__ = [
     "STANDARD_THRESHOLDS",
     "SWEEP_THRESHOLDS",
     "RUN_FILES",
+    "OPTIONAL_RUN_FILES",
     "METHOD_DEFAULTS",
     "METHOD_LOOP_DEFAULTS",
     "SHORTCUT_HYPERPARAMETERS",
@@ -32,6 +33,8 @@ __all__ = [
     "lr_factor",
     "lr_sum",
     "method_options",
+    "model_options",
+    "parse_model_options",
     "parse_schedule",
     "resolve_config",
 ]
@@ -47,6 +50,8 @@ RUN_FILES = (
     "training_curves.png",
     "accuracy_vs_compression.png",
 )
+# written by some runs only (text: the character vocabulary)
+OPTIONAL_RUN_FILES = ("vocab.json",)
 
 _SGD_LIKE = dict(lr=0.05, momentum=0.9)
 _ADAM_LIKE = dict(lr=1e-3)
@@ -90,11 +95,26 @@ class TrainConfig:
 
     # data and model
     dataset: str = _opt("digits", f"dataset by name: {', '.join(DATASETS)} (ignored when data is passed in Python)")
-    data_dir: str = _opt("", "directory of cifar10 / cifar100 (python-pickle files) or imagefolder (train/, val/)")
-    val_fraction: float = _opt(0.1, "fraction of the training data held out for validation (0: none)")
+    data_dir: str = _opt(
+        "",
+        "directory of cifar10 / cifar100 (python-pickle files) or imagefolder (train/, val/); "
+        "text: a UTF-8 text file (default: Python's pydoc_data.topics)",
+    )
+    val_fraction: float = _opt(
+        0.1,
+        "fraction of the training data held out for validation (0: none; text has its own contiguous "
+        "90/5/5 train/validation/test parts)",
+    )
+    context: int = _opt(128, "text: tokens (characters) per sample, the GPT's context")
     model: str = _opt(
         "auto",
-        f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR, resnet50 for imagefolder",
+        f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR, resnet50 for "
+        "imagefolder, gpt for text",
+    )
+    model_options: tuple = _opt(
+        (),
+        "the model's sizes as NAME=VALUE (gpt: layers, heads, width, mlp_ratio, dropout, bias, tie, "
+        "sparsify, e.g. layers=2 width=64 sparsify=attention,mlp)",
     )
     num_classes: int | None = _opt(
         None,
@@ -192,7 +212,7 @@ def _jsonable(value):
     return value
 
 
-_TUPLE_FIELDS = ("options", "schedule", "step_milestones", "sweep_thresholds")
+_TUPLE_FIELDS = ("options", "model_options", "schedule", "step_milestones", "sweep_thresholds")
 _BOOL_FIELDS = ("augment", "bf16", "channels_last", "resume", "progress", "figures")
 _STR_CHOICES = {
     "dataset": tuple(DATASETS),
@@ -206,6 +226,7 @@ _STR_CHOICES = {
 }
 # lowest value of each integer field
 _INT_FIELDS = {
+    "context": 1,
     "epochs": 1,
     "batch_size": 1,
     "eval_batch_size": 1,
@@ -310,14 +331,16 @@ def _check_types(c: TrainConfig) -> None:
                 f"schedule[{i}]={entry!r} must be a string NAME=EPOCH:VALUE,EPOCH:VALUE "
                 "or a pair (NAME, [(EPOCH, VALUE), ...])"
             )
-    for i, item in enumerate(c.options):
-        pair = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-        if not (isinstance(item, str) or pair):
-            raise ValueError(f"options[{i}]={item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
+    for field_name in ("options", "model_options"):
+        for i, item in enumerate(getattr(c, field_name)):
+            pair = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+            if not (isinstance(item, str) or pair):
+                raise ValueError(f"{field_name}[{i}]={item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
 
 
 def _validate(c: TrainConfig) -> None:
     _check_types(c)
+    model_options(c)  # the NAME=VALUE forms, and the model's own checks
     if not c.warmup_epochs <= c.epochs:
         raise ValueError(f"warmup_epochs={c.warmup_epochs} must be in [0, epochs] = [0, {c.epochs}]")
     valid = _method_info(c.method).hyperparameters
@@ -580,6 +603,54 @@ def method_options(c: TrainConfig) -> dict:
                 f"{name}={getattr(c, name)!r} and options {name}={value!r}: give {name} once "
                 f"(as --{name.replace('_', '-')} or in options)"
             )
+        out[name] = value
+    return out
+
+
+def model_options(c: TrainConfig) -> dict:
+    """``c.model_options`` as ``{name: value}`` (values read as JSON, else a string), checked
+    against the model: only ``gpt`` (also ``auto`` on ``text``) takes options.
+
+    Example:
+        >>> from rewa.experiments.train import TrainConfig
+        >>> from rewa.training.config import model_options
+        >>> model_options(TrainConfig(dataset="text", model_options=("layers=2", "sparsify=attention,mlp")))
+        {'layers': 2, 'sparsify': 'attention,mlp'}
+    """
+    out = parse_model_options(c.model_options)
+    model = c.model if c.model != "auto" else ("gpt" if c.dataset == "text" else "auto")
+    if out and model != "gpt":
+        raise ValueError(
+            f"model_options {', '.join(sorted(out))} given, but model={c.model!r} takes no options (only gpt does)"
+        )
+    if out:
+        from ..experiments.gpt import gpt_options
+
+        gpt_options(out)
+    return out
+
+
+def parse_model_options(items) -> dict:
+    """``("layers=2", ("tie", False))`` -> ``{"layers": 2, "tie": False}`` (values read as JSON,
+    else a string); a malformed item or a name given twice is refused."""
+    out: dict = {}
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise ValueError(f"model option {item!r} must look like NAME=VALUE")
+            name, text = item.split("=", 1)
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+        elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+            name, value = item
+        else:
+            raise ValueError(f"model option {item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
+        name = name.strip()
+        if name in out:
+            raise ValueError(f"model option {name} given twice ({out[name]!r} and {value!r}): give it once")
+        _check_option_value(name, value)
         out[name] = value
     return out
 

@@ -67,14 +67,14 @@ from ..optim.registry import create_optimizer
 from ..param_groups import split_parameters
 from ..sparsity import FixedMask, prune
 from .batches import Batches, first_inputs, input_shape
-from .config import TrainConfig
-from .data_checks import check_features, check_labels, check_not_empty, check_readable, labels_of
+from .config import TrainConfig, model_options
+from .data_checks import check_features, check_labels, check_not_empty, check_readable, is_per_position, labels_of
 from .distributed import Processes, setup_processes
 from .files import write_json
 from .interrupts import TrainingInterrupted, handle_signals, signals_deferred
 from .plan import DataFacts, RunPlan, model_name, resolve_plan
 from .records import Evaluation, epoch_record, summary_record, sweep_records
-from .run_dir import RunState, check_run_dir, open_run_dir, resume_command, save_epoch
+from .run_dir import RunState, check_run_dir, open_run_dir, resume_command, save_epoch, save_vocab
 from .schedules import set_epoch_hyperparameters, set_lr
 
 __all__ = ["TrainResult", "TrainingDiverged", "train"]
@@ -167,35 +167,46 @@ class _Splits:
     num_classes: int
     name: str
     augment: bool
+    positions: int | None = None  # labels per sample of a per-position task (a language model's T)
+    vocab: Any = None  # text: the CharVocab, written to the run directory
 
 
 def _load_splits(c: TrainConfig, train_data, val_data, test_data) -> _Splits:
+    own_val, vocab = None, None
     if train_data is not None:
         train_part = from_dataset(train_data, "train_data")
         test_part = from_dataset(test_data, "test_data") if test_data is not None else None
         check_not_empty("train_data", train_part)
         shape, known_classes, name, augment = input_shape(train_part), None, "user", False
+        # token ids (N, T) with labels (N, T): a language model's data (its outputs are checked below)
+        per_position = is_per_position(labels_of(train_part), first_inputs(train_part))
     else:
-        bundle = load_dataset(c.dataset, c.data_dir)
+        bundle = load_dataset(c.dataset, c.data_dir, context=c.context)
         train_part, test_part = bundle.train, bundle.test
         shape, known_classes, name = bundle.input_shape, bundle.num_classes, bundle.name
         augment = c.augment and bundle.augment == "cifar"
+        own_val, vocab, per_position = bundle.val, bundle.vocab, bundle.targets == "next-token"
     if val_data is not None:
         val_part = from_dataset(val_data, "val_data")
+    elif own_val is not None:  # the dataset's own split (text: contiguous, after the training part)
+        val_part = own_val
     else:
         train_part, val_part = split_validation(train_part, c.val_fraction, c.seed)
     splits = {"val_data" if val_data is not None else "validation split": val_part, "test_data": test_part}
     for split, part in splits.items():
         check_not_empty(split, part)
+    train_labels = labels_of(train_part)
     num_classes = check_labels(
-        labels_of(train_part),
+        train_labels,
         {split: labels_of(part) if part is not None else None for split, part in splits.items()},
         c.num_classes if c.num_classes is not None else known_classes,
+        per_position=per_position,
     )
     for split, part in splits.items():  # a corrupt image on disk is found now, not after an epoch
         if part is not None and not isinstance(part, TensorData):
             check_readable(split, part, num_workers=c.num_workers)
-    return _Splits(train_part, val_part, test_part, shape, num_classes, name, augment)
+    positions = int(train_labels.shape[1]) if per_position else None
+    return _Splits(train_part, val_part, test_part, shape, num_classes, name, augment, positions, vocab)
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -240,10 +251,16 @@ def _sparse_groups(opt: torch.optim.Optimizer, model: nn.Module) -> list[dict]:
 def _build_model(c: TrainConfig, data: _Splits, given: nn.Module | None, device):
     """The model on ``device`` and a factory of plain twins (for reparameterized methods' records)."""
     _seed_everything(c.seed)
+    options = model_options(c)
     if given is None:
         name = model_name(c, data.name)
-        model = make_model(name, data.input_shape, data.num_classes).to(device)
-        return model, (lambda: make_model(name, data.input_shape, data.num_classes)), None
+        model = make_model(name, data.input_shape, data.num_classes, **options).to(device)
+        return model, (lambda: make_model(name, data.input_shape, data.num_classes, **options)), None
+    if options:
+        raise ValueError(
+            f"model_options {', '.join(sorted(options))} are for a model built by name; "
+            "the module passed in is used as it is"
+        )
     template = copy.deepcopy(given)  # before a method reparameterizes it in place
     return given.to(device), (lambda: copy.deepcopy(template)), f"module {type(given).__name__}"
 
@@ -261,7 +278,12 @@ def _prepare(c: TrainConfig, dist: Processes, device, given_model, datasets, los
     for split, part in (("train", data.train), ("validation", data.val), ("test", data.test)):
         if part is not None:
             check_features(
-                model, first_inputs(part).to(device), data.num_classes, input_shape=data.input_shape, split=split
+                model,
+                first_inputs(part).to(device),
+                data.num_classes,
+                input_shape=data.input_shape,
+                split=split,
+                positions=data.positions,
             )
     if c.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -281,9 +303,11 @@ def _prepare(c: TrainConfig, dist: Processes, device, given_model, datasets, los
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if c.bf16 else _no_autocast
-    evaluation = Evaluation(plan, model, factory, data.val, data.test, device, autocast)
+    evaluation = Evaluation(plan, model, factory, data.val, data.test, device, autocast, data.positions)
     base_lrs = [g["lr"] for g in opt.param_groups]
     state = open_run_dir(plan, run_dir, model, opt, dist, device) if run_dir is not None else RunState()
+    if run_dir is not None and data.vocab is not None:
+        save_vocab(run_dir, data.vocab, dist)
     run = _Run(plan, model, net, opt, batches, dist, device, evaluation, run_dir, state, loss, base_lrs, [])
     run.sparse_groups = _sparse_groups(opt, model)  # after loading: load_state_dict replaced the group dicts
     run.controller = _controller(plan, run)
@@ -366,6 +390,7 @@ def _epoch(run: _Run, epoch: int) -> tuple[float, float]:
                 loss=loss,
                 train_acc=train_acc,
                 train_seconds=train_seconds,
+                train_labels=int(totals[2]),
                 wall_seconds=run.wall_seconds(),
             )
         )
@@ -395,7 +420,8 @@ def _train_epoch(run: _Run, epoch: int):
     clip_norm = run.plan.grad_clip_norm
     loss_sum = torch.zeros((), device=run.device)
     correct = torch.zeros((), dtype=torch.int64, device=run.device)
-    seen = torch.zeros((), dtype=torch.int64, device=run.device)
+    seen = torch.zeros((), dtype=torch.int64, device=run.device)  # labels: samples, or tokens per position
+    positions = run.evaluation.positions or 1
     bar = progress_bar(run.plan.steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch", enabled=run.show, every=30.0)
     for step, (x, y, global_n) in enumerate(run.batches.epoch(epoch)):
         set_lr(run.plan, opt, epoch, step, run.base_lrs)
@@ -403,23 +429,23 @@ def _train_epoch(run: _Run, epoch: int):
             x = x.contiguous(memory_format=torch.channels_last)
         with run.evaluation.autocast():
             logits = net(x)
-            if run.loss is None:
+            if run.loss is None:  # (N, C) against (N,), or (N, T, C) against (N, T): one term per label
                 losses = nn.functional.cross_entropy(
-                    logits.float(), y, label_smoothing=c.label_smoothing, reduction="none"
+                    logits.float().flatten(0, -2), y.flatten(), label_smoothing=c.label_smoothing, reduction="none"
                 )
                 batch_loss = losses.sum()
             else:
-                batch_loss = run.loss(logits.float(), y) * len(y)
+                batch_loss = run.loss(logits.float(), y) * y.numel()
         # DDP averages gradients over processes: scale so the average is the global batch's mean
-        scale = dist.world / global_n if global_n is not None else 1.0 / len(y)
+        scale = dist.world / (global_n * positions) if global_n is not None else 1.0 / y.numel()
         opt.zero_grad(set_to_none=True)
         (batch_loss * scale).backward()
         if clip_norm:  # after DDP's all-reduce: every process clips the same averaged gradient
             nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
         opt.step()
         loss_sum += batch_loss.detach()
-        correct += (logits.detach().argmax(1) == y).sum()
-        seen += len(y)
+        correct += (logits.detach().argmax(-1) == y).sum()
+        seen += y.numel()
         if bar is not None:
             bar.update(1)
     if bar is not None:

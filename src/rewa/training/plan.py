@@ -163,6 +163,8 @@ def model_name(c: TrainConfig, dataset: str) -> str:
         return "resnet18"
     if dataset == "imagefolder":
         return "resnet50"
+    if dataset == "text":
+        return "gpt"
     return "mlp"
 
 

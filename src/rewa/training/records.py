@@ -11,13 +11,14 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import _json
 from ..sparsity import sparsity_report, threshold_sweep
-from .batches import accuracy
+from .batches import accuracy, loss_and_accuracy
 from .config import STANDARD_THRESHOLDS
 from .plan import RunPlan
 
@@ -35,14 +36,32 @@ class Evaluation:
     test: object
     device: torch.device
     autocast: Callable[[], AbstractContextManager]
+    positions: int | None = None  # a per-position task (language model): labels (N, T)
 
     def accuracy(self, model: nn.Module, split) -> float | None:
         if split is None:
             return None
         return accuracy(model, split, self.plan.config, self.device, self.autocast)
 
+    def scores(self, model: nn.Module, split, prefix: str) -> dict:
+        """``{prefix}_accuracy``, and for a language model ``{prefix}_loss`` (mean cross-entropy
+        per token, nats) and ``{prefix}_perplexity`` (its exp); ``None`` without the split."""
+        if self.positions is None:
+            return {f"{prefix}_accuracy": self.accuracy(model, split)}
+        if split is None:
+            return {f"{prefix}_accuracy": None, f"{prefix}_loss": None, f"{prefix}_perplexity": None}
+        loss, acc = loss_and_accuracy(model, split, self.plan.config, self.device, self.autocast)
+        return {f"{prefix}_accuracy": acc, f"{prefix}_loss": loss, f"{prefix}_perplexity": perplexity(loss)}
+
     def plain(self) -> nn.Module:
         return plain_copy(self.model, self.factory)
+
+
+def perplexity(loss: float | None) -> float | None:
+    """``exp(loss)``, inf where it overflows (written as null in JSON)."""
+    if loss is None:
+        return None
+    return math.exp(loss) if loss < 700 else math.inf
 
 
 def is_parametrized(model: nn.Module) -> bool:
@@ -65,8 +84,12 @@ def plain_copy(model: nn.Module, factory) -> nn.Module:
     return twin.to(next(model.parameters()).device)
 
 
-def _split_accuracy(ev: Evaluation, model: nn.Module, *, split) -> float:
-    return accuracy(model, split, ev.plan.config, ev.device, ev.autocast)
+def _split_accuracy(ev: Evaluation, model: nn.Module, *, split, losses: list | None = None) -> float:
+    if losses is None:
+        return accuracy(model, split, ev.plan.config, ev.device, ev.autocast)
+    loss, acc = loss_and_accuracy(model, split, ev.plan.config, ev.device, ev.autocast)
+    losses.append(loss)
+    return acc
 
 
 def epoch_record(
@@ -79,6 +102,7 @@ def epoch_record(
     train_acc: float,
     train_seconds: float,
     wall_seconds: float,
+    train_labels: int | None = None,
 ) -> dict:
     """One line of ``metrics.jsonl``: loss, accuracies, sparsity, the scheduled values."""
     plain = ev.plain()
@@ -96,13 +120,20 @@ def epoch_record(
     ]
     if latents:  # ReWA's latents: how far |y| runs (one host sync per epoch)
         scheduled["latent_max_abs"] = float(torch.stack([y.abs().max() for y in latents]).max())
+    language = {}
+    if ev.positions is not None:  # what a language modeller reads: perplexity, tokens per second
+        language = {
+            "train_perplexity": perplexity(loss),
+            "tokens_per_second": train_labels / train_seconds if train_labels and train_seconds > 0 else None,
+        }
     return {
         "epoch": epoch + 1,
         "stage": "finetune" if epoch >= ev.plan.config.epochs else "train",
         "loss": loss,
         "train_accuracy": train_acc,
-        "val_accuracy": ev.accuracy(ev.model, ev.val),
-        "test_accuracy": ev.accuracy(ev.model, ev.test),
+        **ev.scores(ev.model, ev.val, "val"),
+        **ev.scores(ev.model, ev.test, "test"),
+        **language,
         "sparsity": sparsity,
         "compression": compression,
         "lr": group["lr"],
@@ -115,15 +146,19 @@ def epoch_record(
 def sweep_records(ev: Evaluation) -> list[dict]:
     """Accuracy on val and test against compression, at each of the plan's sweep thresholds."""
     plain = ev.plain()
-    rows = {float(t): {"threshold": float(t)} for t in ev.plan.config.sweep_thresholds}
+    rows: dict[float, dict[str, Any]] = {float(t): {"threshold": float(t)} for t in ev.plan.config.sweep_thresholds}
     for split, data in (("val", ev.val), ("test", ev.test)):
         if data is None:
             continue
-        result = threshold_sweep(plain, functools.partial(_split_accuracy, ev, split=data), rows)
-        for point in result.points:
+        losses: list[float] = []  # a language model's loss at each threshold, in the sweep's order
+        metric = functools.partial(_split_accuracy, ev, split=data, losses=losses if ev.positions else None)
+        result = threshold_sweep(plain, metric, rows)
+        for i, point in enumerate(result.points):
             row = rows[point.threshold]
             row["compression"] = point.compression
             row[f"{split}_accuracy"] = point.metric
+            if losses:
+                row[f"{split}_loss"], row[f"{split}_perplexity"] = losses[i], perplexity(losses[i])
     for t, row in rows.items():
         if "compression" not in row:
             row["compression"] = sparsity_report(plain, t).compression
@@ -151,8 +186,25 @@ def summary_record(ev: Evaluation, metrics: list[dict], *, seconds: float, devic
         "sparsity": last.get("sparsity"),
         "compression": last.get("compression"),
         "best_val_accuracy": max((m["val_accuracy"] for m in metrics if m["val_accuracy"] is not None), default=None),
+        **_language_summary(metrics),
         "wall_seconds": seconds,
         "torch_threads": torch.get_num_threads(),
         "grad_clip_norm": plan.grad_clip_norm,
         "decay_budget": plan.decay_budget,
+    }
+
+
+def _language_summary(metrics: list[dict]) -> dict:
+    """A language model's last validation / test loss and perplexity, the best validation loss,
+    and the tokens per second over the run (empty for classifiers)."""
+    if not metrics or "val_loss" not in metrics[-1]:
+        return {}
+    last = metrics[-1]
+    val_losses = [m["val_loss"] for m in metrics if m.get("val_loss") is not None]
+    rates = [m["tokens_per_second"] for m in metrics if m.get("tokens_per_second")]
+    return {
+        **{k: last.get(k) for k in ("val_loss", "val_perplexity", "test_loss", "test_perplexity")},
+        "best_val_loss": min(val_losses, default=None),
+        "best_val_perplexity": perplexity(min(val_losses)) if val_losses else None,
+        "tokens_per_second": sum(rates) / len(rates) if rates else None,
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..sparsity import FixedMask
-from .config import RUN_FILES
+from .config import OPTIONAL_RUN_FILES, RUN_FILES
 from .distributed import Processes
 from .files import (
     RunFileError,
@@ -29,7 +29,7 @@ from .files import (
 from .interrupts import signals_deferred
 from .plan import RECORD_FORMAT, RunPlan
 
-__all__ = ["RunState", "check_run_dir", "read_record", "open_run_dir", "save_epoch", "resume_command"]
+__all__ = ["RunState", "check_run_dir", "read_record", "open_run_dir", "save_epoch", "save_vocab", "resume_command"]
 
 
 @dataclass
@@ -72,7 +72,8 @@ def check_run_dir(run_dir: Path, *, resume: bool) -> None:
     where = repr(str(run_dir))
     if not run_dir.is_dir():
         raise ValueError(f"out={where} is a file, not a directory: choose another --out")
-    ours = set(RUN_FILES) | {f + ".tmp" for f in RUN_FILES}
+    names = (*RUN_FILES, *OPTIONAL_RUN_FILES)
+    ours = set(names) | {f + ".tmp" for f in names}
     entries = sorted(p.name for p in run_dir.iterdir())
     foreign = [name for name in entries if name not in ours]
     if foreign:
@@ -152,3 +153,18 @@ def save_epoch(run_dir: Path, run: RunState, payload: dict) -> None:
         save_checkpoint(run_dir / "checkpoint.pt", {**payload, "rng": rng_state(), "metrics": run.metrics})
         write_metrics(run_dir, run.metrics)
         run.saved_epoch = payload["epoch"]
+
+
+def save_vocab(run_dir: Path, vocab, dist: Processes) -> None:
+    """``vocab.json``: the character vocabulary of a text run (JSON, so ``rewa generate`` reads it
+    without unpickling). A resumed run whose text gives another vocabulary is refused."""
+    path = run_dir / "vocab.json"
+    if dist.main:
+        record = vocab.to_json()
+        if path.exists() and read_json(path, what="the run's vocabulary") != record:
+            raise ValueError(
+                f"{str(path)!r} holds another vocabulary than this run's text: the text changed since the run "
+                "started; start the run again in a new --out"
+            )
+        write_json(path, record)
+    dist.barrier()
