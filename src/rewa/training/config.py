@@ -580,19 +580,7 @@ def method_options(c: TrainConfig) -> dict:
     """
     out: dict = {}
     for item in c.options:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise ValueError(f"option {item!r} must look like NAME=VALUE")
-            name, text = item.split("=", 1)
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
-        elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
-            name, value = item
-        else:
-            raise ValueError(f"option {item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
-        name = name.strip()
+        name, value = _name_value(item, "option")
         if not name.isidentifier():
             raise ValueError(f"option {item!r}: {name!r} is not a hyperparameter name")
         _check_option_value(name, value)
@@ -605,6 +593,24 @@ def method_options(c: TrainConfig) -> dict:
             )
         out[name] = value
     return out
+
+
+def _name_value(item, kind: str) -> tuple[str, object]:
+    """One ``NAME=VALUE`` string (the value read as JSON, else kept as a string) or a
+    ``(NAME, VALUE)`` pair, as ``(name, value)``; ``kind`` names the field in errors."""
+    if isinstance(item, str):
+        if "=" not in item:
+            raise ValueError(f"{kind} {item!r} must look like NAME=VALUE")
+        name, text = item.split("=", 1)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+    elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+        name, value = item
+    else:
+        raise ValueError(f"{kind} {item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
+    return name.strip(), value
 
 
 def model_options(c: TrainConfig) -> dict:
@@ -635,19 +641,7 @@ def parse_model_options(items) -> dict:
     else a string); a malformed item or a name given twice is refused."""
     out: dict = {}
     for item in items:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise ValueError(f"model option {item!r} must look like NAME=VALUE")
-            name, text = item.split("=", 1)
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
-        elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
-            name, value = item
-        else:
-            raise ValueError(f"model option {item!r} must be a string NAME=VALUE or a pair (NAME, VALUE)")
-        name = name.strip()
+        name, value = _name_value(item, "model option")
         if name in out:
             raise ValueError(f"model option {name} given twice ({out[name]!r} and {value!r}): give it once")
         _check_option_value(name, value)
