@@ -221,8 +221,9 @@ def accuracy(model: nn.Module, data) -> float:
     return float((model(x).argmax(1) == y).float().mean())
 
 
-def train_steps(model, opt, setting: Setting, steps: int, seed: int) -> bool:
-    """Cosine-scheduled steps with clipping; False if the loss or weights went non-finite."""
+def train_steps(model, opt, setting: Setting, steps: int, seed: int, after_epoch=None) -> bool:
+    """Cosine-scheduled steps with clipping; False if the loss or weights went non-finite.
+    ``after_epoch(model)``, if given, is called after every ``setting.steps`` steps."""
     base = [g["lr"] for g in opt.param_groups]
     factors = cosine_factors(steps)
     model.train()
@@ -235,6 +236,8 @@ def train_steps(model, opt, setting: Setting, steps: int, seed: int) -> bool:
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
+        if after_epoch is not None and (t + 1) % setting.steps == 0:
+            after_epoch(model)
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 

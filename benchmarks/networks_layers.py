@@ -59,22 +59,8 @@ def trace(setting: networks.Setting, row: str, params: dict, epochs: int, seed: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         opt = create_optimizer(method, model, norm=norm, **hp)
-    base = [g["lr"] for g in opt.param_groups]
-    factors = networks.cosine_factors(steps)
-    generator = torch.Generator().manual_seed(seed)
-    history = []
-    model.train()
-    for t, (x, y) in enumerate(setting.batches(generator, steps)):
-        for g, lr in zip(opt.param_groups, base):
-            g["lr"] = lr * factors[t]
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), networks.CLIP)
-        opt.step()
-        if (t + 1) % setting.steps == 0:
-            history.append(layer_stats(model))
-            model.train()
+    history: list[dict] = []
+    networks.train_steps(model, opt, setting, steps, seed, after_epoch=lambda m: history.append(layer_stats(m)))
     pruned = copy.deepcopy(model)
     masks = prune(pruned, sparsity=1 - 1 / 100, score="magnitude", apply=True)
     kept = {n: float(m.float().mean()) for n, m in masks.items()}

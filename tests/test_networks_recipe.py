@@ -168,14 +168,20 @@ def test_clipping_bounds_the_first_step():
     assert moved(clipped) == pytest.approx(0.5, rel=1e-4)
 
 
-def _benchmark():
-    pytest.importorskip("optuna")  # the search (the `bench` extra)
-    if "networks_benchmark" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("networks_benchmark", BENCHMARK)
+def _load(file_name: str):
+    """A script of benchmarks/ as a module, loaded once."""
+    pytest.importorskip("optuna")  # networks.py's search (the `bench` extra)
+    name = file_name.removesuffix(".py") + "_benchmark"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARK.with_name(file_name))
         module = importlib.util.module_from_spec(spec)
-        sys.modules["networks_benchmark"] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
-    return sys.modules["networks_benchmark"]
+    return sys.modules[name]
+
+
+def _benchmark():
+    return _load("networks.py")
 
 
 def test_networks_benchmark_smoke(tmp_path):
@@ -227,19 +233,8 @@ def test_networks_benchmark_runs_a_batch_norm_resnet_setting(tmp_path):
     assert "no_recal" in trial["result"]["lamp/10"]  # the accuracy before re-estimating BN statistics
 
 
-def _recipe_check():
-    _benchmark()  # networks.py, which the check imports by file
-    path = BENCHMARK.with_name("recipe_check.py")
-    if "recipe_check_benchmark" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("recipe_check_benchmark", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["recipe_check_benchmark"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["recipe_check_benchmark"]
-
-
 def test_recipe_check_chooses_on_validation_and_keeps_the_decay_per_step(tmp_path):
-    module = _recipe_check()
+    module = _load("recipe_check.py")
     assert module.main(["--smoke", "--seeds", "2", "--out", str(tmp_path)]) == 0
     record = __import__("json").loads((tmp_path / "results.json").read_text())
     scores = record["scores"]
@@ -258,11 +253,7 @@ def test_recipe_check_chooses_on_validation_and_keeps_the_decay_per_step(tmp_pat
 
 
 def test_networks_layers_traces_every_weight_and_the_kept_fraction(tmp_path):
-    _benchmark()
-    path = BENCHMARK.with_name("networks_layers.py")
-    spec = importlib.util.spec_from_file_location("networks_layers_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("networks_layers.py")
     assert module.main(["--smoke", "--out", str(tmp_path)]) == 0
     (result,) = __import__("json").loads((tmp_path / "results.json").read_text())
     kept = result["trace"]["kept_at_100x"]
