@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_options(sparsity)
     sparsity.set_defaults(run=_reproduce_sparsity)
+    from .paper.cifar10 import add_command as add_cifar10_command  # reproduce cifar10
+
+    add_cifar10_command(targets)
     from .cli_train import add_commands as add_train_commands  # train, compare
 
     add_train_commands(commands)
