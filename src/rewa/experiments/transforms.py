@@ -7,10 +7,10 @@ own device, with no per-sample Python work and no host synchronisation:
 
 * :func:`random_resized_crop`: each image gets its own crop box, drawn as torchvision draws
   it (area in ``scale`` of the image, log-uniform aspect ratio in ``ratio``, ten tries, else
-  the whole image clamped to ``ratio``), and its own flip coin; the box is resampled to
-  ``size x size`` bilinearly (``grid_sample``, pixel centres as ``interpolate`` with
-  ``align_corners=False``, borders clamped). No antialiasing: the crops of 32-pixel images
-  are always enlarged.
+  the whole image clamped to ``ratio``), and its own flip coin; the box is cut out and
+  resampled to ``size x size`` as ``interpolate(mode="bilinear", align_corners=False)``
+  resamples it (gathers along each axis, the box's own borders clamped). No antialiasing:
+  the crops of 32-pixel images are always enlarged.
 * :func:`resize_center_crop`: the shorter side resized to ``resize`` (``interpolate``,
   bilinear), then the central ``size x size``.
 
@@ -114,19 +114,31 @@ def random_resized_crop(
     size = _check_size("size", size)
     n, c, height, width = x.shape
     top, left, h, w = crop_boxes(n, height, width, generator, scale=scale, ratio=ratio, device=x.device)
-    # normalized coordinates (align_corners=False): output pixel k of S samples the input at
-    # left + (k + 0.5) w / S - 0.5, which is an affine map of the identity grid
-    sx = w.to(x.dtype) / width
-    sy = h.to(x.dtype) / height
-    tx = (2 * left + w).to(x.dtype) / width - 1
-    ty = (2 * top + h).to(x.dtype) / height - 1
+    # crop then resize, as torchvision does: each box resampled bilinearly on its own, its
+    # borders clamped (not its neighbours' pixels), one axis after the other
+    x0, x1, fx = _taps(left, w, size, x.dtype)  # (N, S) columns
+    y0, y1, fy = _taps(top, h, size, x.dtype)  # (N, S) rows
+    cols = lambda i: i[:, None, None, :].expand(n, c, height, size)  # noqa: E731
+    x = x.gather(3, cols(x0)) * (1 - fx)[:, None, None, :] + x.gather(3, cols(x1)) * fx[:, None, None, :]
+    rows = lambda i: i[:, None, :, None].expand(n, c, size, size)  # noqa: E731
+    out = x.gather(2, rows(y0)) * (1 - fy)[:, None, :, None] + x.gather(2, rows(y1)) * fy[:, None, :, None]
     if flip:
         coin = torch.rand(n, generator=generator, device=x.device) < 0.5
-        sx = torch.where(coin, -sx, sx)
-    zeros = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zeros, tx], 1), torch.stack([zeros, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out = torch.where(coin[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+def _taps(start: Tensor, length: Tensor, size: int, dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Source indices and weights of ``interpolate(mode="bilinear", align_corners=False)`` from a
+    span ``[start, start + length)`` to ``size`` samples, per image: ``(i0, i1, frac)``."""
+    k = torch.arange(size, device=start.device, dtype=dtype)
+    span = length.to(dtype)[:, None]
+    src = ((k[None, :] + 0.5) * span / size - 0.5).clamp_min(0)
+    i0 = torch.minimum(src.floor(), span - 1)
+    frac = (src - i0).clamp(0, 1)
+    i1 = torch.minimum(i0 + 1, span - 1)
+    base = start[:, None]
+    return base + i0.long(), base + i1.long(), frac
 
 
 def resize_center_crop(x: Tensor, resize: int, size: int) -> Tensor:

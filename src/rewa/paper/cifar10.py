@@ -385,7 +385,7 @@ def add_command(targets) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .._cli_options import output_directory, require_packages, show_progress
+    from .._cli_options import CommandError, output_directory, require_packages, show_progress
     from ..experiments.data import load_dataset
 
     if args.epochs is not None and args.epochs < 1:
@@ -397,7 +397,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.figures:
         require_packages("matplotlib")
     rows = list(dict.fromkeys(args.rows))  # each row once, in the order given
-    bundle = load_dataset("cifar10", args.data_dir)  # the data's errors before any work
+    try:
+        bundle = load_dataset("cifar10", args.data_dir)  # the data's errors before any work
+    except FileNotFoundError as error:
+        raise CommandError(f"--data-dir: {error}") from None
     n_train, n_test = len(bundle.train), len(bundle.test)  # type: ignore[arg-type]
     out = output_directory(args.out)
     configs = {
