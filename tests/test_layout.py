@@ -37,10 +37,12 @@ LAYERS = [
     "rewa.training",
     # its earlier import path
     "rewa.experiments.train",
+    # the paper's experiments
+    "rewa.paper",
     # public namespaces
     "rewa.functional", "rewa",
     # the command line
-    "rewa._cli_options", "rewa.cli_bench", "rewa.cli_train", "rewa.cli", "rewa.__main__",
+    "rewa._cli_options", "rewa.paper.cifar10", "rewa.cli_bench", "rewa.cli_train", "rewa.cli", "rewa.__main__",
 ]  # fmt: skip
 
 # Finer order inside packages whose modules build on each other.
@@ -55,7 +57,7 @@ SUBLAYERS = {
     "rewa.plotting": ["rewa.plotting._pyplot", "rewa.plotting.sparsity", "rewa.plotting.synthetic",
                       "rewa.plotting.theory", "rewa.plotting.training", "rewa.plotting"],
     "rewa.experiments": [
-        "rewa.experiments._progress", "rewa.experiments.data", "rewa.experiments.models",
+        "rewa.experiments._progress", "rewa.experiments.transforms", "rewa.experiments.data", "rewa.experiments.models",
         "rewa.experiments.outcome", "rewa.experiments.presets", "rewa.experiments.problem", "rewa.experiments.recovery",
         "rewa.experiments.synthetic.config", "rewa.experiments.synthetic.data",
         "rewa.experiments.synthetic.checkpoints", "rewa.experiments.synthetic.engine",
