@@ -73,6 +73,7 @@ def test_every_option_has_help_and_threads():
         "rewa reproduce theory",
         "rewa reproduce synthetic",
         "rewa reproduce sparsity",
+        "rewa reproduce cifar10",
         "rewa train",
         "rewa compare",
         "rewa bench",

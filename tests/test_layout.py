@@ -66,7 +66,7 @@ SUBLAYERS = {
     "rewa.plotting": ["rewa.plotting._pyplot", "rewa.plotting.sparsity", "rewa.plotting.synthetic",
                       "rewa.plotting.theory", "rewa.plotting.training", "rewa.plotting"],
     "rewa.experiments": [
-        "rewa.experiments._progress", "rewa.experiments.text", "rewa.experiments.data", "rewa.experiments.gpt",
+        "rewa.experiments._progress", "rewa.experiments.transforms", "rewa.experiments.text", "rewa.experiments.data", "rewa.experiments.gpt",
         "rewa.experiments.models",
         "rewa.experiments.outcome", "rewa.experiments.presets",
         # earlier paths of the paper's modules (forward to rewa.paper)
@@ -87,7 +87,7 @@ SUBLAYERS = {
         "rewa.paper.theory.theorem_3_3", "rewa.paper.theory.theorem_3_7",
         "rewa.paper.theory.example_3_8", "rewa.paper.theory.theorem_3_10",
         "rewa.paper.theory.example_3_12", "rewa.paper.theory.runner", "rewa.paper.theory",
-        "rewa.paper.cli", "rewa.paper",
+        "rewa.paper.cifar10", "rewa.paper.cli", "rewa.paper",
     ],
 }  # fmt: skip
 

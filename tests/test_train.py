@@ -135,7 +135,7 @@ def test_presets_are_table_3_settings():
         c.label_smoothing,
         c.model,
         c.dataset,
-    ) == (0.256, 0.875, 256, 100, 5, 9, 2, 0.0, 1e-4, 0.1, "resnet18", "cifar10")
+    ) == (0.256, 0.875, 256, 100, 5, 9, 2, 0.0, 1e-4, 0.1, "resnet18-imagenet-nobias", "cifar10")
     c = resolve_config("imagenet-resnet50-rewa")
     assert (c.lr, c.momentum, c.batch_size, c.epochs, c.lr_schedule, c.K, c.M, c.eps, c.weight_decay) == (
         1.0,

@@ -44,6 +44,7 @@ __all__ = [
     "make_mnist1d",
     "DATASETS",
     "augment_batch",
+    "imagenet_view",
     "split_validation",
     "TokenWindows",
     "text_splits",
@@ -64,12 +65,17 @@ class TensorData:
     """Inputs and labels in memory; ``x`` may be uint8 images, turned into floats per batch.
 
     ``mean``/``std`` (per channel) normalize uint8 images after scaling to ``[0, 1]``.
+    ``size`` (with ``resize``): the model sees ``size x size`` inputs, the ImageNet pipeline's
+    (:func:`imagenet_view`): :meth:`batch` gives ``Resize(resize)`` + ``CenterCrop(size)`` of
+    each image; training batches are random resized crops (:mod:`rewa.training.batches`).
     """
 
     x: Tensor
     y: Tensor
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    size: int | None = None
+    resize: int | None = None
 
     def __post_init__(self):
         if len(self.x) != len(self.y):
@@ -79,14 +85,27 @@ class TensorData:
         return len(self.y)
 
     def subset(self, index: Tensor) -> TensorData:
-        return TensorData(self.x[index], self.y[index], self.mean, self.std)
+        return TensorData(self.x[index], self.y[index], self.mean, self.std, self.size, self.resize)
 
     def to(self, device) -> TensorData:
-        return TensorData(self.x.to(device), self.y.to(device), self.mean, self.std)
+        return TensorData(self.x.to(device), self.y.to(device), self.mean, self.std, self.size, self.resize)
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Float inputs (normalized if uint8) and int64 labels of the given rows."""
-        return as_float(self.x[index], self.mean, self.std), self.y[index]
+        """Float inputs (normalized if uint8; resized and centre-cropped if ``size``) and int64
+        labels of the given rows."""
+        x = as_float(self.x[index], self.mean, self.std)
+        if self.size is not None:
+            from .transforms import resize_center_crop
+
+            x = resize_center_crop(x, self.resize or self.size, self.size)
+        return x, self.y[index]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input as the model sees it."""
+        if self.size is not None:
+            return (int(self.x.shape[1]), self.size, self.size)
+        return tuple(self.x.shape[1:])
 
 
 def as_float(x: Tensor, mean=None, std=None) -> Tensor:
@@ -108,10 +127,34 @@ class DatasetBundle:
     test: object | None
     input_shape: tuple[int, ...]
     num_classes: int
-    augment: str = "none"  # "none" | "cifar" (crop 4 + flip) | "imagenet" (done by the Dataset)
+    # "none" | "cifar" (crop 4 + flip) | "resized-crop" (imagenet_view) | "imagenet" (done by the Dataset)
+    augment: str = "none"
     val: object | None = None  # a validation split of the dataset's own (text: contiguous)
     vocab: object | None = None  # text: the CharVocab of the training split
     targets: str = "class"  # "class": one label per sample; "next-token": one per position
+
+
+def imagenet_view(bundle: DatasetBundle, size: int = 224, resize: int = 256) -> DatasetBundle:
+    """``bundle`` (images in memory, e.g. CIFAR) seen through the ImageNet pipeline, as the
+    paper code trains CIFAR-10: ``size``-pixel inputs (training: ``RandomResizedCrop(size)`` and
+    a horizontal flip; evaluation: ``Resize(resize)`` and ``CenterCrop(size)``) normalized with
+    the ImageNet statistics. ``imagefolder`` data already is; the others are refused.
+    """
+    if bundle.augment == "imagenet":
+        return bundle
+    parts = [p for p in (bundle.train, bundle.test) if p is not None]
+    if not all(isinstance(p, TensorData) and p.x.dim() == 4 and p.x.dtype == torch.uint8 for p in parts):
+        raise ValueError(
+            f"transform='imagenet' needs uint8 images (N, C, H, W) in memory (cifar10, cifar100) or "
+            f"imagefolder; dataset {bundle.name!r} has inputs of shape {bundle.input_shape}"
+        )
+    mean, std = _IMAGENET_STATS
+    train, test = (
+        TensorData(p.x, p.y, mean, std, size, resize) if p is not None else None for p in (bundle.train, bundle.test)
+    )
+    return DatasetBundle(
+        bundle.name, train, test, (bundle.input_shape[0], size, size), bundle.num_classes, augment="resized-crop"
+    )
 
 
 def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:

@@ -10,10 +10,22 @@ import beside every torch build, so nothing is taken from it).
   and MNIST-1D): a 3x3 stem of 16 channels, three basic blocks of 16, 32, 64 channels (strides
   1, 2, 2; a 1x1 convolution with batch-norm on the shortcut where the shape changes), global
   average pooling and a linear classifier; 1-d for inputs ``(C, L)``, 2-d for ``(C, H, W)``.
-* ``resnet18``: the CIFAR ResNet-18 (He et al. 2016; 3x3 stem with stride 1, no max-pool),
-  basic blocks [2, 2, 2, 2].
+* ``resnet18-cifar`` (also ``resnet18``): the CIFAR ResNet-18 (He et al. 2016; 3x3 stem with
+  stride 1, no max-pool), basic blocks [2, 2, 2, 2]; for 32-pixel inputs (11,173,962 parameters
+  with 10 classes), about 12 times cheaper per image than the ImageNet ResNet-18 at 224 pixels.
 * ``resnet50``: the ImageNet ResNet-50 (7x7 stem, stride 2, 3x3 max-pool), bottlenecks
-  [3, 4, 6, 3], stride on the 3x3 convolution (torchvision's "v1.5").
+  [3, 4, 6, 3], stride on the 3x3 convolution (torchvision's "v1.5"); this library's own
+  parameter names (``stem``, ``layers``, ``shortcut``).
+* ``resnet18-imagenet`` / ``resnet50-imagenet``: the same ImageNet architectures with the
+  state_dict of torchvision's ``resnet18`` / ``resnet50`` (the same keys, shapes and buffers:
+  ``conv1``, ``bn1``, ``layer1.0.conv1``, ..., ``layerN.0.downsample.{0,1}``, ``fc``), so
+  torchvision's weights load with ``load_state_dict``; 11,689,512 and 25,557,032 parameters
+  with 1000 classes.
+* ``resnet18-imagenet-nobias``: ``resnet18-imagenet`` whose classifier has no bias, as the
+  paper code's (a bias-free 1x1 convolution on the pooled features, the same function as a
+  bias-free linear layer): 11,181,632 parameters with 10 classes (11,181,642 with the bias).
+  Its state_dict is torchvision's without ``fc.bias`` (load with ``strict=False``, or drop
+  ``fc.*`` when the classes differ anyway).
 
 * ``gpt``: a small GPT for token inputs ``(context,)``, logits ``(batch, context, vocab)``
   (:mod:`rewa.experiments.gpt`; its sizes are ``options``: ``layers``, ``heads``, ``width``,
@@ -32,7 +44,19 @@ from torch import nn
 
 __all__ = ["MODELS", "make_model"]
 
-MODELS = ("mlp", "cnn", "cnn-bn", "resnet-small", "resnet18", "resnet50", "gpt")
+MODELS = (
+    "mlp",
+    "cnn",
+    "cnn-bn",
+    "resnet-small",
+    "resnet18",
+    "resnet18-cifar",
+    "resnet50",
+    "resnet18-imagenet",
+    "resnet18-imagenet-nobias",
+    "resnet50-imagenet",
+    "gpt",
+)
 
 
 def _mlp(input_shape, classes: int) -> nn.Module:
@@ -136,6 +160,83 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class _TVBasic(nn.Module):
+    """A basic block under torchvision's names: conv1, bn1, conv2, bn2, downsample.{0,1}."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(cin, width, stride)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class _TVBottleneck(nn.Module):
+    """A bottleneck (stride on the 3x3 convolution) under torchvision's names."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(cin, width * 4, stride)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+def _downsample(cin: int, cout: int, stride: int) -> nn.Module | None:
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+
+class ImageNetResNet(nn.Module):
+    """The ImageNet ResNet (7x7/2 stem, 3x3/2 max-pool) with torchvision's state_dict layout.
+
+    ``classifier_bias=False`` drops ``fc.bias`` (the paper code's classifier).
+    """
+
+    def __init__(self, block, depths, classes: int, in_channels: int = 3, classifier_bias: bool = True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 64
+        for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(block(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * block.expansion
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes, bias=classifier_bias)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
 class _SmallBlock(nn.Module):
     """A basic block (two 3x3 convolutions with batch-norm) in 1-d or 2-d."""
 
@@ -211,10 +312,14 @@ def make_model(name: str, input_shape: tuple[int, ...], num_classes: int, **opti
         return _init(_cnn(input_shape, num_classes, batch_norm=name == "cnn-bn"))
     if name == "resnet-small":
         return _init(SmallResNet(input_shape, num_classes))
-    if name in ("resnet18", "resnet50"):
+    if name in MODELS and name.startswith("resnet") and name != "resnet-small":
         if len(input_shape) != 3:
             raise ValueError(f"model {name!r} needs image inputs (C, H, W), got shape {input_shape}")
-        if name == "resnet18":
+        if name.endswith("-imagenet") or name.endswith("-imagenet-nobias"):
+            block, depths = (_TVBasic, (2, 2, 2, 2)) if name.startswith("resnet18") else (_TVBottleneck, (3, 4, 6, 3))
+            bias = not name.endswith("-nobias")
+            return _init(ImageNetResNet(block, depths, num_classes, input_shape[0], classifier_bias=bias))
+        if name in ("resnet18", "resnet18-cifar"):
             return _init(ResNet(_Basic, (2, 2, 2, 2), num_classes, input_shape[0], cifar_stem=True))
         return _init(ResNet(_Bottleneck, (3, 4, 6, 3), num_classes, input_shape[0], cifar_stem=False))
     raise ValueError(f"model={name!r} must be one of {MODELS}")

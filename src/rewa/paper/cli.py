@@ -1,4 +1,4 @@
-"""The paper's commands: ``rewa demo`` and ``rewa reproduce theory|synthetic|sparsity``.
+"""The paper's commands: ``rewa demo`` and ``rewa reproduce theory|synthetic|sparsity|cifar10``.
 
 :func:`add_commands` adds them to the ``rewa`` parser (:func:`rewa.cli.build_parser` calls it);
 each command calls a function of :mod:`rewa.paper`, prints a summary and saves its results.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import _json
 from .._cli_options import add_common_options, output_directory, require_packages, show_progress
+from .cifar10 import add_command as add_cifar10_command
 from .digits import DigitsConfig, run_target_sparsity_demo
 from .recovery import RecoveryConfig, run_recovery
 from .theory import TheoryConfig, run_theory, summary_table, write_theory_results
@@ -154,7 +155,7 @@ def add_commands(commands) -> None:
     reproduce = commands.add_parser("reproduce", help="reproduce the paper's claims and results")
     targets = reproduce.add_subparsers(dest="target", required=True)
 
-    theory = targets.add_parser("theory", help="check the Section 3 claims listed in the README numerically")
+    theory = targets.add_parser("theory", help="check the Section 3 claims (docs/theory.md) numerically")
     theory.add_argument(
         "--quick",
         action=argparse.BooleanOptionalAction,
@@ -212,3 +213,4 @@ def add_commands(commands) -> None:
     )
     add_common_options(sparsity)
     sparsity.set_defaults(run=_reproduce_sparsity)
+    add_cifar10_command(targets)

@@ -19,10 +19,21 @@ by the number of counted weights with ``|w| > threshold``.
 
 from .batchnorm import recalibrate_batchnorm
 from .masks import FixedMask, attach_masks, lamp_scores, make_masks_permanent, prune
-from .measure import SparsityReport, SweepPoint, SweepResult, TensorSparsity, sparsity_report, threshold_sweep
+from .measure import (
+    PAPER_THRESHOLDS,
+    SWEEP_THRESHOLDS,
+    SparsityReport,
+    SweepPoint,
+    SweepResult,
+    TensorSparsity,
+    sparsity_report,
+    threshold_sweep,
+)
 from .selection import SparsifiedTensor, counted_tensors, sparsified_tensors
 
 __all__ = [
+    "PAPER_THRESHOLDS",
+    "SWEEP_THRESHOLDS",
     "FixedMask",
     "SparsifiedTensor",
     "SparsityReport",

@@ -19,7 +19,43 @@ from torch import Tensor, nn
 from .. import _check as check
 from .selection import counted_tensors, refuse_parametrized, sparsified_tensors
 
-__all__ = ["SparsityReport", "SweepPoint", "SweepResult", "TensorSparsity", "sparsity_report", "threshold_sweep"]
+__all__ = [
+    "PAPER_THRESHOLDS",
+    "SWEEP_THRESHOLDS",
+    "SparsityReport",
+    "SweepPoint",
+    "SweepResult",
+    "TensorSparsity",
+    "sparsity_report",
+    "threshold_sweep",
+]
+
+# This library's sweep (``rewa train``'s default): 0 (no pruning), then 1e-7 to 0.1.
+SWEEP_THRESHOLDS = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 1e-1)
+# The paper code's CIFAR-10 evaluation: one global absolute threshold over every convolution and
+# classifier weight (normalization parameters not counted, nothing fine-tuned). Listed in its
+# scripts as 1e-8, 1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, ..., 0.5; the elided part is
+# taken to continue the 1-2-5 steps of 1e-4 .. 1e-3.
+PAPER_THRESHOLDS = (
+    1e-8,
+    1e-5,
+    2e-5,
+    3e-5,
+    5e-5,
+    1e-4,
+    2e-4,
+    5e-4,
+    1e-3,
+    2e-3,
+    5e-3,
+    1e-2,
+    2e-2,
+    5e-2,
+    0.1,
+    0.2,
+    0.5,
+)
+_NAMED_THRESHOLDS = {"paper": PAPER_THRESHOLDS, "default": SWEEP_THRESHOLDS}
 
 
 # -- measure -------------------------------------------------------------------------------
@@ -218,7 +254,7 @@ def _as_metric(value, threshold: float) -> float:
 def threshold_sweep(
     model: nn.Module,
     evaluate: Callable[[nn.Module], float],
-    thresholds: Iterable[float],
+    thresholds: Iterable[float] | str,
     *,
     include_bias_and_norm: bool = False,
     metric_name: str = "accuracy",
@@ -231,6 +267,12 @@ def threshold_sweep(
     model is never modified. All thresholds are checked (``>= 0``, finite) before any work.
     A model that still carries a parametrization, or with nan or inf weights, is refused, as
     by :func:`sparsity_report`.
+
+    ``thresholds`` may name a list: ``"paper"`` (:data:`PAPER_THRESHOLDS`, the paper code's
+    CIFAR-10 evaluation: absolute thresholds from 1e-8 to 0.5 over the convolution and
+    classifier weights; with the default ``include_bias_and_norm=False`` the normalization
+    parameters are neither zeroed nor counted, as there) or ``"default"``
+    (:data:`SWEEP_THRESHOLDS`, this library's, from 0 to 0.1).
 
     Reference: the evaluation protocol of the ReWA paper (ICML 2026), Appendix D (after Spred,
     Liu & Wang 2023): predetermined thresholds, then accuracy and compression ratio.
@@ -246,6 +288,11 @@ def threshold_sweep(
         >>> [p.compression for p in result.points]
         [1.0, 1.5, 3.0]
     """
+    if isinstance(thresholds, str):
+        if thresholds not in _NAMED_THRESHOLDS:
+            names = ", ".join(map(repr, _NAMED_THRESHOLDS))
+            raise ValueError(f"thresholds={thresholds!r} must be a list of numbers or one of {names}")
+        thresholds = _NAMED_THRESHOLDS[thresholds]
     thresholds = [float(check.at_least("threshold", t, 0)) for t in thresholds]
     if not callable(evaluate):
         raise TypeError(f"evaluate must be callable (model -> number), got {type(evaluate).__name__}")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..experiments.data import TensorData, as_float, augment_batch
+from ..experiments.transforms import random_resized_crop
 from .config import TrainConfig
 from .distributed import Processes
 
@@ -66,6 +67,14 @@ class Batches:
             aug_gen.manual_seed((self.c.seed * 1_000_003 + epoch) * 1009 + self.dist.rank + 1)
         for batch in order.split(self.c.batch_size)[:steps]:
             mine = batch.tensor_split(self.dist.world)[self.dist.rank]
+            if self.data.size is not None:  # the ImageNet pipeline (imagenet_view)
+                if aug_gen is None:
+                    x, y = self.data.batch(mine)
+                else:
+                    x = as_float(self.data.x[mine], self.data.mean, self.data.std)
+                    x, y = random_resized_crop(x, self.data.size, aug_gen), self.data.y[mine]
+                yield x, y, len(batch)
+                continue
             x = self.data.x[mine]
             if aug_gen is not None:
                 x = augment_batch(x, aug_gen)
@@ -107,7 +116,7 @@ def loss_and_accuracy(model: nn.Module, data, c: TrainConfig, device, autocast, 
 
 def input_shape(part) -> tuple:
     if isinstance(part, TensorData):
-        return tuple(part.x.shape[1:])
+        return part.input_shape
     return tuple(torch.as_tensor(part[0][0]).shape)
 
 

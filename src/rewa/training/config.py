@@ -18,6 +18,7 @@ from ..experiments.presets import preset as _preset
 from ..optim.registry import list_methods, method_names
 from ..param_groups import NORM_CHOICES
 from ..recipe import DECAY_BUDGET, GRAD_CLIP_NORM, MAX_WEIGHT_DECAY, OPTIMIZER_DEFAULTS
+from ..sparsity.measure import SWEEP_THRESHOLDS
 
 __all__ = [
     "STANDARD_THRESHOLDS",
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 STANDARD_THRESHOLDS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
-SWEEP_THRESHOLDS = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 7e-2, 1e-1)
 RUN_FILES = (
     "config.json",
     "metrics.jsonl",
@@ -108,7 +108,8 @@ class TrainConfig:
     context: int = _opt(128, "text: tokens (characters) per sample, the GPT's context")
     model: str = _opt(
         "auto",
-        f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR, resnet50 for "
+        f"one of {', '.join(MODELS)}; auto: mlp for digits/mnist1d, resnet18 for CIFAR (resnet18-imagenet with "
+        "transform=imagenet), resnet50 for "
         "imagefolder, gpt for text",
     )
     model_options: tuple = _opt(
@@ -121,7 +122,16 @@ class TrainConfig:
         "number of classes (default: the dataset's, or 1 + the largest training label, every class "
         "needing a training example)",
     )
-    augment: bool = _opt(True, "CIFAR augmentation (random crop, padding 4, horizontal flip) on cifar10/100")
+    augment: bool = _opt(
+        True,
+        "training augmentation on cifar10/100: random crop with padding 4 and horizontal flip; with "
+        "transform=imagenet, RandomResizedCrop and horizontal flip",
+    )
+    transform: str = _opt(
+        "native",
+        "inputs of cifar10/100: native (32 pixels) or imagenet (the paper code's: 224 pixels, training "
+        "RandomResizedCrop(224) + flip, evaluation Resize(256) + CenterCrop(224), ImageNet normalization)",
+    )
     # method and its hyperparameters
     method: str = _opt("rewa", "a method of rewa.create_optimizer (list_methods() describes them)")
     lr: float | None = _opt(None, "base learning rate (default: the method's)")
@@ -222,6 +232,7 @@ _STR_CHOICES = {
     "schedule_per": ("epoch", "step"),
     "prune_scope": ("global", "layer"),
     "norm": tuple(NORM_CHOICES),
+    "transform": ("native", "imagenet"),
     "device": ("auto", "cpu", "cuda"),
 }
 # lowest value of each integer field

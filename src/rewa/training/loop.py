@@ -59,7 +59,7 @@ from torch import nn
 
 from ..controller import TargetSparsityController
 from ..experiments._progress import progress_bar
-from ..experiments.data import TensorData, from_dataset, load_dataset, split_validation
+from ..experiments.data import TensorData, from_dataset, imagenet_view, load_dataset, split_validation
 from ..experiments.models import make_model
 from ..experiments.outcome import warn_if_untrained
 from ..optim import SparsityConfigWarning
@@ -174,6 +174,11 @@ class _Splits:
 def _load_splits(c: TrainConfig, train_data, val_data, test_data) -> _Splits:
     own_val, vocab = None, None
     if train_data is not None:
+        if c.transform != "native":
+            raise ValueError(
+                f"transform={c.transform!r} applies to datasets loaded by name (cifar10, cifar100); "
+                "transform the train_data passed in yourself"
+            )
         train_part = from_dataset(train_data, "train_data")
         test_part = from_dataset(test_data, "test_data") if test_data is not None else None
         check_not_empty("train_data", train_part)
@@ -182,9 +187,11 @@ def _load_splits(c: TrainConfig, train_data, val_data, test_data) -> _Splits:
         per_position = is_per_position(labels_of(train_part), first_inputs(train_part))
     else:
         bundle = load_dataset(c.dataset, c.data_dir, context=c.context)
+        if c.transform == "imagenet":
+            bundle = imagenet_view(bundle)
         train_part, test_part = bundle.train, bundle.test
         shape, known_classes, name = bundle.input_shape, bundle.num_classes, bundle.name
-        augment = c.augment and bundle.augment == "cifar"
+        augment = c.augment and bundle.augment in ("cifar", "resized-crop")
         own_val, vocab, per_position = bundle.val, bundle.vocab, bundle.targets == "next-token"
     if val_data is not None:
         val_part = from_dataset(val_data, "val_data")

@@ -160,7 +160,7 @@ def model_name(c: TrainConfig, dataset: str) -> str:
     if c.model != "auto":
         return c.model
     if dataset in ("cifar10", "cifar100"):
-        return "resnet18"
+        return "resnet18-imagenet" if c.transform == "imagenet" else "resnet18"
     if dataset == "imagefolder":
         return "resnet50"
     if dataset == "text":
