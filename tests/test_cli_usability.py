@@ -73,6 +73,7 @@ def test_every_option_has_help_and_threads():
         "rewa train",
         "rewa compare",
         "rewa bench",
+        "rewa generate",
     }
     result = run("demo", "--help")
     assert result.returncode == 0 and "number of features" in result.stdout and "--threads N" in result.stdout
