@@ -110,18 +110,21 @@ def train(
 
     Args:
         config: the run (:class:`TrainConfig`); its defaults if ``None``.
-        model: any ``nn.Module`` mapping a batch of inputs to ``(batch, classes)`` logits; it is
+        model: any ``nn.Module`` mapping a batch of inputs to ``(batch, classes)`` logits (a
+            language model: integer tokens ``(batch, T)`` to ``(batch, T, classes)``); it is
             the module that is trained (moved to the device, reparameterized in place by methods
             that do so). ``None``: ``config.model`` built by name.
         train_data, val_data, test_data: any map-style ``torch.utils.data.Dataset`` yielding
-            ``(input, label)`` with integer labels; a ``TensorDataset`` is held in memory as
+            ``(input, label)`` with integer labels (per sample, or ``(T,)`` per position beside
+            ``(T,)`` integer tokens: next-token targets); a ``TensorDataset`` is held in memory as
             tensors. Given ``train_data``, ``config.dataset`` is ignored; without ``val_data`` a
             validation split of ``config.val_fraction`` is carved from the training data.
         loss: ``loss(logits, labels) -> mean loss of the batch``; cross-entropy (with
             ``config.label_smoothing``) if ``None``.
 
-    Before the first step the labels (integer, 1-D, every class of ``0..C-1`` present in the
-    training data unless ``config.num_classes`` names ``C``), the splits (none empty) and the
+    Before the first step the labels (integer, 1-D, or 2-D ``(N, T)`` beside ``(N, T)`` integer
+    tokens, every class of ``0..C-1`` present in the training data unless ``config.num_classes``
+    or the dataset names ``C``), the splits (none empty) and the
     features (one forward pass per split) are checked. A loss or weights that go non-finite stop
     the run with :class:`TrainingDiverged`; SIGINT / SIGTERM stop it with
     :class:`~rewa.training.interrupts.TrainingInterrupted` (the last checkpoint stands; the
