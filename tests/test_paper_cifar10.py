@@ -16,11 +16,11 @@ from torch.nn import functional as F
 from rewa.cli import build_parser, main
 from rewa.experiments.models import make_model
 from rewa.experiments.presets import PRESETS
-from rewa.training.config import TrainConfig, resolve_config
-from rewa.training.loop import train
 from rewa.experiments.transforms import crop_boxes, random_resized_crop, resize_center_crop
 from rewa.optim.registry import create_optimizer
 from rewa.sparsity import PAPER_THRESHOLDS, threshold_sweep
+from rewa.training.config import TrainConfig, resolve_config
+from rewa.training.loop import train
 from rewa.training.plan import method_hyperparameters
 
 
