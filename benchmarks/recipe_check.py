@@ -5,8 +5,8 @@ The candidates are fixed in ``CANDIDATES`` before the runs (derived from the equ
 of ``networks.py``, so this check is extra ReWA runs *outside* that budget: it picks the
 library's default, it does not enter the comparison with the peers). Each candidate keeps its
 weight decay ``lambda`` fixed per step (the strength of the regularizer in ``f + lambda R``),
-except ``recipe`` (the capped budget ``min(0.01, 0.5 / sum_t lr_t)``), so a candidate solves the
-same problem at any run length.
+except ``capped budget`` (``min(0.01, 0.5 / sum_t lr_t)``, the recipe's decay before this check
+chose a fixed one), so a candidate solves the same problem at any run length.
 
 Every run uses ``networks.run``: the same loop, pruning columns, BN re-estimation and masked
 fine-tune as the benchmark; batch-norm networks train with ``norm="sparsify"``. A candidate's
@@ -14,7 +14,7 @@ score is its mean validation accuracy over the settings, the 4 target compressio
 pruning columns (the objective ``networks.py`` searches with), averaged over ``--seeds`` seeds;
 the one with the highest score is chosen. Test accuracy is reported, never used.
 
-The run-length check trains the chosen candidate and ``recipe`` on the digits MLP for each of
+The run-length check trains the chosen candidate and ``capped budget`` on the digits MLP for each of
 ``--lengths`` epochs and reports unpruned and pruned (LAMP + fine-tune) test accuracy.
 
 Example: ``python benchmarks/recipe_check.py --threads 1 --out results/recipe_check``
@@ -37,7 +37,10 @@ import networks  # noqa: E402
 # name -> (networks.METHODS row, trial parameters); "decay" is the per-step weight decay, or
 # ("capped budget", B, cap) for the library's recipe.
 CANDIDATES: dict[str, tuple[str, dict]] = {
-    "recipe: A lr 0.2, min(0.01, 0.5/sum lr)": ("rewa A (K9 M2)", {"lr": 0.2, "decay": ("capped budget", 0.5, 0.01)}),
+    "capped budget: A lr 0.2, min(0.01, 0.5/sum lr)": (
+        "rewa A (K9 M2)",
+        {"lr": 0.2, "decay": ("capped budget", 0.5, 0.01)},
+    ),
     "A lr 0.25, wd 0.004": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.004}),
     "A lr 0.25, wd 0.007": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.007}),
     "A lr 0.25, wd 0.01": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.01}),
@@ -46,6 +49,9 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "A lr 0.25, wd 0.02": ("rewa A (K9 M2)", {"lr": 0.25, "decay": 0.02}),
     "A+ M3 lr 0.5, wd 0.003": ("rewa A+ (K9 M 2-4)", {"lr": 0.5, "M": 3.0, "decay": 0.003}),
     "A+ M3 lr 0.5, wd 0.006": ("rewa A+ (K9 M 2-4)", {"lr": 0.5, "M": 3.0, "decay": 0.006}),
+    # added for the recipe's choice between its capped budget and a fixed decay: the recipe's lr
+    # with its cap held at every run length
+    "A lr 0.2, wd 0.01": ("rewa A (K9 M2)", {"lr": 0.2, "decay": 0.01}),
 }
 TODAY = next(iter(CANDIDATES))
 SETTINGS = ("digits-mlp", "digits-cnn", "digits-resnet", "mnist1d20k-mlp")
@@ -88,12 +94,19 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a few steps of two candidates (the tests)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/recipe_check")
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        choices=tuple(CANDIDATES),
+        metavar="NAME",
+        help="a subset of CANDIDATES (default: all)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or min(args.lengths) < 1:
         parser.error(f"--seeds and --lengths must be >= 1, got {args.seeds} and {args.lengths}")
     torch.set_num_threads(args.threads)
     settings = SMOKE["settings"] if args.smoke else SETTINGS
-    candidates = SMOKE["candidates"] if args.smoke else tuple(CANDIDATES)
+    candidates = SMOKE["candidates"] if args.smoke else tuple(args.candidates or CANDIDATES)
     max_steps = SMOKE["max_steps"] if args.smoke else 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from rewa.experiments.train import (
     train,
 )
 from rewa.param_groups import split_parameters
-from rewa.recipe import MAX_WEIGHT_DECAY
+from rewa.recipe import MAX_WEIGHT_DECAY, WEIGHT_DECAY
 
 pytest.importorskip("sklearn")
 
@@ -45,12 +45,14 @@ def test_rewa_trains_at_the_recipe_learning_rate_without_diverging(seed):
 
 def test_rewa_defaults_are_the_recipe():
     assert grad_clip_norm(TrainConfig(method="rewa")) == 1.0
-    assert decay_budget(TrainConfig(method="rewa")) == 0.5
+    assert decay_budget(TrainConfig(method="rewa")) is None  # lambda is fixed: the same objective at any length
+    assert METHOD_DEFAULTS["rewa"]["weight_decay"] == WEIGHT_DECAY
     recipe = preset("rewa-recipe")
     for key in ("lr", "momentum", "K", "M", "eps"):
         assert METHOD_DEFAULTS["rewa"][key] == recipe[key], key
     c = resolve_config("rewa-recipe", epochs=2)
-    assert (c.method, c.lr, c.grad_clip_norm, c.decay_budget, c.K, c.M, c.eps) == ("rewa", 0.2, 1.0, 0.5, 9, 2, 0.0)
+    assert (c.method, c.lr, c.grad_clip_norm, c.decay_budget, c.K, c.M, c.eps) == ("rewa", 0.2, 1.0, None, 9, 2, 0.0)
+    assert c.weight_decay == WEIGHT_DECAY
 
 
 def _tiny(n=64):
@@ -62,7 +64,7 @@ def test_decay_budget_sets_the_weight_decay_from_the_sum_of_learning_rates():
     common = dict(
         method="rewa", epochs=3, batch_size=16, val_fraction=0.0, out="", progress=False, figures=False, device="cpu"
     )
-    result = train(TrainConfig(**common), train_data=_tiny())  # the recipe's default budget 0.5
+    result = train(TrainConfig(**common, decay_budget=0.5), train_data=_tiny())
     steps = 4
     # cosine set per epoch over 3 epochs: factors 1, 0.75, 0.25 -> sum 2 -> lr_sum = 0.2 * 4 * 2 = 1.6
     assert lr_sum(TrainConfig(**common), 0.2, steps) == pytest.approx(1.6)
@@ -74,6 +76,9 @@ def test_decay_budget_sets_the_weight_decay_from_the_sum_of_learning_rates():
     explicit = train(TrainConfig(weight_decay=1e-3, **common), train_data=_tiny())
     assert [m["weight_decay"] for m in explicit.metrics] == [1e-3] * 3
     assert explicit.summary["decay_budget"] is None
+    default = train(TrainConfig(**common), train_data=_tiny())  # no budget: the recipe's fixed lambda
+    assert [m["weight_decay"] for m in default.metrics] == [WEIGHT_DECAY] * 3
+    assert default.summary["decay_budget"] is None
     other = train(TrainConfig(**{**common, "method": "sgd"}, decay_budget=0.002), train_data=_tiny())
     assert other.metrics[0]["weight_decay"] == pytest.approx(0.002 / lr_sum(TrainConfig(**common), 0.05, steps))
 

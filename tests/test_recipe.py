@@ -1,5 +1,5 @@
 """rewa.recipe: the recommended ReWA setup as torch objects, the same one `rewa train --method rewa`
-runs; the decay budget's cap (short runs keep the objective's lambda); the end-of-run warnings."""
+runs; its lambda fixed at every run length, the opt-in decay budget's cap; the end-of-run warnings."""
 
 import math
 import warnings
@@ -11,10 +11,10 @@ import rewa
 from rewa.experiments.outcome import UntrainedWarning, near_chance, warn_if_untrained
 from rewa.experiments.train import METHOD_DEFAULTS, METHOD_LOOP_DEFAULTS, TrainConfig, lr_sum, train
 from rewa.recipe import (
-    DECAY_BUDGET,
     GRAD_CLIP_NORM,
     MAX_WEIGHT_DECAY,
     OPTIMIZER_DEFAULTS,
+    WEIGHT_DECAY,
     budget_weight_decay,
     cosine_lr_sum,
 )
@@ -34,7 +34,7 @@ def test_budget_weight_decay_never_grows_as_the_run_gets_shorter():
     assert budget_weight_decay(0.5, 100.0) == pytest.approx(0.005)
     assert budget_weight_decay(0.5, 5.7) == MAX_WEIGHT_DECAY
     sums = [0.1 * 1.5**k for k in range(30)]
-    values = [budget_weight_decay(DECAY_BUDGET, s) for s in sums]
+    values = [budget_weight_decay(0.5, s) for s in sums]
     assert all(a >= b for a, b in zip(values, values[1:]))  # shorter (smaller sum) -> never larger
     assert max(values) == MAX_WEIGHT_DECAY
     assert budget_weight_decay(0.5, 5.0, max_weight_decay=1.0) == 0.1
@@ -54,7 +54,26 @@ def test_recipe_sum_of_learning_rates_is_rewa_trains(epochs, steps, per):
 def test_rewa_train_defaults_come_from_the_recipe():
     for key, value in OPTIMIZER_DEFAULTS.items():
         assert METHOD_DEFAULTS["rewa"][key] == value, key
-    assert METHOD_LOOP_DEFAULTS["rewa"] == {"grad_clip_norm": GRAD_CLIP_NORM, "decay_budget": DECAY_BUDGET}
+    assert METHOD_LOOP_DEFAULTS["rewa"] == {"grad_clip_norm": GRAD_CLIP_NORM}
+    assert METHOD_DEFAULTS["rewa"]["weight_decay"] == WEIGHT_DECAY
+
+
+@pytest.mark.parametrize("epochs, steps", [(1, 1), (2, 10), (30, 20), (300, 400)])
+def test_the_recipes_lambda_does_not_change_with_the_runs_length(epochs, steps):
+    # the strength of the regularizer is part of the objective f + lambda R: a longer run solves
+    # the same problem (the earlier budget gave 0.0052 at 60 digits epochs, 0.01 at 20)
+    model = torch.nn.Linear(4, 2)
+    r = rewa.recipe(model, epochs=epochs, steps_per_epoch=steps)
+    assert r.weight_decay == WEIGHT_DECAY == r.optimizer.param_groups[0]["weight_decay"]
+
+
+def test_the_decay_budget_is_opt_in_and_exclusive_with_weight_decay():
+    model = torch.nn.Linear(4, 2)
+    # 30 epochs x 20 steps at lr 0.2, cosine per epoch: sum lr = 0.2 * 20 * 15 = 60
+    r = rewa.recipe(model, epochs=30, steps_per_epoch=20, decay_budget=0.5)
+    assert r.weight_decay == pytest.approx(0.5 / cosine_lr_sum(0.2, 30, 20)) and r.weight_decay < WEIGHT_DECAY
+    with pytest.raises(ValueError, match=r"decay_budget=0.5 and weight_decay=0.001: give only one"):
+        rewa.recipe(model, epochs=30, steps_per_epoch=20, decay_budget=0.5, weight_decay=1e-3)
 
 
 def _groups(opt):
@@ -112,7 +131,7 @@ def test_recipe_per_step_schedule_and_its_checks():
         r.optimizer.step()
         r.scheduler.step()
     assert lrs[0] == 0.2 and lrs[5] == pytest.approx(0.1) and lrs == sorted(lrs, reverse=True)
-    assert r.weight_decay == MAX_WEIGHT_DECAY  # 10 steps: the budget would give 0.5 / 1.0 = 0.5
+    assert r.weight_decay == WEIGHT_DECAY
     assert (
         rewa.recipe(model, epochs=1, steps_per_epoch=1, weight_decay=0.0, lr=0.1, K=3).optimizer.param_groups[0]["K"]
         == 3
@@ -137,7 +156,7 @@ def test_recipe_is_public():
 @pytest.mark.parametrize("fields", [dict(epochs=2), dict(epochs=10, max_steps_per_epoch=5)])
 def test_short_rewa_runs_on_digits_train_close_to_dense_sgd(fields):
     # With lambda = budget / sum_t lr_t both ended at 10% (chance): lambda 0.088 and 0.091, ten
-    # times the 30-epoch run's. Measured with the cap: 88.7% and 94.7% against SGD's 93.3% and 94.2%.
+    # times the 30-epoch run's. Measured with lambda 0.01: 88.7% and 94.7% against SGD's 93.3% and 94.2%.
     pytest.importorskip("sklearn")
     torch.set_num_threads(1)
     with warnings.catch_warnings():
@@ -145,7 +164,7 @@ def test_short_rewa_runs_on_digits_train_close_to_dense_sgd(fields):
         rewa_run = train(TrainConfig(method="rewa", **fields, **QUIET))
     sgd_run = train(TrainConfig(method="sgd", **fields, **QUIET))
     assert rewa_run.summary["test_accuracy"] >= sgd_run.summary["test_accuracy"] - 0.06
-    assert rewa_run.metrics[-1]["weight_decay"] == MAX_WEIGHT_DECAY
+    assert rewa_run.metrics[-1]["weight_decay"] == WEIGHT_DECAY
 
 
 # -- the end-of-run warnings ----------------------------------------------------------------

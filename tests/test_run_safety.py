@@ -407,7 +407,7 @@ def test_a_preset_run_resumes_with_the_explicit_options_it_stands_for(tmp_path, 
     assert main(["train", "--preset", "rewa-recipe", "--out", out, *quick]) == 0
     capsys.readouterr()
     # the preset's values given explicitly: the same plan, the same run (finished: nothing to train)
-    assert main(["train", "--out", out, "--resume", "--lr", "0.2", "--method", "rewa", "--decay-budget", "0.5"]) == 0
+    assert main(["train", "--out", out, "--resume", "--lr", "0.2", "--method", "rewa", "--weight-decay", "0.01"]) == 0
     assert "is finished (2 of 2 epochs): nothing to train" in capsys.readouterr().err
     assert main(["train", "--out", out, "--resume", "--preset", "rewa-recipe", "--epochs", "2"]) == 0
     capsys.readouterr()

@@ -116,8 +116,11 @@ def test_hugging_face_trainer_optimizer_cls_and_kwargs(tmp_path):
 
 # -- the recipe in each stack: a sparse network -----------------------------------------------
 # A problem where 18 of 20 input features are noise: 640 samples, batches of 32 (20 steps per
-# epoch), 30 epochs. The recipe's decay drives the unused weights towards 0 (measured in a plain
-# loop: 18x compression at |w| <= 1e-2, 99% training accuracy after pruning).
+# epoch), 30 epochs. The recipe's decay drives the unused weights towards 0 (measured in the plain
+# loop below: 30.6x compression at |w| <= 1e-2, 98% training accuracy). On this problem the
+# result depends on the data order: over 12 shuffles, 5 ended under 90% training accuracy
+# (weights of |x| > 1000 on the two useful features). So each stack is checked to train exactly
+# as the plain loop does on the batches it drew, and the plain loop to give a sparse network.
 EPOCHS, BATCH, THRESHOLD = 30, 32, 1e-2
 
 
@@ -136,12 +139,35 @@ def _assert_sparse_and_accurate(net, optimizer, x, y):
     assert sparse["K"] == 9 and sparse["weight_decay"] > 0 and all(p.ndim == 2 for p in sparse["params"])
     assert dense["K"] == 1 and dense["weight_decay"] == 0 and all(p.ndim == 1 for p in dense["params"])
     net = copy.deepcopy(net).cpu()
-    assert rewa.sparsity_report(net, THRESHOLD).compression >= 8  # measured: 18x, 16x, 10.5x
+    assert rewa.sparsity_report(net, THRESHOLD).compression >= 8  # measured: 30.6x
     with torch.no_grad():
         for _, p in split_parameters(net)[0]:
             p.mul_(p.abs() > THRESHOLD)
         accuracy = (net(x).argmax(1) == y).float().mean().item()
     assert accuracy >= 0.95  # the pruned network still solves the problem
+
+
+def _replay(batches, *, scheduler_per="epoch", clip_in_group_order=False):
+    """The plain loop of the recipe over ``batches`` (the batches a stack drew, in order).
+    ``clip_in_group_order``: the norm summed over the optimizer's groups, as Lightning does (the
+    same clip up to rounding, and rounding grows over 600 steps)."""
+    model = _net()
+    r = rewa.recipe(model, epochs=EPOCHS, steps_per_epoch=len(batches) // EPOCHS, scheduler_per=scheduler_per)
+    clipped = [p for g in r.optimizer.param_groups for p in g["params"]] if clip_in_group_order else model.parameters()
+    clipped = list(clipped)
+    for i, (xb, yb) in enumerate(batches):
+        r.optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        torch.nn.utils.clip_grad_norm_(clipped, r.clip_grad_norm)
+        r.optimizer.step()
+        if scheduler_per == "step" or (i + 1) % (len(batches) // EPOCHS) == 0:
+            r.scheduler.step()
+    return model
+
+
+def _assert_same_weights(trained, replayed):
+    for (name, a), b in zip(trained.named_parameters(), replayed.parameters()):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_recipe_in_a_plain_torch_loop_gives_a_sparse_network():
@@ -161,7 +187,7 @@ def test_recipe_in_a_plain_torch_loop_gives_a_sparse_network():
     _assert_sparse_and_accurate(model, r.optimizer, x, y)
 
 
-def test_recipe_in_lightning_gives_a_sparse_network():
+def test_recipe_in_lightning_trains_as_the_plain_loop():
     lightning = pytest.importorskip("lightning", reason="PyTorch Lightning is not installed (pip install rewa[stacks])")
 
     class Module(lightning.LightningModule):
@@ -171,6 +197,7 @@ def test_recipe_in_lightning_gives_a_sparse_network():
 
         def training_step(self, batch, batch_idx):
             x, y = batch
+            drawn.append((x.clone(), y.clone()))
             return torch.nn.functional.cross_entropy(self.net(x), y)
 
         def configure_optimizers(self):
@@ -178,6 +205,7 @@ def test_recipe_in_lightning_gives_a_sparse_network():
             self.recipe = rewa.recipe(self.net, epochs=self.trainer.max_epochs, steps_per_epoch=steps)
             return self.recipe.lightning()
 
+    drawn: list = []
     x, y = _problem()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=BATCH, shuffle=True)
     module = Module()
@@ -197,10 +225,10 @@ def test_recipe_in_lightning_gives_a_sparse_network():
     assert config.interval == "epoch" and config.scheduler is module.recipe.scheduler
     assert trainer.optimizers[0] is module.recipe.optimizer
     assert module.recipe.optimizer.state[module.net[0].weight]["step"] == EPOCHS * len(loader)
-    _assert_sparse_and_accurate(module.net, module.recipe.optimizer, x, y)
+    _assert_same_weights(module.net, _replay(drawn, clip_in_group_order=True))
 
 
-def test_recipe_in_the_hugging_face_trainer_gives_a_sparse_network(tmp_path):
+def test_recipe_in_the_hugging_face_trainer_trains_as_the_plain_loop(tmp_path):
     transformers = pytest.importorskip(
         "transformers", reason="transformers is not installed (pip install rewa[stacks])"
     )
@@ -213,6 +241,8 @@ def test_recipe_in_the_hugging_face_trainer_gives_a_sparse_network(tmp_path):
             self.net = _net()
 
         def forward(self, x, labels=None):
+            if self.training:
+                drawn.append((x.clone(), labels.clone()))
             logits = self.net(x)
             return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
 
@@ -223,6 +253,7 @@ def test_recipe_in_the_hugging_face_trainer_gives_a_sparse_network(tmp_path):
         def __getitem__(self, i):
             return {"x": x[i], "labels": y[i]}
 
+    drawn: list = []
     model = Classifier()
     # the Trainer steps the scheduler after every optimizer step: the recipe's per-step cosine
     r = rewa.recipe(model, epochs=EPOCHS, steps_per_epoch=math.ceil(len(x) / BATCH), scheduler_per="step")
@@ -241,4 +272,4 @@ def test_recipe_in_the_hugging_face_trainer_gives_a_sparse_network(tmp_path):
     trainer.train()
     assert r.optimizer.state[model.net[0].weight]["step"] == EPOCHS * math.ceil(len(x) / BATCH)
     assert r.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-3)  # the cosine ran to its end
-    _assert_sparse_and_accurate(model.net, r.optimizer, x, y)
+    _assert_same_weights(model.net, _replay(drawn, scheduler_per="step"))

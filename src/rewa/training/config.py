@@ -17,7 +17,7 @@ from ..experiments.models import MODELS
 from ..experiments.presets import preset as _preset
 from ..optim.registry import list_methods, method_names
 from ..param_groups import NORM_CHOICES
-from ..recipe import DECAY_BUDGET, GRAD_CLIP_NORM, MAX_WEIGHT_DECAY, OPTIMIZER_DEFAULTS
+from ..recipe import GRAD_CLIP_NORM, MAX_WEIGHT_DECAY, OPTIMIZER_DEFAULTS, WEIGHT_DECAY
 from ..sparsity.measure import SWEEP_THRESHOLDS
 
 __all__ = [
@@ -64,8 +64,8 @@ _ADAM_LIKE = dict(lr=1e-3)
 METHOD_DEFAULTS: dict[str, dict] = {
     "sgd": dict(_SGD_LIKE, weight_decay=1e-4),
     "adamw": dict(_ADAM_LIKE),
-    # ReWA's recommended recipe (rewa.recipe, its one home); the weight decay when no budget applies
-    "rewa": dict(OPTIMIZER_DEFAULTS, weight_decay=MAX_WEIGHT_DECAY),
+    # ReWA's recommended recipe (rewa.recipe, its one home)
+    "rewa": dict(OPTIMIZER_DEFAULTS, weight_decay=WEIGHT_DECAY),
     "rewa-adamw": dict(lr=0.03, K=9, M=2, eps=0.0, weight_decay=0.1),
     "pwd-sgd": dict(_SGD_LIKE, lr=0.1, lambda_p=5e-3),
     "pwd-adamw": dict(lr=0.01, lambda_p=0.1),
@@ -79,9 +79,8 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "powerprop": dict(_SGD_LIKE),
 }
 # Training-loop defaults per method (TrainConfig fields left at None): ReWA's recommended recipe
-# clips the gradient norm (without it ReWA diverges at learning rates SGD trains with) and sets
-# its weight decay from a budget (README, "ReWA on networks").
-METHOD_LOOP_DEFAULTS: dict[str, dict] = {"rewa": dict(grad_clip_norm=GRAD_CLIP_NORM, decay_budget=DECAY_BUDGET)}
+# clips the gradient norm (without it ReWA diverges at learning rates SGD trains with).
+METHOD_LOOP_DEFAULTS: dict[str, dict] = {"rewa": dict(grad_clip_norm=GRAD_CLIP_NORM)}
 SHORTCUT_HYPERPARAMETERS = ("lr", "momentum", "weight_decay", "K", "M", "eps")
 
 
@@ -149,8 +148,8 @@ class TrainConfig:
         "(sum of the learning rates of the training steps)): the total "
         "log-shrink an unused (latent) weight gets from the decay alone, so "
         "one value fits any dataset size and epochs, capped so that short runs keep "
-        "the regularization strength (rewa.recipe.budget_weight_decay; default: the method's, "
-        "0.5 for rewa when weight_decay is not given, else off)",
+        "the regularization strength; the weight decay (the objective's lambda) then changes with "
+        "the run's length (rewa.recipe.budget_weight_decay; default: off, weight_decay applies)",
     )
     grad_clip_norm: float | None = _opt(
         None,
@@ -468,14 +467,14 @@ def grad_clip_norm(c: TrainConfig) -> float:
 
 
 def decay_budget(c: TrainConfig) -> float | None:
-    """The decay budget of run ``c``: its own; else its method's default when neither
-    ``weight_decay`` nor ``target_sparsity`` nor a weight-decay schedule is given; else ``None``.
+    """The decay budget of run ``c``: its own; else its method's default (no method has one
+    today) when neither ``weight_decay`` nor ``target_sparsity`` nor a weight-decay schedule is
+    given; else ``None``.
 
     Example:
-        >>> from rewa.experiments.train import TrainConfig, decay_budget
-        >>> decay_budget(TrainConfig(method="rewa")), decay_budget(TrainConfig(method="rewa", weight_decay=1e-3))
+        >>> from rewa.training.config import TrainConfig, decay_budget
+        >>> decay_budget(TrainConfig(method="rewa", decay_budget=0.5)), decay_budget(TrainConfig(method="rewa"))
         (0.5, None)
-        >>> decay_budget(TrainConfig(method="l1-prox"))
     """
     if c.decay_budget is not None:
         return c.decay_budget
