@@ -116,7 +116,7 @@ def test_needs_positive_start_and_a_weight_decay_key():
 
 
 def test_digits_short_run_meets_target():
-    """A shortened version of the digits demonstration (full run: see the README)."""
+    """A shortened version of the digits demonstration (full run: `rewa reproduce sparsity`, docs/sparsity.md)."""
     result = run_digits(DigitsConfig(hidden=(64, 32), epochs=60, controller_ramp=0.5, target_sparsity=0.9))
     assert abs(result.sparsity - 0.9) <= 0.01, result.sparsity
     assert result.pruned_test_accuracy > 0.85

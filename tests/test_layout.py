@@ -2,7 +2,7 @@
 
 Each module belongs to the longest entry of ``LAYERS`` that prefixes its dotted name; it may
 import modules of its own entry or of an entry listed before it, never one listed after.
-The README's "Layout" section describes the same order. The paper's reproduction, rewa.paper, sits
+docs/architecture.md ("The floors") describes the same order. The paper's reproduction, rewa.paper, sits
 above the library: no module outside it imports it (PAPER_IMPORTS names the exceptions).
 """
 

@@ -450,3 +450,23 @@ def test_your_own_module_and_loss_on_your_own_data_through_rewa_train(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), net.state_dict().values()))
     with pytest.raises(TypeError, match="model must be an nn.Module"):
         rewa.train(config, model="mlp")
+
+
+def test_a_run_recorded_before_a_new_option_existed_resumes_at_its_default(tmp_path, capsys):
+    """A config.json without a field added since (its run behaved as the field's default) resumes;
+    asking for a non-default value of that field on resume is refused, naming it."""
+    out = tmp_path / "run"
+    quick = ["--epochs", "1", "--max-steps-per-epoch", "2", "--no-progress", "--no-figures"]
+    assert main(["train", "--method", "sgd", "--out", str(out), *quick]) == 0
+    path = out / "config.json"
+    record = _strict_json(path.read_text())
+    for part in ("config", "plan"):
+        for name in ("norm", "transform"):
+            assert name in record[part], (part, name)
+            del record[part][name]
+    path.write_text(json.dumps(record, indent=1))
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert "is finished (1 of 1 epochs): nothing to train" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--norm", "sparsify"]) == 2
+    assert "norm='sparsify' (run: 'dense')" in capsys.readouterr().err

@@ -9,6 +9,7 @@ explicit options it stands for are the same run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -117,9 +118,16 @@ class RunPlan:
                     for n in sorted(method_options(self.config))
                     if saved_hp.get(n) != mine_hp.get(n)
                 ]
+            elif k not in saved_plan and k in _FIELD_DEFAULTS:
+                # a field newer than the run: the run had its default's behaviour
+                if not _same(mine.get(k), _FIELD_DEFAULTS[k]):
+                    out.append(f"{k}={mine.get(k)!r} (run: not recorded, i.e. the default {_FIELD_DEFAULTS[k]!r})")
             elif not _same(mine.get(k), saved_plan.get(k)):
                 out.append(f"{k}={mine.get(k)!r} (run: {saved_plan.get(k)!r})")
         return out
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
 def _same(a, b) -> bool:
