@@ -52,6 +52,10 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     # added for the recipe's choice between its capped budget and a fixed decay: the recipe's lr
     # with its cap held at every run length
     "A lr 0.2, wd 0.01": ("rewa A (K9 M2)", {"lr": 0.2, "decay": 0.01}),
+    # Configuration B and ReWA-AdamW, from their equal-budget searches on the digits MLP (B: trial
+    # 10, AdamW: trial 4, their budgets as a per-step decay over 20 epochs), added afterwards
+    "B M0.8 eps5e-4 lr 0.3, wd 0.004": ("rewa B (K9 M<2 eps>0)", {"lr": 0.3, "M": 0.8, "eps": 5e-4, "decay": 0.004}),
+    "AdamW lr 0.025, wd 0.03": ("rewa-adamw (K9 M2)", {"lr": 0.025, "decay": 0.03}),
 }
 TODAY = next(iter(CANDIDATES))
 SETTINGS = ("digits-mlp", "digits-cnn", "digits-resnet", "mnist1d20k-mlp")
