@@ -706,3 +706,11 @@ def test_the_plan_does_not_keep_gradients_alive(monkeypatch):
     assert routes[id(opt)][-1] == "kernel"  # the step that makes the plan
     opt.zero_grad(set_to_none=True)
     assert all(g() is None for g in grads)
+
+
+def test_the_fallback_warning_is_an_implementation_detail_not_a_top_level_name():
+    import rewa
+    import rewa.optim
+
+    assert "FusedFallbackWarning" not in rewa.__all__ and not hasattr(rewa, "FusedFallbackWarning")
+    assert rewa.optim.FusedFallbackWarning is _fused.FusedFallbackWarning

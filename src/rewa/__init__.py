@@ -17,7 +17,6 @@ from .controller import TargetSparsityController, TargetSparsityWarning
 from .export import export_sparse, load_sparse
 from .optim import (
     PWDSGD,
-    FusedFallbackWarning,
     PenalizedSGD,
     PWDAdamW,
     ReWA,
@@ -71,7 +70,7 @@ __all__ = [
     "sparsity_report", "SparsityReport", "prune", "FixedMask", "TargetSparsityController",
     "export_sparse", "load_sparse", "parametrize_model", "collapse",
     # warnings
-    "SparsityConfigWarning", "ZeroSaddleWarning", "FusedFallbackWarning", "TargetSparsityWarning",
+    "SparsityConfigWarning", "ZeroSaddleWarning", "TargetSparsityWarning",
     # namespaces
     "functional", "implicit", "__version__",
 ]  # fmt: skip

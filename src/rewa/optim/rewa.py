@@ -69,7 +69,7 @@ class ReWA(OneKernelLatentOptimizer):
         params: parameters or param groups, as for ``torch.optim.SGD``. Every
             hyperparameter below may differ per group (see :func:`rewa.param_groups`).
         lr: learning rate ``eta_t`` (read from the group every step, so schedulers work).
-        K: reparameterization power, real, ``1 <= K <= 64`` (paper: 9 for CIFAR-10, 3 for ImageNet).
+        K: reparameterization power, real, ``1 <= K <= 256`` (paper: 9 for CIFAR-10, 3 for ImageNet).
         M: adaptive learning-rate power, real, ``0 <= M <= K - 1``.
         eps: the paper's epsilon, ``>= 0``, in the denominator ``|y|^(K-1) + eps``.
         weight_decay: ``lambda >= 0``, the decay of the latent ``y``.
