@@ -21,7 +21,7 @@ def assert_optimizer_state_unchanged(opt: torch.optim.Optimizer, before: dict, *
             if key == "param_version":
                 continue
             if key == "update_bounds":  # the carried bounds; what they describe holds tensors
-                assert (value.y_bound, value.others, value.K) == (old[key].y_bound, old[key].others, old[key].K)
+                assert (value.bounds, value.K) == (old[key].bounds, old[key].K)
             elif isinstance(value, torch.Tensor):
                 assert torch.equal(value, old[key]), key
             else:

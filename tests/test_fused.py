@@ -17,9 +17,10 @@ from torch import nn
 
 import rewa
 from rewa.functional import latent_from_weight, power_map
-from rewa.optim import _fused
-from rewa.optim._latent import BOUNDS_KEY
+from rewa.optim import _compile
+from rewa.optim._base import BOUNDS_KEY
 from rewa.optim.pwd import PWDSGD, PWDAdamW
+from rewa.optim.rewa import _fused_rewa_sgd
 from tests.asserts import assert_optimizer_state_unchanged
 
 warnings.simplefilter("ignore", rewa.SparsityConfigWarning)
@@ -35,7 +36,7 @@ TOLERANCE = {torch.float64: dict(rtol=1e-12, atol=1e-15), torch.float32: dict(rt
 def _fuse_every_tensor(monkeypatch):
     """The models here are small: every tensor counts as large, so the unfused runs take the
     single-tensor loop (the ground truth) rather than the foreach path."""
-    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 1)
+    monkeypatch.setattr(_compile, "FUSED_MIN_NUMEL", 1)
 
 
 REWA = dict(lr=0.05, K=9, M=3, eps=1e-3, weight_decay=0.1, momentum=0.9, nesterov=True)
@@ -119,7 +120,7 @@ def test_fused_kernel_coupled_weight_decay_matches_torch_sgd_semantics():
     buffers = [None, None]
     ref_y, ref_b = [y.clone() for y in ys], [None, None]
     for step_grads in grads:
-        done = _fused.fused_rewa_sgd(
+        done = _fused_rewa_sgd(
             xs,
             step_grads,
             ys,
@@ -149,14 +150,14 @@ def test_scheduler_changing_lr_does_not_recompile():
     models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
     schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5) for opt in optimizers]
     inputs, targets = torch.randn(16, 6, dtype=torch.float64), torch.randn(16, 3, dtype=torch.float64)
-    kernels = len(_fused._kernels)
+    kernels = len(_compile._kernels)
     for _ in range(3):
         for model, opt, scheduler in zip(models, optimizers, schedulers):
             opt.zero_grad()
             torch.nn.functional.mse_loss(model(inputs), targets).backward()
             opt.step()
             scheduler.step()
-    assert len(_fused._kernels) == kernels
+    assert len(_compile._kernels) == kernels
     assert optimizers[1].param_groups[0]["lr"] < REWA["lr"] / 4
     _assert_same(models, optimizers, torch.float64)
 
@@ -165,20 +166,20 @@ def test_fused_falls_back_to_the_loop_with_one_warning(monkeypatch):
     def unavailable(fn, args):
         raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler")
 
-    monkeypatch.setattr(_fused, "_kernels", {})
-    monkeypatch.setattr(_fused, "_failed", set())
-    monkeypatch.setattr(_fused, "compile_seconds", {})
-    monkeypatch.setattr(_fused, "_compile", unavailable)
-    with pytest.warns(_fused.FusedFallbackWarning, match="no C\\+\\+ compiler") as record:
+    monkeypatch.setattr(_compile, "_kernels", {})
+    monkeypatch.setattr(_compile, "failed", set())
+    monkeypatch.setattr(_compile, "compile_seconds", {})
+    monkeypatch.setattr(_compile, "_compile", unavailable)
+    with pytest.warns(_compile.FusedFallbackWarning, match="no C\\+\\+ compiler") as record:
         models, optimizers = _train_pair(lambda ps, fused: rewa.ReWA(ps, **REWA, fused=fused), torch.float64)
-    assert not _fused.compile_seconds
-    assert len([w for w in record if w.category is _fused.FusedFallbackWarning]) == 1
+    assert not _compile.compile_seconds
+    assert len([w for w in record if w.category is _compile.FusedFallbackWarning]) == 1
     _assert_same(models, optimizers, torch.float64)  # the fallback (loop) path
 
 
 def test_small_tensors_take_the_foreach_path(monkeypatch):
-    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
-    big, small = _fused.split_for_fused([torch.zeros(10, 10), torch.zeros(99), torch.zeros(100)])
+    monkeypatch.setattr(_compile, "FUSED_MIN_NUMEL", 100)
+    big, small = _compile.split_for_fused([torch.zeros(10, 10), torch.zeros(99), torch.zeros(100)])
     assert (big, small) == ([0, 2], [1])
 
 
@@ -221,7 +222,7 @@ def _spy_kernels(monkeypatch):
     import rewa.optim.rewa_adamw as adamw_module
 
     calls = []
-    for module, name in ((rewa_module, "fused_rewa_sgd"), (adamw_module, "fused_rewa_adamw")):
+    for module, name in ((rewa_module, "_fused_rewa_sgd"), (adamw_module, "_fused_rewa_adamw")):
         original = getattr(module, name)
 
         def spy(*args, _original=original, **kwargs):
@@ -338,11 +339,11 @@ def test_distributed_checkpoint_round_trip_keeps_weights_and_state():
 def test_fused_none_compiles_only_large_cpu_groups():
     """``fused=None``: the compiled path for a CPU group whose large tensors hold >= 2**20
     elements (when inductor works here), never for small groups or with foreach=True."""
-    from rewa.optim._latent import FUSED_AUTO_MIN_NUMEL, default_fused
+    from rewa.optim._base import FUSED_AUTO_MIN_NUMEL, default_fused
 
     big = [torch.zeros(FUSED_AUTO_MIN_NUMEL // 2), torch.zeros(FUSED_AUTO_MIN_NUMEL // 2), torch.zeros(10)]
     small = [torch.zeros(30_000), torch.zeros(1_000_000 // 64, 63)]  # each below 2**15 or the sum below 2**20
-    assert default_fused(None, None, big) is _fused.fused_available()
+    assert default_fused(None, None, big) is _compile.fused_available()
     assert default_fused(None, None, small) is False
     assert default_fused(None, True, big) is False
     assert default_fused(None, False, big) is False  # foreach=False asks for the loop
@@ -360,9 +361,9 @@ def _group(**flags):
 def test_step_paths_chooses_per_tensor_size_on_cpu(monkeypatch):
     """The default on CPU: large tensors through the loop, small ones through foreach;
     explicit flags win, and the fused path keeps taking the large ones."""
-    from rewa.optim._latent import step_paths
+    from rewa.optim._base import step_paths
 
-    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
+    monkeypatch.setattr(_compile, "FUSED_MIN_NUMEL", 100)
     params = [torch.zeros(10, 10), torch.zeros(99), torch.zeros(200)]
     assert step_paths(_group(), params) == ([], [0, 2], [1])
     assert step_paths(_group(), params[1:2]) == ([], [], [0])  # all small: one foreach call
@@ -382,7 +383,7 @@ def test_step_paths_chooses_per_tensor_size_on_cpu(monkeypatch):
 def test_default_cpu_path_gives_the_loops_bits(make, monkeypatch):
     """float32: the default path (small tensors foreach, large ones loop) writes the same bits
     as the single-tensor loop everywhere."""
-    monkeypatch.setattr(_fused, "FUSED_MIN_NUMEL", 100)
+    monkeypatch.setattr(_compile, "FUSED_MIN_NUMEL", 100)
     results = []
     for foreach in (None, False):
         torch.manual_seed(0)
@@ -406,7 +407,7 @@ def test_default_cpu_path_gives_the_loops_bits(make, monkeypatch):
 def test_kernels_over_several_runs_and_late_buffers_match_the_loop(monkeypatch):
     """Groups split into runs of FUSED_MAX_TENSORS tensors per kernel, and a parameter whose
     gradient (so whose momentum buffer) only appears at the third step: same as the loop."""
-    monkeypatch.setattr(_fused, "FUSED_MAX_TENSORS", 2)
+    monkeypatch.setattr(_compile, "FUSED_MAX_TENSORS", 2)
     torch.manual_seed(0)
     shapes = [(4, 3), (5,), (2, 2), (7,), (3,)]
     runs = []
@@ -425,7 +426,7 @@ def test_kernels_over_several_runs_and_late_buffers_match_the_loop(monkeypatch):
         torch.testing.assert_close(b, a, **TOLERANCE[torch.float64])
         for key in ("y", "momentum_buffer"):
             torch.testing.assert_close(fused_opt.state[b][key], loop_opt.state[a][key], **TOLERANCE[torch.float64])
-    assert len([k for k in _fused._kernels if k[0][0] == "ReWA"]) >= 3  # several runs, several kernels
+    assert len([k for k in _compile._kernels if k[0][0] == "ReWA"]) >= 3  # several runs, several kernels
 
 
 # ----------------------------------------------------------------------------------------
@@ -668,7 +669,7 @@ def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
         opt.step()
     group = opt.param_groups[0]
     limits = opt._overflow_limits(group, group["params"])
-    carried = opt.state[model.weight][BOUNDS_KEY]
+    carried = opt.state[model.weight][BOUNDS_KEY].bounds
     first = opt._grad_limit(group, limits, carried, None)
     assert first.y_bound == 2 * carried.y_bound and first.others == [2 * carried.others[0]]
     assert first.grad_max >= 4096 * carried.grad_max
@@ -676,7 +677,7 @@ def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
         for buffer in (0.0, carried.others[0], first.others[0]):
             within = carried._replace(y_bound=y_bound, others=[buffer])
             assert opt._grad_limit(group, limits, within, first) is first
-            needed, _ = opt._bound_after_step(group, group["params"], [], y_bound, first.grad_max, [buffer])
+            needed, _ = opt._bound_within(group, limits, [], y_bound, first.grad_max, [buffer])
             assert not needed
     beyond = carried._replace(y_bound=first.y_bound * 1.01)
     assert opt._grad_limit(group, limits, beyond, first) is not first
@@ -713,4 +714,4 @@ def test_the_fallback_warning_is_an_implementation_detail_not_a_top_level_name()
     import rewa.optim
 
     assert "FusedFallbackWarning" not in rewa.__all__ and not hasattr(rewa, "FusedFallbackWarning")
-    assert rewa.optim.FusedFallbackWarning is _fused.FusedFallbackWarning
+    assert rewa.optim.FusedFallbackWarning is _compile.FusedFallbackWarning

@@ -199,3 +199,35 @@ def heavy_ball(
     else:
         buf.mul_(momentum).add_(d, alpha=1 - dampening)
     return d.add(buf, alpha=momentum) if nesterov else buf
+
+
+# ----------------------------------------------------------------------------------------
+# Pieces of the optimizers' per-tensor updates. Their numbers (lr, weight decay, momentum
+# coefficients) are Python floats in the eager loop and 0-dim tensors when the same update is
+# traced into a compiled kernel (where numbers enter as data, so schedulers do not recompile).
+# ----------------------------------------------------------------------------------------
+
+
+def add_scaled_(t: Tensor, other: Tensor, alpha: Number | Tensor) -> Tensor:
+    """``t += alpha * other`` in place: torch's ``add_(other, alpha=alpha)`` (the operation of
+    ``torch.optim.SGD``) for a number, a product then a sum for a 0-dim tensor."""
+    if isinstance(alpha, Tensor):
+        return t.add_(other * alpha)
+    return t.add_(other, alpha=alpha)
+
+
+def weights_scratch(param: Tensor, y: Tensor) -> Tensor | None:
+    """The weight tensor, as working memory for a step that rewrites it at the end anyway.
+
+    Saves the per-step allocations (and on CPUs the page faults) of temporaries; only when
+    the weights have the latent's dtype, so no intermediate is rounded.
+    """
+    return param if param.dtype == y.dtype else None
+
+
+def write_weights(param: Tensor, y: Tensor, K: Number, *, scratch: Tensor | None) -> None:
+    """``param <- power_map(y)``, computed in ``param`` itself when it is the step's ``scratch``."""
+    if scratch is param:
+        power_map(y, K, out=param)
+    else:
+        param.copy_(power_map(y, K))

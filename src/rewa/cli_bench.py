@@ -95,7 +95,7 @@ def _state_bytes_per_weight(opt, params) -> float:
 
 def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 3) -> list[dict]:
     """Time every (optimizer, path, dtype); one dict per row, plus the copy per dtype."""
-    from rewa.optim import _fused
+    from rewa.optim import _compile
 
     rows = []
     for dtype_name in dtypes:
@@ -113,7 +113,7 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
             except (ValueError, RuntimeError, TypeError) as error:  # e.g. a torch path missing here
                 print(f"  skipped {name} {path} {dtype_name}: {error}")
                 continue
-            before = sum(_fused.compile_seconds.values())
+            before = sum(_compile.compile_seconds.values())
             start = time.perf_counter()
             try:
                 opt.step()
@@ -121,7 +121,7 @@ def step_table(dtypes: list[str], paths: list[str], repeats: int, rounds: int = 
                 print(f"  skipped {name} {path} {dtype_name}: {type(error).__name__}: {str(error)[:80]}")
                 continue
             first = time.perf_counter() - start
-            compiled = sum(_fused.compile_seconds.values()) - before
+            compiled = sum(_compile.compile_seconds.values()) - before
             runs[name, path] = (opt.step, dict(first=first, compile=compiled, opt=opt), params)
         times = {key: [] for key in runs}
         for _ in range(rounds):

@@ -17,7 +17,9 @@ from ._math import (
     rewa_update,
     rewa_update_,
 )
-from .optim import penalized_sgd, pwd_adamw, pwd_sgd, pwd_shrink_factor, rewa_adamw, rewa_sgd
+from .optim import penalized_sgd, pwd_adamw, pwd_sgd, pwd_shrink_factor
+from .optim.rewa import rewa_sgd
+from .optim.rewa_adamw import rewa_adamw
 
 __all__ = [
     "abs_pow",

@@ -1,9 +1,11 @@
 """The optimizers: ReWA on SGD and on AdamW, their paper-literal references, and the peer
-methods (pWD, penalized SGD); each with its functional update over lists of tensors."""
+methods (pWD, penalized SGD); each file holds one algorithm's class and its functional update
+over lists of tensors (``rewa.optim.rewa.rewa_sgd``, ``rewa.optim.rewa_adamw.rewa_adamw``; both
+also in :mod:`rewa.functional`). The ReWA update functions are not names of this package: each
+would hide the module of the same name."""
 
-from ._functional import rewa_adamw, rewa_sgd
-from ._fused import FusedFallbackWarning
-from ._latent import ZeroSaddleWarning
+from ._base import ZeroSaddleWarning
+from ._compile import FusedFallbackWarning
 from .penalized import PenalizedSGD, penalized_sgd
 from .pwd import PWDSGD, PWDAdamW, pwd_adamw, pwd_sgd, pwd_shrink_factor
 from .reference import ReWAAdamWReference, ReWAReference
@@ -25,6 +27,4 @@ __all__ = [
     "pwd_adamw",
     "pwd_sgd",
     "pwd_shrink_factor",
-    "rewa_adamw",
-    "rewa_sgd",
 ]

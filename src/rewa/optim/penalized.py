@@ -24,7 +24,7 @@ from torch import Tensor
 from .. import _check as check
 from .._math import heavy_ball
 from ..penalties import CLIP_KINDS, PENALTY_NAMES, make_penalty
-from ._checked import CheckedOptimizer
+from ._base import SparseOptimizer
 
 __all__ = ["PenalizedSGD", "penalized_sgd"]
 
@@ -53,7 +53,7 @@ def penalized_sgd(
             x.add_(v, alpha=-lr)
 
 
-class PenalizedSGD(CheckedOptimizer):
+class PenalizedSGD(SparseOptimizer):
     r"""SGD on ``f(x) + lambda psi(x)`` with ``psi`` an l1, l_p or clipped l_p penalty.
 
     .. math::

@@ -24,18 +24,33 @@ import torch
 from torch import Tensor
 
 from .. import _check as check
-from .._math import heavy_ball
-from ._checked import CheckedOptimizer
-from ._fused import fused_pwd_adamw, fused_pwd_sgd
+from .._math import Number, add_scaled_
+from . import _compile
+from ._base import SparseOptimizer
 
 __all__ = ["PWDSGD", "PWDAdamW", "pwd_shrink_factor", "pwd_sgd", "pwd_adamw"]
 
 
-def pwd_shrink_factor(w: Tensor, *, lr: float, lambda_p: float, p: float) -> Tensor:
-    """``1 / (1 + lr * lambda_p * |w|^(p-2))``, element-wise, in ``w``'s dtype; in [0, 1]."""
-    if lr * lambda_p == 0:
+def pwd_shrink_factor(w: Tensor, *, lr: Number | Tensor, lambda_p: Number | Tensor, p: float) -> Tensor:
+    """``1 / (1 + lr * lambda_p * |w|^(p-2))``, element-wise, in ``w``'s dtype; in [0, 1].
+
+    Exactly 1 where ``lr * lambda_p = 0`` (no ``0 * inf``). ``lr`` and ``lambda_p`` may be
+    0-dim tensors (compiled kernels)."""
+    decay = lr * lambda_p
+    if not isinstance(decay, Tensor) and decay == 0:
         return torch.ones_like(w)
-    return torch.reciprocal(w.abs().pow(p - 2).mul_(lr * lambda_p).add_(1))
+    factor = torch.reciprocal(_abs_pow_negative(w.abs(), p - 2).mul_(decay).add_(1))
+    return torch.where(decay == 0, 1.0, factor) if isinstance(decay, Tensor) else factor
+
+
+def _abs_pow_negative(a: Tensor, exponent: float) -> Tensor:
+    """``a^exponent`` for ``a >= 0``; the exponents of p = 1 and p = 0.5 without a
+    transcendental ``pow`` (which made the compiled pWD step compute-bound on CPU)."""
+    if exponent == -1:
+        return torch.reciprocal(a)
+    if exponent == -1.5:
+        return torch.reciprocal(a * a.sqrt())
+    return a.pow(exponent)
 
 
 def pwd_sgd(
@@ -49,13 +64,82 @@ def pwd_sgd(
     momentum: float,
     dampening: float,
     nesterov: bool,
+    fused: bool = False,
 ) -> None:
     """One pWD-SGD step in place: ``w <- (w - lr * v) / (1 + lr lambda_p |w|^(p-2))``, ``v``
-    the gradient or its momentum direction (:func:`heavy_ball`)."""
+    the gradient or its torch-SGD momentum direction. ``fused=True``: through compiled kernels
+    (the tensors they cannot take run the loop). Both compute :func:`_pwd_sgd_tensor`."""
+    hyper = dict(lr=lr, lambda_p=lambda_p, p=p, momentum=momentum, dampening=dampening, nesterov=nesterov)
+    done = _fused_pwd_sgd(params, grads, momentum_buffers, **hyper) if fused else 0
+    if done < len(params):
+        rest = momentum_buffers[done:]
+        _single_tensor_pwd_sgd(params[done:], grads[done:], rest, **hyper)
+        momentum_buffers[done:] = rest
+
+
+def _pwd_sgd_tensor(
+    w: Tensor,
+    g: Tensor,
+    buf: Tensor | None,
+    *,
+    lr: Number | Tensor,
+    lambda_p: Number | Tensor,
+    p: float,
+    momentum: float,
+    buffer_coefficients: tuple[Number | Tensor, Number | Tensor],
+    nesterov: bool,
+) -> Tensor | None:
+    """One tensor's pWD-SGD step in place on ``w`` and ``buf``: the ground truth that the loop
+    runs and the compiled kernels trace. Returns the momentum buffer (``b = g`` when ``buf`` is
+    ``None``); ``buffer_coefficients`` ``(beta, alpha)`` make ``b <- beta*b + alpha*g``."""
+    shrink = pwd_shrink_factor(w, lr=lr, lambda_p=lambda_p, p=p)  # from w before the step
+    g = g.to(w.dtype)
+    v = g
+    if momentum != 0:
+        if buf is None:
+            buf = g.clone()
+        else:
+            beta, alpha = buffer_coefficients
+            add_scaled_(buf.mul_(beta), g, alpha)
+        v = g.add(buf, alpha=momentum) if nesterov else buf
+    add_scaled_(w, v, -lr).mul_(shrink)
+    return buf
+
+
+def _single_tensor_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum, dampening, nesterov):
     for i, (w, g) in enumerate(zip(params, grads)):
-        shrink = pwd_shrink_factor(w, lr=lr, lambda_p=lambda_p, p=p)
-        v = heavy_ball(g, momentum_buffers, i, momentum=momentum, dampening=dampening, nesterov=nesterov)
-        w.add_(v, alpha=-lr).mul_(shrink)
+        momentum_buffers[i] = _pwd_sgd_tensor(
+            w,
+            g,
+            momentum_buffers[i],
+            lr=lr,
+            lambda_p=lambda_p,
+            p=p,
+            momentum=momentum,
+            buffer_coefficients=(momentum, 1 - dampening),
+            nesterov=nesterov,
+        )
+
+
+def _fused_pwd_sgd(params, grads, momentum_buffers, *, lr, lambda_p, p, momentum, dampening, nesterov) -> int:
+    """:func:`_pwd_sgd_tensor` through compiled kernels; returns how many leading tensors were updated."""
+    config = dict(p=p, momentum=momentum, nesterov=bool(nesterov))
+    shared = [float(lr), float(lambda_p)]
+    if momentum == 0:
+        items = list(zip(params, grads))
+        return _compile.run("pWD-SGD", _compiled_sgd_without_momentum, config, items, [[]] * len(items), shared)
+    items, coefficients, created = _compile.with_buffers(params, grads, [], momentum_buffers, momentum, dampening)
+    done = _compile.run("pWD-SGD", _compiled_sgd_with_momentum, config, items, coefficients, shared)
+    _compile.drop_unused_buffers(momentum_buffers, created, done)
+    return done
+
+
+def _compiled_sgd_with_momentum(w, g, buf, beta, alpha, lr, lambda_p, **config):
+    _pwd_sgd_tensor(w, g, buf, lr=lr, lambda_p=lambda_p, buffer_coefficients=(beta, alpha), **config)
+
+
+def _compiled_sgd_without_momentum(w, g, lr, lambda_p, **config):
+    _pwd_sgd_tensor(w, g, None, lr=lr, lambda_p=lambda_p, buffer_coefficients=(0.0, 1.0), **config)
 
 
 def pwd_adamw(
@@ -71,18 +155,83 @@ def pwd_adamw(
     eps: float,
     lambda_p: float,
     p: float,
+    fused: bool = False,
 ) -> None:
     """One pWD-AdamW step in place. ``steps`` holds each tensor's step number after this step.
 
     ``m <- beta1 m + (1-beta1) g``; ``v <- beta2 v + (1-beta2) g^2``;
-    ``w <- (w - lr m_hat / (sqrt(v_hat) + eps)) / (1 + lr lambda_p |w|^(p-2))``.
+    ``w <- (w - lr m_hat / (sqrt(v_hat) + eps)) / (1 + lr lambda_p |w|^(p-2))``. ``fused=True``:
+    through compiled kernels. Both compute :func:`_pwd_adamw_tensor`.
     """
-    for w, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
-        shrink = pwd_shrink_factor(w, lr=lr, lambda_p=lambda_p, p=p)
-        m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
-        w.addcdiv_(m, denom, value=-lr / (1 - beta1**t)).mul_(shrink)
+    lists = (params, grads, exp_avgs, exp_avg_sqs, steps)
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, lambda_p=lambda_p, p=p)
+    done = _fused_pwd_adamw(*lists, **hyper) if fused else 0
+    for w, g, m, v, t in zip(*(values[done:] for values in lists)):
+        _pwd_adamw_tensor(
+            w,
+            g,
+            m,
+            v,
+            lr=lr,
+            lambda_p=lambda_p,
+            step_size=lr / (1 - beta1**t),
+            bias_correction2_sqrt=(1 - beta2**t) ** 0.5,
+            p=p,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+        )
+
+
+def _pwd_adamw_tensor(
+    w: Tensor,
+    g: Tensor,
+    m: Tensor,
+    v: Tensor,
+    *,
+    lr: Number | Tensor,
+    lambda_p: Number | Tensor,
+    step_size: Number | Tensor,
+    bias_correction2_sqrt: Number | Tensor,
+    p: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """One tensor's pWD-AdamW step in place (``step_size = lr / (1 - beta1^t)``,
+    ``bias_correction2_sqrt = sqrt(1 - beta2^t)``): the ground truth of the loop and the kernels."""
+    shrink = pwd_shrink_factor(w, lr=lr, lambda_p=lambda_p, p=p)
+    g = g.to(w.dtype)
+    m.lerp_(g, 1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)
+    if isinstance(step_size, Tensor):
+        w.sub_(m / denom * step_size)
+    else:
+        w.addcdiv_(m, denom, value=-step_size)
+    w.mul_(shrink)
+
+
+def _fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, eps, lambda_p, p) -> int:
+    """:func:`_pwd_adamw_tensor` through compiled kernels; returns how many leading tensors were updated."""
+    config = dict(p=p, beta1=beta1, beta2=beta2, eps=eps)
+    items = list(zip(params, grads, exp_avgs, exp_avg_sqs))
+    coefficients = _compile.adam_coefficients(steps, lr, beta1, beta2)
+    return _compile.run("pWD-AdamW", _compiled_adamw, config, items, coefficients, [float(lr), float(lambda_p)])
+
+
+def _compiled_adamw(w, g, m, v, step_size, bias_correction2_sqrt, lr, lambda_p, **config):
+    _pwd_adamw_tensor(
+        w,
+        g,
+        m,
+        v,
+        lr=lr,
+        lambda_p=lambda_p,
+        step_size=step_size,
+        bias_correction2_sqrt=bias_correction2_sqrt,
+        **config,
+    )
 
 
 def _check_pwd(group: dict) -> None:
@@ -91,7 +240,7 @@ def _check_pwd(group: dict) -> None:
     check.above("p", group["p"], 0)
 
 
-class PWDSGD(CheckedOptimizer):
+class PWDSGD(SparseOptimizer):
     r"""SGD with pWD, decoupled p-norm weight decay.
 
     .. math::
@@ -159,18 +308,14 @@ class PWDSGD(CheckedOptimizer):
             dampening=group["dampening"],
             nesterov=group["nesterov"],
         )
-        done = fused_pwd_sgd(params, grads, buffers, **hyper) if group.get("fused") else 0
-        if done < len(params):
-            rest = buffers[done:]
-            pwd_sgd(params[done:], grads[done:], rest, **hyper)
-            buffers[done:] = rest
+        pwd_sgd(params, grads, buffers, **hyper, fused=bool(group.get("fused")))
         for state, buf in zip(states, buffers):
             state["step"] = state.get("step", 0) + 1
             if buf is not None:
                 state["momentum_buffer"] = buf
 
 
-class PWDAdamW(CheckedOptimizer):
+class PWDAdamW(SparseOptimizer):
     r"""Adam with pWD in place of AdamW's decoupled l2 decay.
 
     .. math::
@@ -235,8 +380,6 @@ class PWDAdamW(CheckedOptimizer):
         hyper = dict(
             lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], lambda_p=group["lambda_p"], p=group["p"]
         )
-        done = fused_pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, **hyper) if group.get("fused") else 0
-        if done < len(params):
-            pwd_adamw(params[done:], grads[done:], exp_avgs[done:], exp_avg_sqs[done:], steps[done:], **hyper)
+        pwd_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, **hyper, fused=bool(group.get("fused")))
         for state in states:
             state["step"] += 1

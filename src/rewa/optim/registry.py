@@ -41,7 +41,7 @@ from torch.optim import Optimizer
 from .. import _check as check
 from .. import reparam
 from ..param_groups import DENSE_DEFAULTS, check_norm, param_groups, split_parameters
-from ._checked import TORCH_DUPLICATE_WARNING, refuse_repeated_parameters
+from ._checks import TORCH_DUPLICATE_WARNING, refuse_repeated_parameters
 from .penalized import PenalizedSGD
 from .pwd import PWDSGD, PWDAdamW
 from .rewa import ReWA

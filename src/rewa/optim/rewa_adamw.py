@@ -1,23 +1,32 @@
-"""ReWA with AdamW as the base optimizer (paper, Algorithm 2)."""
+"""ReWA with AdamW as the base optimizer (paper, Algorithm 2).
+
+The class keeps the books; :func:`rewa_adamw` does the math and chooses the implementation:
+:func:`_rewa_adamw_tensor` is one tensor's update, the ground truth that
+:func:`_single_tensor_rewa_adamw` loops over and :func:`_fused_rewa_adamw` compiles;
+:func:`_multi_tensor_rewa_adamw` is its ``torch._foreach_*`` twin. :func:`rewa_adamw_bound`
+bounds one step for the finite-step guarantee.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
 from .. import _check as check
-from . import _fused
-from ._functional import rewa_adamw, rewa_adamw_bound
-from ._fused import fused_rewa_adamw
-from ._latent import LatentOptimizer, default_fused, step_paths
+from .._math import Number, is_zero, rewa_direction, weights_scratch, write_weights
+from . import _compile
+from . import _foreach as foreach_ops
+from ._base import SparseOptimizer, default_fused, pick, put_back, step_paths, weights_before_zero_lr_step
+from ._checks import power_bound
 from .rewa import warn_unless_sparse
 
-__all__ = ["ReWAAdamW"]
+__all__ = ["ReWAAdamW", "rewa_adamw", "rewa_adamw_bound"]
 
 
-class ReWAAdamW(LatentOptimizer):
+class ReWAAdamW(SparseOptimizer):
     r"""ReWA on AdamW: the scaled gradient of ReWA feeds Adam's moments.
 
     The model's parameters hold ``x = sign(y)|y|^K``; the latent ``y`` lives in
@@ -154,15 +163,12 @@ class ReWAAdamW(LatentOptimizer):
         steps = [s["step"] + 1 for s in states]
         hyper = _hyperparameters(group)
         lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
-        saved = self._weights_before_zero_lr_step(group["lr"], params)
-        fused, loop, multi = step_paths(group, params)
-        if fused:
-            done = fused_rewa_adamw(*(_fused.pick(t, fused) for t in lists), **hyper)
-            loop = fused[done:] + loop  # not compiled here: the loop takes them
-        for indices, foreach in ((loop, False), (multi, True)):
+        saved = weights_before_zero_lr_step(group["lr"], params)
+        for indices, path in zip(step_paths(group, params), ("fused", "loop", "foreach")):
             if indices:
-                rewa_adamw(*(_fused.pick(t, indices) for t in lists), **hyper, foreach=foreach)
-        self._put_back(params, saved)
+                picked = [pick(t, indices) for t in lists]
+                rewa_adamw(*picked, **hyper, foreach=path == "foreach", fused=path == "fused")
+        put_back(params, saved)
         self._mark_written(params, states)
 
 
@@ -179,3 +185,198 @@ def _hyperparameters(group: dict) -> dict:
         eps=group["eps"],
         weight_decay=group["weight_decay"],
     )
+
+
+# ----------------------------------------------------------------------------------------
+# The update, as keyword-only functions over lists of tensors
+# ----------------------------------------------------------------------------------------
+
+
+def rewa_adamw(
+    params: list[Tensor],
+    grads: list[Tensor],
+    latents: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    adam_eps: float,
+    K: float,
+    M: float,
+    eps: float,
+    weight_decay: float,
+    foreach: bool = False,
+    fused: bool = False,
+) -> None:
+    """One ReWA-AdamW step. ``steps`` holds each tensor's step number *after* this step.
+
+    The scaled gradient ``d`` replaces the gradient in AdamW (torch ``AdamW`` order of
+    operations): ``y <- (1 - lr*wd) y``; ``m <- beta1 m + (1-beta1) d``;
+    ``v <- beta2 v + (1-beta2) d^2``; ``y <- y - lr/(1-beta1^t) * m / (sqrt(v/(1-beta2^t)) + adam_eps)``;
+    then ``params <- power_map(y)``.
+
+    ``foreach=True`` runs the multi-tensor implementation, ``fused=True`` compiled kernels (the
+    tensors they cannot take, and all of them where compilation is unavailable, take the loop);
+    otherwise the single-tensor loop. All three compute :func:`_rewa_adamw_tensor`.
+    """
+    if fused and foreach:
+        raise ValueError(f"fused={fused} and foreach={foreach} cannot both be True; pick one")
+    lists = (params, grads, latents, exp_avgs, exp_avg_sqs, steps)
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, adam_eps=adam_eps, K=K, M=M, eps=eps, weight_decay=weight_decay)
+    if fused:
+        done = _fused_rewa_adamw(*lists, **hyper)
+        if done < len(params):  # not compiled here: the loop takes them
+            _single_tensor_rewa_adamw(*(t[done:] for t in lists), **hyper)
+        return
+    impl = _multi_tensor_rewa_adamw if foreach else _single_tensor_rewa_adamw
+    impl(*lists, **hyper)
+
+
+def _rewa_adamw_tensor(
+    param: Tensor,
+    grad: Tensor,
+    y: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    *,
+    lr: Number | Tensor,
+    weight_decay: Number | Tensor,
+    step_size: Number | Tensor,
+    bias_correction2_sqrt: Number | Tensor,
+    beta1: float,
+    beta2: float,
+    adam_eps: float,
+    K: float,
+    M: float,
+    eps: float,
+    scratch: Tensor | None = None,
+) -> None:
+    """One tensor's ReWA-AdamW step, in place on ``y``, ``param`` and the moments: the ground
+    truth that the loop runs and the compiled kernels trace (torch ``AdamW``'s order of
+    operations, with the scaled gradient ``d`` in place of the gradient).
+
+    ``step_size`` is ``lr / (1 - beta1^t)`` and ``bias_correction2_sqrt`` ``sqrt(1 - beta2^t)``
+    for the step number ``t``; the numbers may be 0-dim tensors (compiled kernels). ``scratch``:
+    the weights as working memory (:func:`rewa._math.weights_scratch`).
+    """
+    d = rewa_direction(y, grad, K=K, M=M, eps=eps, out=scratch)
+    if not is_zero(weight_decay):
+        y.mul_(1 - lr * weight_decay)
+    exp_avg.lerp_(d, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(d, d, value=1 - beta2)
+    denom = torch.sqrt(exp_avg_sq, out=scratch).div_(bias_correction2_sqrt).add_(adam_eps)
+    if isinstance(step_size, Tensor):
+        y.sub_(exp_avg / denom * step_size)
+    else:
+        y.addcdiv_(exp_avg, denom, value=-step_size)
+    write_weights(param, y, K, scratch=scratch)
+
+
+def _single_tensor_rewa_adamw(
+    params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
+):
+    for param, grad, y, exp_avg, exp_avg_sq, step in zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps):
+        _rewa_adamw_tensor(
+            param,
+            grad,
+            y,
+            exp_avg,
+            exp_avg_sq,
+            lr=lr,
+            weight_decay=weight_decay,
+            step_size=lr / (1 - beta1**step),
+            bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+            beta1=beta1,
+            beta2=beta2,
+            adam_eps=adam_eps,
+            K=K,
+            M=M,
+            eps=eps,
+            scratch=weights_scratch(param, y),
+        )
+
+
+def _multi_tensor_rewa_adamw(
+    params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
+):
+    if not params:
+        return
+    scratch = foreach_ops.weights_as_scratch(params, latents)
+    ds = foreach_ops.directions(latents, grads, K=K, M=M, eps=eps, out=scratch)
+    if weight_decay != 0:
+        torch._foreach_mul_(latents, 1 - lr * weight_decay)
+    torch._foreach_lerp_(exp_avgs, ds, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, ds, ds, 1 - beta2)
+    step_sizes = [-lr / (1 - beta1**s) for s in steps]
+    bias_correction2_sqrt = [(1 - beta2**s) ** 0.5 for s in steps]
+    if scratch is None:
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+    elif scratch[0].device.type == "cpu":
+        denom = [torch.sqrt(v, out=o) for v, o in zip(exp_avg_sqs, scratch)]
+    else:
+        denom = scratch
+        torch._foreach_copy_(denom, exp_avg_sqs)
+        torch._foreach_sqrt_(denom)
+    torch._foreach_div_(denom, bias_correction2_sqrt)
+    torch._foreach_add_(denom, adam_eps)
+    torch._foreach_addcdiv_(latents, exp_avgs, denom, step_sizes)
+    foreach_ops.write_weights(params, latents, K)
+
+
+def _fused_rewa_adamw(
+    params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
+) -> int:
+    """:func:`_rewa_adamw_tensor` through compiled kernels (:mod:`._compile`); returns how many
+    leading tensors were updated."""
+    config = dict(K=K, M=M, eps=eps, beta1=beta1, beta2=beta2, adam_eps=adam_eps)
+    items = list(zip(params, grads, latents, exp_avgs, exp_avg_sqs))
+    coefficients = _compile.adam_coefficients(steps, lr, beta1, beta2)
+    return _compile.run("ReWA-AdamW", _compiled, config, items, coefficients, [float(lr), float(weight_decay)])
+
+
+def _compiled(x, g, y, m, v, step_size, bias_correction2_sqrt, lr, weight_decay, **config):
+    _rewa_adamw_tensor(
+        x,
+        g,
+        y,
+        m,
+        v,
+        lr=lr,
+        weight_decay=weight_decay,
+        step_size=step_size,
+        bias_correction2_sqrt=bias_correction2_sqrt,
+        **config,
+    )
+
+
+def rewa_adamw_bound(
+    *,
+    y_max: float,
+    grad_max: float,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    M: float,
+    weight_decay: float,
+    limit: float,
+) -> float:
+    """An upper bound of ``|y|`` after one :func:`rewa_adamw` step (``step``: its number).
+
+    Adam's direction is bounded by Cauchy-Schwarz over the history of ``d``:
+    ``|m_t| / sqrt(v_t) <= (1 - beta1)/sqrt(1 - beta2) * sqrt(sum_{k<t} (beta1^2/beta2)^k)``,
+    times the bias corrections ``sqrt(1 - beta2^t)/(1 - beta1^t)``; so
+    ``|y'| <= |1 - lr lambda| max|y| + lr C_t``. This assumes the moments were built with the
+    current betas (as this optimizer builds them); ``inf`` when ``d^2`` may exceed ``limit``.
+    """
+    d = (power_bound(y_max, M) if M else 1.0) * grad_max
+    if not d * d < limit or beta2 == 0:
+        return math.inf
+    ratio = beta1 * beta1 / beta2
+    terms = step if ratio == 1 else (1 - power_bound(ratio, step)) / (1 - ratio)
+    direction = (1 - beta1) / math.sqrt(1 - beta2) * math.sqrt(terms) * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+    return abs(1 - lr * weight_decay) * y_max + lr * direction

@@ -3,7 +3,7 @@
 Each ``check_*`` function takes a :class:`TheoryConfig` and returns a :class:`ClaimRecord`:
 the inputs, the measured numbers, the paper's statement, what was checked, and pass/fail.
 Trajectories come from the library's own update code (:class:`rewa.optim.rewa.ReWA` or
-:func:`rewa.optim.rewa_sgd`), so the checks exercise what ships; the closed
+:func:`rewa.functional.rewa_sgd`), so the checks exercise what ships; the closed
 forms come from :mod:`rewa.paper.formulas`.
 
 Where the paper's statement and its proof disagree, or a statement does not hold as printed,

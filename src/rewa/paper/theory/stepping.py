@@ -7,8 +7,7 @@ import warnings
 import torch
 
 from ..._math import power_map
-from ...optim import rewa_sgd
-from ...optim.rewa import ReWA, SparsityConfigWarning
+from ...optim.rewa import ReWA, SparsityConfigWarning, rewa_sgd
 
 
 def quiet_rewa(*args, **kwargs) -> ReWA:
