@@ -216,6 +216,13 @@ def add_scaled_(t: Tensor, other: Tensor, alpha: Number | Tensor) -> Tensor:
     return t.add_(other, alpha=alpha)
 
 
+def add_product_(t: Tensor, a: Tensor, b: Tensor, alpha: Number | Tensor) -> Tensor:
+    """``t += alpha * a * b`` in place: ``addcmul_`` for a number, products then a sum for a 0-dim tensor."""
+    if isinstance(alpha, Tensor):
+        return t.add_(a * b * alpha)
+    return t.addcmul_(a, b, value=alpha)
+
+
 def weights_scratch(param: Tensor, y: Tensor) -> Tensor | None:
     """The weight tensor, as working memory for a step that rewrites it at the end anyway.
 

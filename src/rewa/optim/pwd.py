@@ -37,15 +37,18 @@ def pwd_shrink_factor(w: Tensor, *, lr: Number | Tensor, lambda_p: Number | Tens
     Exactly 1 where ``lr * lambda_p = 0`` (no ``0 * inf``). ``lr`` and ``lambda_p`` may be
     0-dim tensors (compiled kernels)."""
     decay = lr * lambda_p
-    if not isinstance(decay, Tensor) and decay == 0:
+    if isinstance(decay, Tensor):
+        factor = torch.reciprocal(_compiled_abs_pow_negative(w.abs(), p - 2).mul_(decay).add_(1))
+        return torch.where(decay == 0, 1.0, factor)
+    if decay == 0:
         return torch.ones_like(w)
-    factor = torch.reciprocal(_abs_pow_negative(w.abs(), p - 2).mul_(decay).add_(1))
-    return torch.where(decay == 0, 1.0, factor) if isinstance(decay, Tensor) else factor
+    return torch.reciprocal(w.abs().pow(p - 2).mul_(decay).add_(1))
 
 
-def _abs_pow_negative(a: Tensor, exponent: float) -> Tensor:
-    """``a^exponent`` for ``a >= 0``; the exponents of p = 1 and p = 0.5 without a
-    transcendental ``pow`` (which made the compiled pWD step compute-bound on CPU)."""
+def _compiled_abs_pow_negative(a: Tensor, exponent: float) -> Tensor:
+    """``a^exponent`` for ``a >= 0`` in a compiled kernel: the exponents of p = 1 and p = 0.5
+    without a transcendental ``pow``, which made the compiled pWD step compute-bound on CPU.
+    (Eagerly ``pow`` is one pass over memory and faster than these.)"""
     if exponent == -1:
         return torch.reciprocal(a)
     if exponent == -1.5:

@@ -21,7 +21,16 @@ import torch
 from torch import Tensor
 
 from .. import _check as check
-from .._math import Number, add_scaled_, is_zero, rewa_direction, weights_scratch, write_weights
+from .._math import (
+    Number,
+    add_product_,
+    add_scaled_,
+    gradient_scale,
+    is_zero,
+    rewa_direction,
+    weights_scratch,
+    write_weights,
+)
 from ..implicit import sparsity_problem
 from . import _compile
 from . import _foreach as foreach_ops
@@ -560,17 +569,29 @@ def _rewa_sgd_tensor(
     weights as working memory (:func:`rewa._math.weights_scratch`). The numbers may be 0-dim
     tensors (compiled kernels); ``K``, ``M``, ``eps``, ``momentum`` and the flags are constants.
     """
-    d = rewa_direction(y, grad, K=K, M=M, eps=eps, out=scratch)  # |y|^M ratio g, in y's dtype
-    if not decoupled_weight_decay and not is_zero(weight_decay):
-        d = _plus_decay(d, grad, y, weight_decay, scratch)
-    v = d
-    if momentum != 0:
-        if buf is None:
-            buf = d.clone()
+    coupled = not decoupled_weight_decay and not is_zero(weight_decay)
+    if momentum != 0 and buf is not None and not nesterov and not coupled:
+        # b <- beta b + alpha * scale * g with d = scale * g never written out: one pass fewer
+        beta, alpha = buffer_coefficients
+        buf.mul_(beta)
+        g = grad.to(y.dtype)
+        if is_zero(M) and is_zero(eps):  # the scale is 1
+            add_scaled_(buf, g, alpha)
         else:
-            beta, alpha = buffer_coefficients
-            add_scaled_(buf.mul_(beta), d, alpha)
-        v = d.add(buf, alpha=momentum) if nesterov else buf
+            add_product_(buf, gradient_scale(y, K=K, M=M, eps=eps, out=scratch), g, alpha)
+        v = buf
+    else:
+        d = rewa_direction(y, grad, K=K, M=M, eps=eps, out=scratch)  # |y|^M ratio g, in y's dtype
+        if coupled:
+            d = _plus_decay(d, grad, y, weight_decay, scratch)
+        v = d
+        if momentum != 0:
+            if buf is None:
+                buf = d.clone()  # the first step: b = d, as torch SGD
+            else:
+                beta, alpha = buffer_coefficients
+                add_scaled_(buf.mul_(beta), d, alpha)
+            v = d.add(buf, alpha=momentum) if nesterov else buf
     if decoupled_weight_decay and not is_zero(weight_decay):
         y.mul_(1 - lr * weight_decay)
     add_scaled_(y, v, -lr)
