@@ -7,6 +7,8 @@ float64 and float32, ReWA-AdamW and both pWD optimizers.
 
 from __future__ import annotations
 
+import collections
+import copy
 import warnings
 
 import pytest
@@ -64,6 +66,7 @@ def _assert_same(models, optimizers, dtype):
     for a, b in zip(loop_model.parameters(), fused_model.parameters()):
         torch.testing.assert_close(b, a, **TOLERANCE[dtype])
         state_a, state_b = loop_opt.state[a], fused_opt.state[b]
+        # the carried bounds are a cache: a plan of the one-kernel step holds them instead
         assert state_a.keys() - {BOUNDS_KEY} == state_b.keys() - {BOUNDS_KEY}
         for key, value in state_a.items():
             if isinstance(value, torch.Tensor):
@@ -164,7 +167,7 @@ def test_fused_falls_back_to_the_loop_with_one_warning(monkeypatch):
         raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler")
 
     monkeypatch.setattr(_compile, "_kernels", {})
-    monkeypatch.setattr(_compile, "_failed", set())
+    monkeypatch.setattr(_compile, "failed", set())
     monkeypatch.setattr(_compile, "compile_seconds", {})
     monkeypatch.setattr(_compile, "_compile", unavailable)
     with pytest.warns(_compile.FusedFallbackWarning, match="no C\\+\\+ compiler") as record:
@@ -427,7 +430,7 @@ def test_kernels_over_several_runs_and_late_buffers_match_the_loop(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------
-# A fused optimizer after several steps: a bad hyperparameter still changes nothing
+# The one-kernel checked step of small fused models in steady state
 # ----------------------------------------------------------------------------------------
 
 
@@ -440,9 +443,71 @@ def _two_group_models(count):
     return models, groups
 
 
+def _spy_routes(monkeypatch):
+    """Per optimizer (by id), the route of each step: "repeat" (the plan the last one-kernel
+    step left served), "kernel" (a one-kernel step from the general entry), "refused" (a kernel
+    ran and refused the gradients; nothing written) or "general"."""
+    from rewa.optim.rewa import ReWA
+
+    routes = collections.defaultdict(list)
+    repeat, first, run = ReWA._repeat_step, ReWA._checked_fused_step, ReWA._run_checked_kernel
+
+    def spy_repeat(self):
+        routes[id(self)].append("general")
+        done = repeat(self)
+        if done:
+            routes[id(self)][-1] = "repeat"
+        return done
+
+    def spy_first(self, work):
+        done = first(self, work)
+        if done:
+            routes[id(self)][-1] = "kernel"
+        return done
+
+    def spy_run(self, *args):
+        result = run(self, *args)
+        if result is False:
+            routes[id(self)][-1] = "refused"
+        return result
+
+    monkeypatch.setattr(ReWA, "_repeat_step", spy_repeat)
+    monkeypatch.setattr(ReWA, "_checked_fused_step", spy_first)
+    monkeypatch.setattr(ReWA, "_run_checked_kernel", spy_run)
+    return routes
+
+
 def _backward(model, opt, inputs, targets):
     opt.zero_grad()
     torch.nn.functional.mse_loss(model(inputs), targets).backward()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [REWA, dict(lr=0.05, K=5, M=2, eps=0.0, weight_decay=0.01, momentum=0.0, decoupled_weight_decay=True)],
+    ids=["nesterov-coupled", "no-momentum-decoupled"],
+)
+def test_one_kernel_step_matches_the_per_group_kernels(settings, monkeypatch):
+    """From the second step on (bounds carried, buffers made) a fused model of at most
+    FUSED_MAX_TENSORS tensors steps through one kernel; weights and state follow the per-group
+    kernels (the general path) and the loop."""
+    routes = _spy_routes(monkeypatch)
+    models, groups = _two_group_models(3)
+    one = rewa.ReWA(groups[0], **settings, fused=True)
+    general = rewa.ReWA(groups[1], **settings, fused=True)
+    general._checked_fused_step = lambda work: False  # the per-group kernels
+    loop = rewa.ReWA(groups[2], **settings, fused=False)
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    for _ in range(6):
+        for model, opt in zip(models, (one, general, loop)):
+            _backward(model, opt, inputs, targets)
+            opt.step()
+    # the first step creates the buffers and bounds; the second leaves the plan the rest follow
+    assert routes[id(one)] == ["general", "kernel"] + ["repeat"] * 4
+    assert set(routes[id(general)]) == {"general"}
+    _assert_same([models[1], models[0]], [general, one], torch.float32)
+    _assert_same([models[2], models[0]], [loop, one], torch.float32)
 
 
 def _fused_after_steps(steps):
@@ -456,6 +521,131 @@ def _fused_after_steps(steps):
     return model, opt, inputs, targets
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_one_kernel_step_refuses_a_nonfinite_gradient_and_changes_nothing(bad, monkeypatch):
+    routes = _spy_routes(monkeypatch)
+    model, opt, inputs, targets = _fused_after_steps(3)
+    taken = routes[id(opt)]
+    assert taken[-1] == "repeat"
+    saved = _state_copy(model, opt)
+    _backward(model, opt, inputs, targets)
+    model[2].bias.grad[1] = bad  # the second group; the first must not move either
+    with pytest.raises(FloatingPointError, match="non-finite gradient.*parameter 1 of param group 1"):
+        opt.step()
+    assert taken[-1] == "refused"  # the kernel ran, refused, and the general path raised
+    _assert_state_unchanged(model, opt, saved)
+    _backward(model, opt, inputs, targets)
+    opt.step()
+    _backward(model, opt, inputs, targets)
+    opt.step()
+    # the refused kernel's writes moved the version counters: one measured step, then the kernel
+    assert taken[-2:] == ["general", "kernel"] and all(s["step"] == 5 for s in opt.state.values())
+
+
+def test_a_gradient_past_the_kernels_limit_takes_the_general_path(monkeypatch):
+    """A finite gradient far larger than the last step's (1e5 times) is beyond what the kernel may
+    accept unchecked: nothing is written by it, and the general path takes the step (same result
+    as the per-group kernels)."""
+    routes = _spy_routes(monkeypatch)
+    models, groups = _two_group_models(2)
+    one = rewa.ReWA(groups[0], **REWA, fused=True)
+    general = rewa.ReWA(groups[1], **REWA, fused=True)
+    general._checked_fused_step = lambda work: False
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    for step in range(4):
+        for model, opt in zip(models, (one, general)):
+            _backward(model, opt, inputs, targets)
+            if step == 2:
+                for p in model.parameters():
+                    p.grad.mul_(1e5)
+            opt.step()
+    # after the spike the carried bounds may no longer prove the next gradients safe: the
+    # general path takes those steps too
+    assert routes[id(one)][:3] == ["general", "kernel", "refused"]
+    _assert_same([models[1], models[0]], [general, one], torch.float32)
+
+
+def _halve_lr(model, opt, early):
+    for group in opt.param_groups:
+        group["lr"] *= 0.5
+
+
+def _new_weight_decay(model, opt, early):
+    opt.param_groups[0]["weight_decay"] = 0.05
+
+
+def _lr_zero(model, opt, early):
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+
+
+def _write_weights(model, opt, early):
+    with torch.no_grad():
+        model[0].weight.mul_(0.5)
+
+
+def _load_earlier_state(model, opt, early):
+    opt.load_state_dict(early[id(opt)])
+
+
+def _replace_latent(model, opt, early):
+    state = opt.state[model[2].weight]
+    state["y"] = state["y"].clone()
+
+
+def _drop_a_gradient(model, opt, early):
+    model[2].bias.grad = None
+
+
+def _add_a_group(model, opt, early):
+    extra = torch.nn.Parameter(torch.ones(4))
+    extra.grad = torch.full((4,), 0.1)
+    opt.add_param_group({"params": [extra], "K": 1, "M": 0, "eps": 0.0})
+
+
+PLAN_EVENTS = {
+    # event: the route of the step after it (while a plan serves, it holds the carried bounds:
+    # a step the plan does not take measures them again)
+    "lr scheduled": (_halve_lr, "repeat"),
+    "new weight decay": (_new_weight_decay, "general"),
+    "lr 0": (_lr_zero, "general"),
+    "weights written": (_write_weights, "general"),
+    "earlier state loaded": (_load_earlier_state, "general"),
+    "latent replaced": (_replace_latent, "general"),
+    "a gradient missing": (_drop_a_gradient, "general"),
+    "a group added": (_add_a_group, "general"),
+}
+
+
+@pytest.mark.parametrize("event", PLAN_EVENTS)
+def test_the_plan_of_the_last_one_kernel_step_serves_only_what_it_was_made_for(event, monkeypatch):
+    """After a change between steps the next step follows the plan only if the change is one it
+    takes in (a new lr); otherwise it takes the general entry, and weights and state follow the
+    per-group kernels through the change."""
+    change, expected = PLAN_EVENTS[event]
+    routes = _spy_routes(monkeypatch)
+    models, groups = _two_group_models(2)
+    one = rewa.ReWA(groups[0], **REWA, fused=True)
+    general = rewa.ReWA(groups[1], **REWA, fused=True)
+    general._checked_fused_step = lambda work: False
+    torch.manual_seed(1)
+    inputs, targets = torch.randn(16, 6), torch.randn(16, 3)
+    early = {}
+    for step in range(6):
+        for model, opt in zip(models, (one, general)):
+            _backward(model, opt, inputs, targets)
+            if step == 4:
+                change(model, opt, early)
+            before = [p.detach().clone() for p in model.parameters()]
+            opt.step()
+            if step == 0:
+                early[id(opt)] = copy.deepcopy(opt.state_dict())
+            if step == 4 and event == "lr 0":
+                assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert routes[id(one)][:5] == ["general", "kernel", "repeat", "repeat", expected]
+    _assert_same([models[1], models[0]], [general, one], torch.float32)
+
+
 def test_a_bad_hyperparameter_after_repeated_steps_raises_and_changes_nothing():
     model, opt, inputs, targets = _fused_after_steps(4)
     saved = _state_copy(model, opt)
@@ -464,6 +654,59 @@ def test_a_bad_hyperparameter_after_repeated_steps_raises_and_changes_nothing():
     with pytest.raises(ValueError, match="momentum=-0.5"):
         opt.step()
     _assert_state_unchanged(model, opt, saved)
+
+
+def test_a_gradient_limit_is_reused_only_within_what_it_was_proven_for():
+    """The one-kernel step's gradient limit is proven for twice the carried bounds and reused
+    while lr is the same and |y| and the buffer stay within them (the overflow bound grows with
+    each), so every reuse is itself a proven limit; beyond them, or at another lr, it is proven again."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = rewa.ReWA(model.parameters(), lr=0.05, K=9, M=2, weight_decay=0.01, momentum=0.9, fused=False)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).square().mean().backward()
+        opt.step()
+    group = opt.param_groups[0]
+    limits = opt._overflow_limits(group, group["params"])
+    carried = opt.state[model.weight][BOUNDS_KEY].bounds
+    first = opt._grad_limit(group, limits, carried, None)
+    assert first.y_bound == 2 * carried.y_bound and first.others == [2 * carried.others[0]]
+    assert first.grad_max >= 4096 * carried.grad_max
+    for y_bound in (carried.y_bound, 1.5 * carried.y_bound, first.y_bound):
+        for buffer in (0.0, carried.others[0], first.others[0]):
+            within = carried._replace(y_bound=y_bound, others=[buffer])
+            assert opt._grad_limit(group, limits, within, first) is first
+            needed, _ = opt._bound_within(group, limits, [], y_bound, first.grad_max, [buffer])
+            assert not needed
+    beyond = carried._replace(y_bound=first.y_bound * 1.01)
+    assert opt._grad_limit(group, limits, beyond, first) is not first
+    beyond = carried._replace(others=[first.others[0] * 1.01])
+    assert opt._grad_limit(group, limits, beyond, first) is not first
+    group["lr"] = 0.2
+    assert opt._grad_limit(group, limits, carried, first).lr == 0.2
+    group["lr"] = 0.05
+    # near overflow (|y|^9 is finite in float32 up to |y| = 19,110; the bound keeps a factor 4):
+    # no room to spare, then no limit at all
+    tight = carried._replace(y_bound=7000.0, others=[1.0], grad_max=1e-3)
+    limit = opt._grad_limit(group, limits, tight, None)
+    assert limit is not None and limit.y_bound == 7000.0
+    assert opt._grad_limit(group, limits, tight._replace(y_bound=12000.0), None) is None
+
+
+def test_the_plan_does_not_keep_gradients_alive(monkeypatch):
+    """The plan keeps the state tensors for its kernel, not the gradients of the step that made
+    it (they would hold a model's worth of memory between steps)."""
+    import weakref
+
+    routes = _spy_routes(monkeypatch)
+    model, opt, inputs, targets = _fused_after_steps(1)
+    _backward(model, opt, inputs, targets)
+    grads = [weakref.ref(p.grad) for p in model.parameters()]
+    opt.step()
+    assert routes[id(opt)][-1] == "kernel"  # the step that makes the plan
+    opt.zero_grad(set_to_none=True)
+    assert all(g() is None for g in grads)
 
 
 def test_the_fallback_warning_is_an_implementation_detail_not_a_top_level_name():

@@ -15,7 +15,7 @@ import rewa
 
 
 def _trained(path):
-    """``path``: False (the loop), True (foreach) or "fused" (compiled kernels)."""
+    """``path``: False (the loop), True (foreach) or "fused" (the one-kernel step and its plan)."""
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     paths = {"fused": dict(fused=True)}.get(path, dict(foreach=path))
@@ -24,6 +24,8 @@ def _trained(path):
     for _ in range(3):
         _backward(model, opt, x)
         opt.step()
+    if path == "fused":
+        assert "_one_kernel_plan" in opt.__dict__  # the steady state: the plan repeats the step
     return model, opt, x
 
 

@@ -245,10 +245,27 @@ class SparseOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        repeated = self._repeat_step()
+        if repeated:
+            return loss
         work = self._collect()
-        guarded, bounds = self._finite_checks(work)
-        self._apply(work, guarded, bounds)
+        # after a refused repeat the kernel has seen these gradients: measure them exactly
+        if repeated is False or not self._checked_fused_step(work):
+            guarded, bounds = self._finite_checks(work)
+            self._apply(work, guarded, bounds)
         return loss
+
+    def _checked_fused_step(self, work) -> bool:
+        """Take the whole step as one compiled kernel that checks before it writes, if this
+        optimizer has one and the step qualifies; ``False`` (nothing written) otherwise."""
+        return False
+
+    def _repeat_step(self) -> bool | None:
+        """Take the step as the last one was taken, if nothing it relied on changed since (a
+        subclass's steady-state shortcut around ``_collect``): ``True`` when done; ``None`` when
+        it does not apply; ``False`` when its kernel refused these gradients (nothing written;
+        the general path then measures them)."""
+        return None
 
     def _collect(self) -> list[tuple[dict, list[Tensor], list[Tensor], object]]:
         """Each group with its parameters that have gradients, after checking everything.

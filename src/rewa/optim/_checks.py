@@ -148,13 +148,13 @@ def refuse_repeated_parameters(params: Sequence[Tensor], group_index: int, owner
 _PLAIN_TYPES = (bool, int, float, str, type(None))
 
 
-def plain_values(group: dict) -> tuple | None:
-    """The group's hyperparameters with their types, to tell whether they changed
+def plain_values(group: dict, skip: str | None = None) -> tuple | None:
+    """The group's hyperparameters (but ``skip``) with their types, to tell whether they changed
     since they were checked; ``None`` when one is not a plain number, string, flag or tuple of
     them (a tensor learning rate, say), which is then checked at every step."""
     values = []
     for key, value in group.items():
-        if key == "params":
+        if key == "params" or key == skip:
             continue
         kind = type(value)
         if kind not in _PLAIN_TYPES and not (kind is tuple and all(type(v) in _PLAIN_TYPES for v in value)):
@@ -274,7 +274,7 @@ def entries_of(states: list[dict], keys: tuple[str, ...]) -> tuple:
 
 def untouched(record, params: list[Tensor], states: list[dict | None]) -> bool:
     """Whether ``params``, their ``states``' entries under ``record.keys`` and every tensor among
-    them are as a step left them: ``record`` (a group's bounds record) holds that
+    them are as a step left them: ``record`` (a bounds record, a one-kernel plan) holds that
     step's ``params`` and ``entries`` (compared by identity), and the ``tensors`` it wrote with
     their ``versions`` then (no write since)."""
     return (

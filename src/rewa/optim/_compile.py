@@ -74,7 +74,7 @@ _kernels: dict[tuple, Callable] = {}
 
 
 # Configurations that could not be compiled here (warned once; not tried again).
-_failed: set[tuple] = set()
+failed: set[tuple] = set()
 
 
 # Seconds spent tracing and compiling, by kernel, for reporting.
@@ -160,10 +160,10 @@ def run(
     caller runs the rest unfused.
     """
     key = (name, *config.values())
-    if key in _failed:
+    if key in failed:
         return 0
     if not fused_available():
-        _failed.add(key)
+        failed.add(key)
         _warn_fallback(key, "torch._inductor cannot compile in this environment")
         return 0
     done = 0
@@ -183,9 +183,9 @@ def run(
         numbers = [v for c in coefficients[done:end] for v in c] + shared
         # the tensors as they are: the kernels run without autograd (steps run under no_grad)
         args = [t for item in chunk for t in item]
-        args.append(_numbers_tensor(tuple(numbers), device))
+        args.append(numbers_tensor(tuple(numbers), device))
         update = functools.partial(_run_update, body, config, len(chunk), len(chunk[0]), len(coefficients[done]))
-        kernel = _compiled(key, device, chunk, update, args)
+        kernel = compiled(key, device, chunk, update, args, warn=True)
         if kernel is None:
             return done
         kernel(*args)
@@ -198,7 +198,7 @@ def run(
 _numbers: dict[tuple, Tensor] = {}
 
 
-def _numbers_tensor(numbers: tuple, device: torch.device) -> Tensor:
+def numbers_tensor(numbers: tuple, device: torch.device) -> Tensor:
     key = (device, numbers)
     tensor = _numbers.get(key)
     if tensor is None:
@@ -215,10 +215,10 @@ def _numbers_tensor(numbers: tuple, device: torch.device) -> Tensor:
     return tensor
 
 
-def _compiled(key: tuple, device: torch.device, items: list, fn: Callable, args: list) -> Callable | None:
+def compiled(key: tuple, device: torch.device, items: list, fn: Callable, args: list, *, warn: bool) -> Callable | None:
     """The compiled ``fn`` for ``items`` (their tensors laid out as in ``args``): from the cache,
     keyed by ``key``, the device and each item's shape and dtypes, or compiled now. ``None`` if it
-    cannot be compiled here (``key`` is then recorded as failed, and warned once)."""
+    cannot be compiled here (``key`` is then recorded as failed, and warned once if ``warn``)."""
     kernel_key = (key, device, tuple((item[0].shape, *[t.dtype for t in item]) for item in items))
     kernel = _kernels.get(kernel_key)
     if kernel is not None:
@@ -227,9 +227,10 @@ def _compiled(key: tuple, device: torch.device, items: list, fn: Callable, args:
     try:
         kernel = _compile(fn, args)
     except _compile_errors() as error:
-        _failed.add(key)
-        message = str(error).splitlines()[0] if str(error) else ""
-        _warn_fallback(key, f"{type(error).__name__}: {message}")
+        failed.add(key)
+        if warn:
+            message = str(error).splitlines()[0] if str(error) else ""
+            _warn_fallback(key, f"{type(error).__name__}: {message}")
         return None
     compile_seconds[kernel_key] = time.perf_counter() - start
     _kernels[kernel_key] = kernel

@@ -4,14 +4,18 @@ The class keeps the books; :func:`rewa_sgd` does the math and chooses the implem
 ``torch.optim.sgd`` does: :func:`_rewa_sgd_tensor` is one tensor's update, the ground truth that
 :func:`_single_tensor_rewa_sgd` loops over and :func:`_fused_rewa_sgd` compiles;
 :func:`_multi_tensor_rewa_sgd` is its ``torch._foreach_*`` twin. :func:`rewa_sgd_bound` bounds
-one step for the finite-step guarantee.
+one step for the finite-step guarantee. Small fused models also have a one-kernel checked step
+(:meth:`ReWA._checked_fused_step`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -31,6 +35,8 @@ from ..implicit import sparsity_problem
 from . import _compile
 from . import _foreach as foreach_ops
 from ._base import (
+    BOUNDS_KEY,
+    Bounds,
     SparseOptimizer,
     default_fused,
     pick,
@@ -38,8 +44,9 @@ from ._base import (
     put_back,
     step_paths,
     weights_before_zero_lr_step,
+    widened,
 )
-from ._checks import caller_stacklevel, power_bound
+from ._checks import caller_stacklevel, entries_of, has_values, plain_values, power_bound, stamps, untouched
 
 __all__ = ["ReWA", "SparsityConfigWarning", "rewa_sgd", "rewa_sgd_bound"]
 
@@ -109,16 +116,18 @@ class ReWA(SparseOptimizer):
         fused: run the group's update as compiled kernels (inductor; one pass over memory
             and one call per up to 32 tensors, see :mod:`rewa.optim._compile`), with the group's
             ``decoupled_weight_decay``. The first step pays the compilation (about 5 s for an
-            MLP, 45 s for ResNet-18 on a 2-core CPU; reported in
+            MLP, 45 s for ResNet-18 on this 2-core CPU; reported in
             ``rewa.optim._compile.compile_seconds``); ``lr`` and ``weight_decay`` enter as data,
             so schedulers do not recompile. If compilation is unavailable it warns once
             (``FusedFallbackWarning``) and uses the loop. ``None`` (default): fused for CPU
             groups whose tensors of 2**15 or more elements hold at least 2**20 elements in all
             (where the compilation pays for itself within a few hundred steps) unless ``foreach``
             is given; not otherwise (on GPUs the foreach path, unmeasured here). ``True`` pays
-            on small models too in long runs (an MLP epoch: MLPFUSED SGD's against MLPEAGER
-            eager, ``benchmarks/mlp_epoch.py``). Not together with ``foreach=True``. Fused steps
-            are as all-or-nothing as the others (``check_finite``).
+            on small models too in long runs (an MLP epoch: 0.95-1.05x SGD's against 1.3x eager).
+            Not together with ``foreach=True``. Fused steps are as all-or-nothing as the others
+            (``check_finite``); a fused model of at most 32 tensors in steady state steps through
+            one kernel that also checks its gradients before it writes, and each step after
+            such a step checks only what could have changed since (:meth:`ReWA._checked_fused_step`).
         check_finite: a step either completes with finite latents and weights or raises
             ``FloatingPointError`` and changes nothing (see :mod:`rewa.optim._checks`).
             Costs one reduction of each gradient and one host sync per step and device (the
@@ -251,6 +260,210 @@ class ReWA(SparseOptimizer):
             for state, buf in zip(states, buffers):
                 state["momentum_buffer"] = buf
         self._mark_written(params, states)
+
+    # -- the one-kernel checked step of small fused models ------------------------------------
+
+    def _checked_fused_step(self, work) -> bool:
+        """Small fused models in steady state: every group's step in one kernel that reduces the
+        gradients and writes only if they are finite and within the limit the carried bounds
+        allow (:func:`checked_rewa_sgd_kernel`), instead of per-tensor
+        reductions, a transfer and per-group kernels. It applies when every group is fused,
+        checked, has ``lr > 0``, existing momentum buffers and state untouched since its last
+        step, with at most ``FUSED_MAX_TENSORS`` tensors in all. If the kernel finds a gradient
+        out of bounds nothing was written, and the step takes the general path (which measures
+        exactly, raises or steps). A step taken so leaves a plan for the next
+        (:meth:`_repeat_step`), which then holds the bounds in place of the states' records."""
+        specs, parts, records, grads = [], [], [], []
+        for group, params, group_grads, checked in work:
+            carried = checked.carried
+            if (
+                carried is None
+                or not group["check_finite"]
+                or not group["lr"] > 0
+                or not default_fused(group["fused"], group["foreach"], params)
+                or not all(map(has_values, group_grads))
+            ):
+                return False
+            states = checked.states
+            buffers = [state.get("momentum_buffer") for state in states] if group["momentum"] != 0 else []
+            if any(b is None for b in buffers):
+                return False
+            specs.append(
+                dict(
+                    _hyperparameters(group),
+                    params=params,
+                    grads=group_grads,
+                    latents=[state["y"] for state in states],
+                    buffers=buffers,
+                )
+            )
+            parts.append((group, params, states, carried.bounds))
+            records.append(carried)
+            grads += group_grads
+        kernel = checked_rewa_sgd_kernel(specs) if specs else None
+        if kernel is None:
+            return False
+        groups = [part[0] for part in parts]
+        values = [plain_values(group, skip="lr") for group in groups]
+        plan = None
+        if all(v is not None for v in values) and all(len(ps) == len(g["params"]) for g, ps, _, _ in parts):
+            first = records[0]  # every group's record watches the same keys
+            params = [p for _, ps, _, _ in parts for p in ps]
+            plan = StepPlan(
+                groups=tuple(groups),
+                values=tuple(values),
+                grad_layouts=tuple((g.shape, g.dtype, g.device) for g in grads),
+                kernel=kernel,
+                params=tuple(params),
+                keys=first.keys,
+                tensors=tuple(t for record in records for t in record.tensors),
+            )
+        overflow = tuple(self._overflow_limits(group, params) for group, params, _, _ in parts)
+        if plan is not None:
+            plan.overflow = overflow
+        return bool(self._run_checked_kernel(plan, kernel, parts, overflow, grads))
+
+    def _repeat_step(self) -> bool | None:
+        """The one-kernel step again, if the plan the last one left still holds: the same groups,
+        their hyperparameters unchanged but ``lr`` (still a number > 0), every parameter with a
+        gradient laid out as then, and every state entry and tensor as that step left it (by
+        identity and version counter: nothing else wrote to them since). These checks replace
+        ``_collect``'s: they establish the same things for a step that is known to be like the
+        last."""
+        plan = self.__dict__.pop(_PLAN_KEY, None)  # kept again only by a step that follows it
+        if plan is None or len(self.param_groups) != len(plan.groups):
+            return None
+        get, strided = self.state.get, torch.strided
+        grads, states, params = [], [], []
+        layouts = iter(plan.grad_layouts)
+        for group, planned, values in zip(self.param_groups, plan.groups, plan.values):
+            lr = group["lr"]
+            if (
+                group is not planned
+                or not (type(lr) is float or type(lr) is int)
+                or not 0 < lr < math.inf
+                or plain_values(group, skip="lr") != values
+            ):
+                return None
+            for p in group["params"]:
+                g = p.grad
+                shape, dtype, device = next(layouts, _NO_LAYOUT)
+                if (
+                    type(g) is not Tensor
+                    or g.layout is not strided
+                    or g.dtype is not dtype
+                    or g.shape != shape
+                    or g.device != device
+                    or not g.is_contiguous()
+                    or not p.is_contiguous()
+                ):
+                    return None
+                grads.append(g)
+                states.append(get(p))
+                params.append(p)
+        if not untouched(plan, params, states):
+            return None
+        parts, at = [], 0
+        for group, bounds in zip(plan.groups, plan.bounds):
+            count = len(group["params"])
+            parts.append((group, params[at : at + count], states[at : at + count], bounds))
+            at += count
+        return self._run_checked_kernel(plan, plan.kernel, parts, plan.overflow, grads)
+
+    def _run_checked_kernel(self, plan: StepPlan | None, kernel: CheckedKernel, parts, overflow, grads) -> bool | None:
+        """Run the one-kernel checked step (``parts``: per group its parameters, states and the
+        bounds carried from the last step; ``overflow``: per group its :meth:`_overflow_limits`).
+        ``True`` when it stepped (the new bounds kept in ``plan`` for the next step, or without a
+        plan in the states' records); ``None`` when no gradient limit is provably safe; ``False``
+        when the kernel refused the gradients (nothing written)."""
+        limits = []
+        known = plan.limits if plan is not None and plan.limits else [None] * len(parts)
+        for (group, _, _, carried), group_overflow, last in zip(parts, overflow, known):
+            limit = self._grad_limit(group, group_overflow, carried, last)
+            if limit is None:
+                return None
+            limits.append(limit)
+        if plan is not None and plan.numbers is not None and all(map(operator.is_, limits, known)):
+            numbers = plan.numbers  # the same limits at the same lr: the same numbers
+        else:
+            values: list[float] = []
+            for (group, _, _, _), limit in zip(parts, limits):
+                values += checked_numbers(
+                    lr=group["lr"],
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    dampening=group["dampening"],
+                    grad_limit=limit.grad_max,
+                )
+            numbers = kernel.numbers(tuple(values))
+        ok, *maxima = kernel(grads, numbers)
+        if not ok:
+            # nothing changed, but the writes moved the version counters
+            for _, params, _, _ in parts:
+                for p in params:
+                    self._mark_in_sync(p)
+            return False
+        records = plan is None or not plan.bounds  # the states hold records (none while a plan serves)
+        bounds = []
+        for (group, params, states, carried), group_overflow, grad_max in zip(parts, overflow, maxima):
+            self._mark_written(params, states)
+            _, bound = self._bound_within(group, group_overflow, states, carried.y_bound, grad_max, carried.others)
+            if plan is None and bound is not None:
+                self._record_bounds(group, params, states, Bounds(*bound, grad_max))
+                continue
+            if records:  # nothing carried (the next step measures), or the plan holds the bounds
+                for state in states:
+                    state.pop(BOUNDS_KEY, None)
+            if bound is not None:
+                bounds.append(widened(Bounds(*bound, grad_max)))
+        if plan is not None and len(bounds) == len(parts):
+            states = [state for _, _, group_states, _ in parts for state in group_states]
+            plan.entries = entries_of(states, plan.keys)
+            plan.versions = stamps(plan.tensors)
+            plan.bounds, plan.limits, plan.numbers = tuple(bounds), tuple(limits), numbers
+            self.__dict__[_PLAN_KEY] = plan
+        return True
+
+    def _grad_limit(
+        self, group: dict, overflow: tuple[float, float], carried, last: GradLimit | None
+    ) -> GradLimit | None:
+        """A ``max|g|`` up to which this group's step provably cannot overflow, from the carried
+        bounds (``None`` if none is provably safe).
+
+        ``last`` (what this returned at an earlier step of the same plan) still holds if ``lr``
+        is the same and ``|y|`` and the buffer are within the bounds it was proven for (the
+        overflow bound grows with each of them); a new one is proven for twice the carried
+        bounds, so it serves the steps after this one too, or failing that for the bounds."""
+        lr = group["lr"]
+        if (
+            last is not None
+            and last.lr == lr
+            and carried.y_bound <= last.y_bound
+            and all(map(operator.le, carried.others, last.others))
+        ):
+            return last
+        for y_bound, others in (
+            (2 * carried.y_bound, [2 * b for b in carried.others]),
+            (carried.y_bound, carried.others),
+        ):
+            limit = self._ladder_limit(group, overflow, y_bound, others, carried.grad_max)
+            if limit is not None:
+                return GradLimit(limit, lr, y_bound, others)
+        return None
+
+    def _ladder_limit(
+        self, group: dict, overflow: tuple[float, float], y_bound: float, others: list[float], grad_max: float
+    ) -> float | None:
+        """The largest of about 4096 times, 8 times and once the last step's ``max|g|`` that the
+        bound proves safe for ``|y| <= y_bound`` and the buffer within ``others``, or ``None``."""
+        # powers of two far above the last step's (gradients vary from batch to batch; a miss costs
+        # a kernel run), so the kernel's numbers rarely change (no new tensor for them)
+        _, exponent = math.frexp(grad_max)
+        for limit in (math.ldexp(1.0, exponent + 12), math.ldexp(1.0, exponent + 3), grad_max):
+            needed, _ = self._bound_within(group, overflow, [], y_bound, limit, others)
+            if not needed:
+                return limit
+        return None
 
 
 def _hyperparameters(group: dict) -> dict:
@@ -578,3 +791,205 @@ def rewa_sgd_bound(
         return math.inf, b
     shrink = 1.0 if coupled else abs(1 - lr * weight_decay)
     return shrink * y_max + lr * v, b
+
+
+# ----------------------------------------------------------------------------------------
+# The one-kernel checked step: several groups' steps in one kernel that checks before it writes
+# ----------------------------------------------------------------------------------------
+
+# Where the one-kernel checked step keeps its plan for the next step: a cache next to the
+# optimizer's books (not in ``state`` or the param groups, not saved), valid only while every
+# state entry and tensor it names is as its last step left it.
+_PLAN_KEY = "_one_kernel_plan"
+
+_NO_LAYOUT = (None, None, None)
+
+
+class StepPlan:
+    """What a one-kernel checked step relied on and left, for
+    :meth:`ReWA._repeat_step`; each step that follows it brings it up to date."""
+
+    __slots__ = (
+        "groups",
+        "values",
+        "grad_layouts",
+        "kernel",
+        "params",
+        "keys",
+        "tensors",
+        "entries",
+        "versions",
+        "bounds",
+        "limits",
+        "numbers",
+        "overflow",
+    )
+
+    def __init__(
+        self,
+        groups: tuple[dict, ...],
+        values: tuple,
+        grad_layouts: tuple,
+        kernel: CheckedKernel,
+        params: tuple[Tensor, ...],
+        keys: tuple[str, ...],
+        tensors: tuple[Tensor, ...],
+    ):
+        self.groups = groups
+        self.values = values  # each group's plain_values but lr
+        self.grad_layouts = grad_layouts  # (shape, dtype, device) of each gradient, in order
+        self.kernel = kernel
+        self.params = params  # every group's parameters, in order
+        self.keys = keys  # the state entries watched
+        self.tensors = tensors  # the parameters and every tensor among the entries
+        # what the last step left: the entries of every parameter's state (by identity), the
+        # tensors' version counters, per group the bounds (Bounds) and the gradient limit with
+        # what it was proven for (GradLimit), and the kernel's numbers from those limits
+        self.entries: tuple = ()
+        self.versions: list[int] = []
+        self.bounds: tuple = ()
+        self.limits: tuple = ()
+        self.numbers: Tensor | None = None
+        self.overflow: tuple = ()  # per group, its _overflow_limits (fixed by the dtypes and K)
+
+
+class GradLimit(NamedTuple):
+    """A ``max|g|`` the overflow bound proves safe for a step at ``lr`` from latents with
+    ``|y| <= y_bound`` and guarded state within ``others``."""
+
+    grad_max: float
+    lr: float
+    y_bound: float
+    others: list[float]
+
+
+class CheckedKernel(NamedTuple):
+    """The compiled one-kernel checked step of some ReWA-SGD groups
+    (:func:`checked_rewa_sgd_kernel`), with its arguments laid out: call it with the gradients
+    (in the groups' order) and the :meth:`numbers` tensor of each group's
+    :func:`checked_numbers`; it returns ``[ok, max|g| of each group]`` (one transfer to the
+    host)."""
+
+    kernel: Callable
+    args: tuple  # the state tensors in place, ``None`` where gradients and numbers go
+    grad_slots: tuple[int, ...]
+    device: torch.device
+
+    def numbers(self, values: tuple[float, ...]) -> Tensor:
+        """The kernel's numbers (:func:`checked_numbers` of each group) as its tensor."""
+        return _compile.numbers_tensor(values, self.device)
+
+    def __call__(self, grads: list[Tensor], numbers: Tensor) -> list[float]:
+        args = list(self.args)
+        for slot, g in zip(self.grad_slots, grads):
+            args[slot] = g
+        args[-1] = numbers
+        return self.kernel(*args)[0].tolist()
+
+
+def checked_numbers(*, lr, weight_decay, momentum, dampening, grad_limit) -> tuple[float, ...]:
+    """One group's numbers for a :class:`CheckedKernel`."""
+    return (float(lr), float(weight_decay), float(momentum), 1.0 - dampening, float(grad_limit))
+
+
+def checked_rewa_sgd_kernel(groups: list[dict]) -> CheckedKernel | None:
+    """The steps of several ReWA-SGD groups as one compiled kernel that checks before it writes.
+
+    Each group is a dict with ``params``, ``grads``, ``latents``, ``buffers`` (existing momentum
+    buffers, or ``[]`` without momentum) and the keyword arguments of :func:`fused_rewa_sgd`.
+    Called with the gradients and each group's ``grad_limit`` (a ``max|g|`` up to which the
+    caller has proven the group's step safe: no overflow), the kernel first reduces every
+    gradient to its largest magnitude (nan and inf propagate); it writes the updates only if every
+    group's gradients are finite and within their limits, else every tensor keeps its bits.
+    ``None`` when the kernel cannot be compiled here or the tensors do not fit one kernel (more
+    than ``FUSED_MAX_TENSORS``, several devices, not contiguous).
+    """
+    items = [
+        (p, g, y, *([b] if group["momentum"] != 0 else []))
+        for group in groups
+        for p, g, y, b in zip(
+            group["params"], group["grads"], group["latents"], group["buffers"] or [None] * len(group["params"])
+        )
+    ]
+    if not items or len(items) > _compile.FUSED_MAX_TENSORS or not _compile.fused_available():
+        return None
+    device = items[0][0].device
+    if not all(item[0].device == device and _compile.fusable(item) for item in items):
+        return None
+    configs = tuple(
+        (
+            len(group["params"]),
+            group["K"],
+            group["M"],
+            group["eps"],
+            group["momentum"],
+            bool(group["nesterov"]),
+            bool(group["decoupled_weight_decay"]),
+        )
+        for group in groups
+    )
+    key = ("ReWA checked", configs)
+    if key in _compile.failed:
+        return None
+    numbers = [
+        v
+        for group in groups
+        for v in checked_numbers(
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            grad_limit=0.0,
+        )
+    ]
+    args = [t for item in items for t in item]
+    args.append(_compile.numbers_tensor(tuple(numbers), device))
+    # not warned if it fails: the general path's kernels warn if they fail too
+    kernel = _compile.compiled(key, device, items, functools.partial(_checked_step, configs), args, warn=False)
+    if kernel is None:
+        return None
+    arity = [len(item) for item in items]
+    grad_slots = tuple(sum(arity[:i]) + 1 for i in range(len(items)))
+    # the gradients are not kept: they would hold a model's worth of memory between steps
+    template = [None if i in grad_slots else t for i, t in enumerate(args[:-1])] + [None]
+    return CheckedKernel(kernel, tuple(template), grad_slots, device)
+
+
+def _checked_step(configs: tuple, *flat: Tensor) -> tuple[Tensor]:
+    """The kernel of :func:`checked_rewa_sgd_kernel` (``configs``: per group its tensor count and
+    constants; the last tensor of ``flat`` holds every number)."""
+    numbers = flat[-1]
+    at, ok, maxima, updates = 0, None, [], []
+    for index, (count, K, M, eps, momentum, nesterov, decoupled) in enumerate(configs):
+        lr, wd, buf_coef, d_coef, grad_limit = (numbers[5 * index + j] for j in range(5))
+        arity = 4 if momentum != 0 else 3
+        group_items = [flat[at + i * arity : at + (i + 1) * arity] for i in range(count)]
+        at += count * arity
+        grads = [item[1] for item in group_items]
+        # nan and inf propagate through the maximum and fail the comparison
+        largest = torch.stack([g.abs().amax().to(torch.float64) for g in grads]).amax()
+        good = largest <= grad_limit
+        ok = good if ok is None else ok & good
+        maxima.append(largest)
+        config = dict(K=K, M=M, eps=eps, momentum=momentum, nesterov=nesterov, decoupled_weight_decay=decoupled)
+        updates += [(item, lr, wd, buf_coef, d_coef, config) for item in group_items]
+    assert ok is not None  # at least one group
+    for item, lr, wd, buf_coef, d_coef, config in updates:
+        # the update on copies, written back only where ``ok`` (the compiler drops the copies)
+        x, g, y = item[:3]
+        buf = item[3] if len(item) > 3 else None
+        targets = [x, y] if buf is None else [x, y, buf]
+        new = [t.clone() for t in targets]
+        _rewa_sgd_tensor(
+            new[0],
+            g,
+            new[1],
+            None if buf is None else new[2],
+            lr=lr,
+            weight_decay=wd,
+            buffer_coefficients=(buf_coef, d_coef),
+            **config,
+        )
+        for t, value in zip(targets, new):
+            t.copy_(torch.where(ok, value, t))
+    return (torch.stack([ok.to(torch.float64), *maxima]),)
