@@ -4,7 +4,8 @@ Times the epoch loop of :mod:`rewa.experiments.train` (its own data iterator and
 same data order, batch 64, momentum 0.9, interleaving the two methods in each repeat. Prints
 min and median per epoch, the ratio ReWA / SGD, and the fraction of the epoch spent outside
 forward, backward and optimizer step (data indexing, loss book-keeping, lr setting), and the
-optimizer step's own time per step inside the epoch.
+optimizer step's own time per step inside the epoch. The two fused rows show what the one-kernel
+checked step of small fused models gains against per-group kernels after the finite checks.
 
     python benchmarks/train_epoch.py --repeats 20 --threads 1
 """
@@ -29,7 +30,15 @@ from rewa.training.records import Evaluation
 from rewa.training.run_dir import RunState
 
 
-def _setup(method: str, config: TrainConfig, **extra):
+class PerGroupKernels(rewa.ReWA):
+    """ReWA whose fused steps never take the one-kernel checked step of small models: the
+    finite checks, then one compiled kernel per group. Its row shows what that step gains."""
+
+    def _checked_fused_step(self, work) -> bool:
+        return False
+
+
+def _setup(method: str, config: TrainConfig, per_group_kernels: bool = False, **extra):
     bundle = load_dataset("digits")
     torch.manual_seed(0)
     model = make_model("mlp", bundle.input_shape, bundle.num_classes)
@@ -37,6 +46,8 @@ def _setup(method: str, config: TrainConfig, **extra):
     if method == "rewa":
         hp.update(K=9, M=2, eps=0.0, **extra)
     opt = rewa.create_optimizer(method, model, **hp)
+    if per_group_kernels:
+        opt = PerGroupKernels([dict(group) for group in opt.param_groups])
     cpu = torch.device("cpu")
     data = Batches(bundle.train, device=cpu, dist=Processes(), c=config, augment=False, train=True)
     facts = DataFacts("digits", bundle.input_shape, 10, len(bundle.train), data.steps_per_epoch())
@@ -94,6 +105,8 @@ def main() -> None:
         "rewa nocheck": _setup("rewa", config, check_finite=False),
         # fused=True: each group's update as one compiled kernel (compiled on the first step)
         "rewa fused": _setup("rewa", config, fused=True),
+        # the same without the one-kernel checked step (per-group kernels after the checks)
+        "rewa fused per-group": _setup("rewa", config, per_group_kernels=True, fused=True),
     }
     epoch_times = {m: [] for m in runs}
     outside = {m: [] for m in runs}
@@ -114,13 +127,13 @@ def main() -> None:
         f"{args.threads} thread(s), {args.repeats} repeats (interleaved)"
     )
     print(
-        f"{'method':<14}{'min ms':>10}{'median ms':>12}{'outside fwd/bwd/step (median)':>34}"
+        f"{'method':<22}{'min ms':>10}{'median ms':>12}{'outside fwd/bwd/step (median)':>34}"
         f"{'step us (median)':>18}{'ratio (min)':>13}{'ratio (median)':>16}"
     )
     sgd_min, sgd_med = min(epoch_times["sgd"]), statistics.median(epoch_times["sgd"])
     for method, times in epoch_times.items():
         print(
-            f"{method:<14}{1e3 * min(times):>10.2f}{1e3 * statistics.median(times):>12.2f}"
+            f"{method:<22}{1e3 * min(times):>10.2f}{1e3 * statistics.median(times):>12.2f}"
             f"{statistics.median(outside[method]):>33.1%}{1e6 * statistics.median(step_seconds[method]):>18.0f}"
             f"{min(times) / sgd_min:>12.2f}x"
             f"{statistics.median(times) / sgd_med:>15.2f}x"

@@ -116,14 +116,14 @@ class ReWA(SparseOptimizer):
         fused: run the group's update as compiled kernels (inductor; one pass over memory
             and one call per up to 32 tensors, see :mod:`rewa.optim._compile`), with the group's
             ``decoupled_weight_decay``. The first step pays the compilation (about 5 s for an
-            MLP, 45 s for ResNet-18 on this 2-core CPU; reported in
+            MLP, 45 s for ResNet-18 on a 2-core CPU; reported in
             ``rewa.optim._compile.compile_seconds``); ``lr`` and ``weight_decay`` enter as data,
             so schedulers do not recompile. If compilation is unavailable it warns once
             (``FusedFallbackWarning``) and uses the loop. ``None`` (default): fused for CPU
             groups whose tensors of 2**15 or more elements hold at least 2**20 elements in all
             (where the compilation pays for itself within a few hundred steps) unless ``foreach``
             is given; not otherwise (on GPUs the foreach path, unmeasured here). ``True`` pays
-            on small models too in long runs (an MLP epoch: 0.95-1.05x SGD's against 1.3x eager).
+            on small models too in long runs (an MLP epoch: 0.96-1.12x SGD's against 1.17-1.3x eager).
             Not together with ``foreach=True``. Fused steps are as all-or-nothing as the others
             (``check_finite``); a fused model of at most 32 tensors in steady state steps through
             one kernel that also checks its gradients before it writes, and each step after
