@@ -223,6 +223,19 @@ def add_product_(t: Tensor, a: Tensor, b: Tensor, alpha: Number | Tensor) -> Ten
     return t.addcmul_(a, b, value=alpha)
 
 
+def add_quotient_(t: Tensor, a: Tensor, b: Tensor, alpha: Number | Tensor) -> Tensor:
+    """``t += alpha * a / b`` in place: ``addcdiv_`` for a number, a quotient, a product and a
+    sum for a 0-dim tensor."""
+    if isinstance(alpha, Tensor):
+        return t.add_(a / b * alpha)
+    return t.addcdiv_(a, b, value=alpha)
+
+
+def adam_bias_corrections(step: int, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
+    """Adam's step size ``lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` for the step number ``t``."""
+    return lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
+
+
 def weights_scratch(param: Tensor, y: Tensor) -> Tensor | None:
     """The weight tensor, as working memory for a step that rewrites it at the end anyway.
 

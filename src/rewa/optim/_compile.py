@@ -44,6 +44,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._math import adam_bias_corrections
 from ._checks import caller_stacklevel
 
 __all__ = ["FusedFallbackWarning", "fused_available", "compile_seconds", "run"]
@@ -272,4 +273,4 @@ def drop_unused_buffers(momentum_buffers, created, done) -> None:
 
 def adam_coefficients(steps, lr, beta1, beta2) -> list[list[float]]:
     """Per tensor (its step number ``t``): ``lr/(1 - beta1^t)`` and ``sqrt(1 - beta2^t)``."""
-    return [[lr / (1 - beta1**t), (1 - beta2**t) ** 0.5] for t in steps]
+    return [list(adam_bias_corrections(t, lr, beta1, beta2)) for t in steps]

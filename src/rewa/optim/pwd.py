@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .. import _check as check
-from .._math import Number, add_scaled_
+from .._math import Number, adam_bias_corrections, add_quotient_, add_scaled_
 from . import _compile
 from ._base import SparseOptimizer
 
@@ -170,6 +170,7 @@ def pwd_adamw(
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, lambda_p=lambda_p, p=p)
     done = _fused_pwd_adamw(*lists, **hyper) if fused else 0
     for w, g, m, v, t in zip(*(values[done:] for values in lists)):
+        step_size, bias_correction2_sqrt = adam_bias_corrections(t, lr, beta1, beta2)
         _pwd_adamw_tensor(
             w,
             g,
@@ -177,8 +178,8 @@ def pwd_adamw(
             v,
             lr=lr,
             lambda_p=lambda_p,
-            step_size=lr / (1 - beta1**t),
-            bias_correction2_sqrt=(1 - beta2**t) ** 0.5,
+            step_size=step_size,
+            bias_correction2_sqrt=bias_correction2_sqrt,
             p=p,
             beta1=beta1,
             beta2=beta2,
@@ -208,10 +209,7 @@ def _pwd_adamw_tensor(
     m.lerp_(g, 1 - beta1)
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)
-    if isinstance(step_size, Tensor):
-        w.sub_(m / denom * step_size)
-    else:
-        w.addcdiv_(m, denom, value=-step_size)
+    add_quotient_(w, m, denom, -step_size)
     w.mul_(shrink)
 
 

@@ -237,12 +237,13 @@ class ReWA(SparseOptimizer):
         latents = self._latents(group, params, states)
         buffers = [state.get("momentum_buffer") for state in states]
         saved = weights_before_zero_lr_step(group["lr"], params)
+        hyper = _hyperparameters(group)
         for indices, path in zip(step_paths(group, params), ("fused", "loop", "foreach")):
             if not indices:
                 continue
             fused, foreach = path == "fused", path == "foreach"
             if len(indices) == len(params):
-                rewa_sgd(params, grads, latents, buffers, **_hyperparameters(group), foreach=foreach, fused=fused)
+                rewa_sgd(params, grads, latents, buffers, **hyper, foreach=foreach, fused=fused)
                 continue
             bufs = pick(buffers, indices)
             rewa_sgd(
@@ -250,7 +251,7 @@ class ReWA(SparseOptimizer):
                 pick(grads, indices),
                 pick(latents, indices),
                 bufs,
-                **_hyperparameters(group),
+                **hyper,
                 foreach=foreach,
                 fused=fused,
             )

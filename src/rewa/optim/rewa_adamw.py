@@ -16,7 +16,15 @@ import torch
 from torch import Tensor
 
 from .. import _check as check
-from .._math import Number, is_zero, rewa_direction, weights_scratch, write_weights
+from .._math import (
+    Number,
+    adam_bias_corrections,
+    add_quotient_,
+    is_zero,
+    rewa_direction,
+    weights_scratch,
+    write_weights,
+)
 from . import _compile
 from . import _foreach as foreach_ops
 from ._base import SparseOptimizer, default_fused, pick, put_back, step_paths, weights_before_zero_lr_step
@@ -268,10 +276,7 @@ def _rewa_adamw_tensor(
     exp_avg.lerp_(d, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(d, d, value=1 - beta2)
     denom = torch.sqrt(exp_avg_sq, out=scratch).div_(bias_correction2_sqrt).add_(adam_eps)
-    if isinstance(step_size, Tensor):
-        y.sub_(exp_avg / denom * step_size)
-    else:
-        y.addcdiv_(exp_avg, denom, value=-step_size)
+    add_quotient_(y, exp_avg, denom, -step_size)
     write_weights(param, y, K, scratch=scratch)
 
 
@@ -279,6 +284,7 @@ def _single_tensor_rewa_adamw(
     params, grads, latents, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2, adam_eps, K, M, eps, weight_decay
 ):
     for param, grad, y, exp_avg, exp_avg_sq, step in zip(params, grads, latents, exp_avgs, exp_avg_sqs, steps):
+        step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
         _rewa_adamw_tensor(
             param,
             grad,
@@ -287,8 +293,8 @@ def _single_tensor_rewa_adamw(
             exp_avg_sq,
             lr=lr,
             weight_decay=weight_decay,
-            step_size=lr / (1 - beta1**step),
-            bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+            step_size=step_size,
+            bias_correction2_sqrt=bias_correction2_sqrt,
             beta1=beta1,
             beta2=beta2,
             adam_eps=adam_eps,
@@ -311,8 +317,9 @@ def _multi_tensor_rewa_adamw(
     torch._foreach_lerp_(exp_avgs, ds, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, ds, ds, 1 - beta2)
-    step_sizes = [-lr / (1 - beta1**s) for s in steps]
-    bias_correction2_sqrt = [(1 - beta2**s) ** 0.5 for s in steps]
+    corrections = [adam_bias_corrections(s, lr, beta1, beta2) for s in steps]
+    step_sizes = [-step_size for step_size, _ in corrections]
+    bias_correction2_sqrt = [c for _, c in corrections]
     if scratch is None:
         denom = torch._foreach_sqrt(exp_avg_sqs)
     elif scratch[0].device.type == "cpu":
